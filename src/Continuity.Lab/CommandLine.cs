@@ -1,0 +1,248 @@
+using System.Globalization;
+
+namespace Continuity.Lab;
+
+/// <summary>A parsed command line. Every command carries the global options.</summary>
+internal abstract record LabCommand
+{
+    /// <summary>--state-dir, if given; otherwise CONTINUITY_LAB_DIR or the default applies.</summary>
+    public string? StateDir { get; init; }
+}
+
+internal sealed record UpCommand(int Nodes, string? ConfigFile, bool Witness, bool NoNodes, TimeSpan Timeout) : LabCommand;
+internal sealed record StatusCommand(bool Json) : LabCommand;
+internal sealed record ExecCommand(string Host, IReadOnlyList<string> Command) : LabCommand;
+internal sealed record CrashCommand(string? Node, string? PrimaryOfApp) : LabCommand;
+internal sealed record ReviveCommand(string Node) : LabCommand;
+internal sealed record PartitionCommand(IReadOnlyList<string> Nodes) : LabCommand;
+internal sealed record HealCommand : LabCommand;
+internal sealed record DownCommand : LabCommand;
+internal sealed record HelpCommand : LabCommand;
+
+/// <summary>A command line the lab cannot accept; the message says what is wrong.</summary>
+internal sealed class UsageException(string message) : Exception(message);
+
+/// <summary>
+/// A small hand-written parser: the grammar is tiny, and the lab must not pull packages
+/// that the rest of the product does not need.
+/// </summary>
+internal static class CommandLine
+{
+    public const int MaxNodes = 88; // node addresses .11 .. .98 stay below the client's .100
+
+    public const string Usage = """
+        Usage: continuity-lab [--state-dir DIR] COMMAND [OPTIONS]
+
+        Runs a whole Continuity cluster on this machine, one network namespace per node.
+
+        Commands:
+          up --nodes N [--config FILE] [--witness] [--no-nodes] [--timeout SECONDS]
+                        Create the lab network (bridge ctbr0 198.18.0.1/24, nodes ct-n1.. at
+                        198.18.0.11.., client ct-client at 198.18.0.100), start a node in each
+                        namespace and wait until every node sees all members Up.
+                        --witness adds w1 (198.18.0.10, role witness). --no-nodes creates the
+                        network only. --timeout defaults to 60.
+          status [--json]
+                        List the lab's hosts, their node process and what the cluster says.
+          exec NODE|client -- CMD...
+                        Run CMD inside that host's network namespace; returns CMD's exit code.
+          crash NODE | crash --primary-of APP
+                        Power loss: links down first (no FIN/RST escapes), then SIGKILL.
+          revive NODE   Links back up and the node restarted with the same config.
+          partition NODE...
+                        Cut the listed nodes off from the other nodes (the host and the
+                        client still reach both sides).
+          heal          Remove every partition.
+          down          Remove everything the lab created; safe to run at any time.
+
+        Options:
+          --state-dir DIR   Lab state directory (default: $CONTINUITY_LAB_DIR or /var/lib/continuity-lab).
+          -h, --help        Show this help.
+
+        Exit codes: 0 success, 1 failure, 2 bad arguments (exec: the command's own exit code).
+        """;
+
+    public static LabCommand Parse(IReadOnlyList<string> args)
+    {
+        string? stateDir = null;
+        string? verb = null;
+        var rest = new List<string>();
+
+        // --state-dir is global: accept it before or after the command, but never after "--".
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            if (a == "--")
+            {
+                rest.AddRange(args.Skip(i));
+                break;
+            }
+            if (a == "--state-dir" || a.StartsWith("--state-dir=", StringComparison.Ordinal))
+            {
+                stateDir = TakeValue(args, ref i, "--state-dir");
+                continue;
+            }
+            if (verb is null && (a == "-h" || a == "--help" || a == "help")) return new HelpCommand();
+            if (verb is null && !a.StartsWith('-')) { verb = a; continue; }
+            if (verb is null) throw new UsageException($"unknown option '{a}' before the command");
+            rest.Add(a);
+        }
+
+        if (verb is null) throw new UsageException("no command given");
+        if (rest.Contains("-h") || rest.Contains("--help"))
+        {
+            var dashDash = rest.IndexOf("--");
+            var help = rest.FindIndex(r => r is "-h" or "--help");
+            if (dashDash < 0 || help < dashDash) return new HelpCommand();
+        }
+
+        LabCommand command = verb switch
+        {
+            "up" => ParseUp(rest),
+            "status" => ParseStatus(rest),
+            "exec" => ParseExec(rest),
+            "crash" => ParseCrash(rest),
+            "revive" => new ReviveCommand(SingleName(rest, "revive", "NODE")),
+            "partition" => ParsePartition(rest),
+            "heal" => NoArgs(rest, "heal", new HealCommand()),
+            "down" => NoArgs(rest, "down", new DownCommand()),
+            _ => throw new UsageException($"unknown command '{verb}'"),
+        };
+        return command with { StateDir = stateDir };
+    }
+
+    private static UpCommand ParseUp(List<string> args)
+    {
+        int? nodes = null;
+        string? config = null;
+        bool witness = false, noNodes = false;
+        var timeout = TimeSpan.FromSeconds(60);
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            var name = a.Split('=', 2)[0];
+            switch (name)
+            {
+                case "--nodes":
+                    var n = TakeValue(args, ref i, "--nodes");
+                    if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1 || count > MaxNodes)
+                        throw new UsageException($"--nodes must be a whole number from 1 to {MaxNodes}, got '{n}'");
+                    nodes = count;
+                    break;
+                case "--config":
+                    config = TakeValue(args, ref i, "--config");
+                    break;
+                case "--timeout":
+                    timeout = ParseDuration(TakeValue(args, ref i, "--timeout"), "--timeout");
+                    break;
+                case "--witness":
+                    NoValue(a, "--witness");
+                    witness = true;
+                    break;
+                case "--no-nodes":
+                    NoValue(a, "--no-nodes");
+                    noNodes = true;
+                    break;
+                default:
+                    throw new UsageException($"up: unknown argument '{a}'");
+            }
+        }
+        if (nodes is null) throw new UsageException("up: --nodes N is required (for example: up --nodes 3)");
+        return new UpCommand(nodes.Value, config, witness, noNodes, timeout);
+    }
+
+    private static StatusCommand ParseStatus(List<string> args)
+    {
+        var json = false;
+        foreach (var a in args)
+        {
+            if (a == "--json") json = true;
+            else throw new UsageException($"status: unknown argument '{a}'");
+        }
+        return new StatusCommand(json);
+    }
+
+    private static ExecCommand ParseExec(List<string> args)
+    {
+        var sep = args.IndexOf("--");
+        var before = sep < 0 ? args : args.Take(sep).ToList();
+        var command = sep < 0 ? [] : args.Skip(sep + 1).ToList();
+        if (before.Count != 1 || before[0].StartsWith('-'))
+            throw new UsageException("exec: expected exactly one host (a node name or 'client') before '--', as in: exec n1 -- ip addr");
+        if (command.Count == 0)
+            throw new UsageException("exec: expected a command after '--', as in: exec n1 -- ip addr");
+        return new ExecCommand(ValidName(before[0]), command);
+    }
+
+    private static CrashCommand ParseCrash(List<string> args)
+    {
+        if (args.Count >= 1 && (args[0] == "--primary-of" || args[0].StartsWith("--primary-of=", StringComparison.Ordinal)))
+        {
+            var i = 0;
+            var app = TakeValue(args, ref i, "--primary-of");
+            if (i != args.Count - 1) throw new UsageException($"crash: unexpected argument '{args[i + 1]}'");
+            return new CrashCommand(null, app);
+        }
+        return new CrashCommand(SingleName(args, "crash", "NODE (or --primary-of APP)"), null);
+    }
+
+    private static PartitionCommand ParsePartition(List<string> args)
+    {
+        if (args.Count == 0) throw new UsageException("partition: name at least one node, as in: partition n1");
+        var names = args.Select(ValidName).Distinct().ToList();
+        if (names.Contains("client")) throw new UsageException("partition: only nodes can be partitioned, not the client");
+        return new PartitionCommand(names);
+    }
+
+    private static string SingleName(List<string> args, string verb, string what)
+    {
+        if (args.Count != 1 || args[0].StartsWith('-'))
+            throw new UsageException($"{verb}: expected exactly one {what}");
+        var name = ValidName(args[0]);
+        if (name == "client") throw new UsageException($"{verb}: 'client' is not a node");
+        return name;
+    }
+
+    private static string ValidName(string name)
+    {
+        if (name.Length == 0 || name.Length > 10 || !name.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c)))
+            throw new UsageException($"'{name}' is not a lab host name (names look like n1, w1 or client)");
+        return name;
+    }
+
+    private static T NoArgs<T>(List<string> args, string verb, T command) =>
+        args.Count == 0 ? command : throw new UsageException($"{verb}: unexpected argument '{args[0]}'");
+
+    private static void NoValue(string arg, string name)
+    {
+        if (arg != name) throw new UsageException($"{name} takes no value");
+    }
+
+    private static string TakeValue(IReadOnlyList<string> args, ref int i, string name)
+    {
+        var a = args[i];
+        if (a.Length > name.Length && a[name.Length] == '=')
+        {
+            var v = a[(name.Length + 1)..];
+            return v.Length > 0 ? v : throw new UsageException($"{name} needs a value");
+        }
+        if (i + 1 >= args.Count || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+            throw new UsageException($"{name} needs a value");
+        return args[++i];
+    }
+
+    /// <summary>Seconds as a number ("90"), or with a unit: "90s", "2m", "500ms".</summary>
+    internal static TimeSpan ParseDuration(string text, string option)
+    {
+        var (number, scale) = text switch
+        {
+            _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], 0.001),
+            _ when text.EndsWith('s') => (text[..^1], 1.0),
+            _ when text.EndsWith('m') => (text[..^1], 60.0),
+            _ => (text, 1.0),
+        };
+        if (!double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) || value <= 0)
+            throw new UsageException($"{option} must be a positive duration such as 60, 90s or 2m, got '{text}'");
+        return TimeSpan.FromSeconds(value * scale);
+    }
+}

@@ -1,0 +1,179 @@
+namespace Continuity.Lab;
+
+/// <summary>The lab's network: bridge, namespaces, veth pairs, partition rules.</summary>
+internal static class Network
+{
+    private const string PartitionChain = "CT-PARTITION";
+    /// <summary>Marks root-namespace iptables rules as the lab's, so down finds them without lab.json.</summary>
+    public const string RuleComment = "continuity-lab";
+
+    public static string NetnsPath(string ns) => "/run/netns/" + ns;
+
+    public static void CreateBridge()
+    {
+        Os.RunChecked("ip", "link", "add", Topology.Bridge, "type", "bridge");
+        Os.RunChecked("ip", "addr", "add", $"{Topology.BridgeAddress}/{Topology.PrefixLength}", "dev", Topology.Bridge);
+        Os.RunChecked("ip", "link", "set", Topology.Bridge, "up");
+    }
+
+    public static void CreateHost(LabHost host)
+    {
+        var ns = host.Namespace;
+        Os.RunChecked("ip", "netns", "add", ns);
+        Os.RunChecked("ip", "link", "add", host.BridgePort, "type", "veth", "peer", "name", Topology.InnerInterface, "netns", ns);
+        Os.RunChecked("ip", "link", "set", host.BridgePort, "master", Topology.Bridge);
+        Os.RunChecked("ip", "link", "set", host.BridgePort, "up");
+        Os.RunChecked("ip", "-n", ns, "link", "set", "lo", "up");
+        Os.RunChecked("ip", "-n", ns, "addr", "add", $"{host.Address}/{Topology.PrefixLength}", "dev", Topology.InnerInterface);
+        Os.RunChecked("ip", "-n", ns, "link", "set", Topology.InnerInterface, "up");
+        // The data plane re-injects logged packets whose source is the VIP's peer on a local
+        // veth: reverse-path filtering would drop them, and local sources must be accepted.
+        // The effective rp_filter is the maximum of "all" and the interface's own value.
+        var sysctls = new[]
+        {
+            "ipv4/conf/all/rp_filter=0", "ipv4/conf/default/rp_filter=0", $"ipv4/conf/{Topology.InnerInterface}/rp_filter=0",
+            "ipv4/conf/all/accept_local=1", "ipv4/conf/default/accept_local=1", $"ipv4/conf/{Topology.InnerInterface}/accept_local=1",
+        };
+        // /proc/sys/net shows the network namespace of the writer, so entering the netns is enough.
+        var script = string.Join("; ", sysctls.Select(s =>
+        {
+            var (key, value) = (s.Split('=')[0], s.Split('=')[1]);
+            return $"echo {value} > /proc/sys/net/{key}";
+        }));
+        InNamespace(ns, "sh", "-ec", script);
+    }
+
+    /// <summary>
+    /// On hosts with br_netfilter loaded (Docker hosts, typically with FORWARD policy DROP),
+    /// bridged frames traverse iptables: let the lab's own bridge traffic through.
+    /// </summary>
+    public static List<List<string>> AllowBridgedTraffic()
+    {
+        var rules = new List<List<string>>();
+        const string knob = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+        if (!File.Exists(knob) || File.ReadAllText(knob).Trim() != "1") return rules;
+        var rule = new List<string> { "FORWARD", "-i", Topology.Bridge, "-o", Topology.Bridge, "-m", "comment", "--comment", RuleComment, "-j", "ACCEPT" };
+        Os.RunChecked("iptables", ["-w", "-I", .. rule]);
+        rules.Add(rule);
+        return rules;
+    }
+
+    public static void SetLinks(LabHost host, bool up)
+    {
+        var state = up ? "up" : "down";
+        // Inside first when going down: the node's own end is where its FIN/RST would leave.
+        if (!up) TryRun("ip", "-n", host.Namespace, "link", "set", Topology.InnerInterface, state);
+        TryRun("ip", "link", "set", host.BridgePort, state);
+        if (up) TryRun("ip", "-n", host.Namespace, "link", "set", Topology.InnerInterface, state);
+    }
+
+    public static CommandResult InNamespace(string ns, string file, params string[] args)
+    {
+        var r = Os.Run("nsenter", [$"--net={NetnsPath(ns)}", "--", file, .. args]);
+        if (!r.Succeeded)
+            throw new LabException($"'{r.CommandLine}' failed (exit {r.ExitCode}): {r.Stderr.Trim()}");
+        return r;
+    }
+
+    /// <summary>Cuts <paramref name="group"/> off from every cluster member outside it, in both directions.</summary>
+    public static void Partition(IReadOnlyList<LabHost> group, IReadOnlyList<LabHost> others)
+    {
+        foreach (var inside in group)
+        foreach (var outside in others)
+        {
+            DropBetween(inside, outside.Address);
+            DropBetween(outside, inside.Address);
+        }
+    }
+
+    private static void DropBetween(LabHost host, string peer)
+    {
+        EnsurePartitionChain(host.Namespace);
+        foreach (var direction in new[] { "-s", "-d" })
+        {
+            var rule = new[] { PartitionChain, direction, peer, "-j", "DROP" };
+            if (!Os.Run("nsenter", [$"--net={NetnsPath(host.Namespace)}", "--", "iptables", "-w", "-C", .. rule]).Succeeded)
+                InNamespace(host.Namespace, "iptables", ["-w", "-A", .. rule]);
+        }
+    }
+
+    private static void EnsurePartitionChain(string ns)
+    {
+        // A chain of our own, so the node's rules (NFQUEUE, VIP blocking) are never touched by heal.
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-N", PartitionChain);
+        foreach (var hook in new[] { "INPUT", "OUTPUT" })
+        {
+            if (!Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-C", hook, "-j", PartitionChain).Succeeded)
+                InNamespace(ns, "iptables", "-w", "-I", hook, "1", "-j", PartitionChain);
+        }
+    }
+
+    public static void Heal(string ns)
+    {
+        if (!NamespaceExists(ns)) return;
+        foreach (var hook in new[] { "INPUT", "OUTPUT" })
+            while (Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-D", hook, "-j", PartitionChain).Succeeded) { }
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-F", PartitionChain);
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-X", PartitionChain);
+    }
+
+    public static bool NamespaceExists(string ns) => File.Exists(NetnsPath(ns));
+
+    /// <summary>Namespaces that look like the lab's, whatever lab.json says.</summary>
+    public static IReadOnlyList<string> LabNamespaces() =>
+        Os.Run("ip", "netns", "list").Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(' ')[0])
+            .Where(n => Topology.LabNamespace().IsMatch(n))
+            .ToList();
+
+    /// <summary>Root-namespace links that look like the lab's.</summary>
+    public static IReadOnlyList<string> LabLinks() =>
+        Os.Run("ip", "-o", "link", "show").Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split(':', 3))
+            .Where(p => p.Length >= 2)
+            .Select(p => p[1].Trim().Split('@')[0])
+            .Where(n => Topology.LabLink().IsMatch(n))
+            .ToList();
+
+    /// <summary>Root-namespace iptables rules carrying the lab's comment, as delete commands.</summary>
+    public static IReadOnlyList<string[]> LabHostRules() =>
+        Os.Run("iptables", "-w", "-S").Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Where(l => l.StartsWith("-A ", StringComparison.Ordinal) && l.Contains($"--comment {RuleComment}", StringComparison.Ordinal))
+            .Select(l => l[3..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .ToList();
+
+    public static IReadOnlyList<int> PidsIn(string ns) =>
+        Os.Run("ip", "netns", "pids", ns).Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(s => int.TryParse(s.Trim(), out var p) ? p : 0)
+            .Where(p => p > 1 && p != Environment.ProcessId)
+            .ToList();
+
+    /// <summary>
+    /// SIGKILLs everything in the namespace plus the given process trees, repeating until nothing
+    /// is left, because a process may fork between the listing and the kill.
+    /// </summary>
+    public static int KillAll(string ns, IEnumerable<int> roots)
+    {
+        var killed = new HashSet<int>();
+        var rootList = roots.ToList();
+        for (var round = 0; round < 50; round++)
+        {
+            var targets = (NamespaceExists(ns) ? PidsIn(ns) : [])
+                .Concat(rootList.SelectMany(Os.ProcessTree))
+                .Where(p => p > 1 && p != Environment.ProcessId && Os.IsAlive(p, null))
+                .Distinct()
+                .ToList();
+            if (targets.Count == 0) break;
+            foreach (var pid in targets)
+                if (Os.Kill(pid, Os.SIGKILL)) killed.Add(pid);
+            Thread.Sleep(20);
+        }
+        return killed.Count;
+    }
+
+    private static void TryRun(string file, params string[] args) => Os.Run(file, args);
+}
