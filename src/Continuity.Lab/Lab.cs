@@ -279,9 +279,9 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
             return 0;
         }
         output.WriteLine($"Lab in {StateDir}, created {state.CreatedAt:yyyy-MM-dd HH:mm:ss}Z{(state.NoNodes ? " (network only)" : "")}");
-        output.WriteLine($"{"HOST",-7} {"NAMESPACE",-10} {"ADDRESS",-14} {"ROLE",-8} {"PID",-8} {"STATE",-20} CLUSTER");
+        output.WriteLine($"{"HOST",-7} {"NAMESPACE",-10} {"ADDRESS",-14} {"ROLE",-8} {"PID",-8} {"STATE",-24} CLUSTER");
         foreach (var r in rows)
-            output.WriteLine($"{r.Name,-7} {r.Namespace,-10} {r.Address,-14} {r.Role,-8} {(r.Pid?.ToString() ?? "-"),-8} {r.State,-20} {r.Cluster ?? "-"}");
+            output.WriteLine($"{r.Name,-7} {r.Namespace,-10} {r.Address,-14} {r.Role,-8} {(r.Pid?.ToString() ?? "-"),-8} {r.State,-24} {r.Cluster ?? "-"}");
         if (state.Partitions.Count > 0)
             output.WriteLine("Partitions: " + string.Join("; ", state.Partitions.Select(g => "{" + string.Join(", ", g) + "} cut off from the rest")));
         return 0;

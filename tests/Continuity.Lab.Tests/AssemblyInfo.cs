@@ -1,0 +1,2 @@
+// The lab is Linux-only (namespaces, iptables); so are its tests.
+[assembly: System.Runtime.Versioning.SupportedOSPlatform("linux")]

@@ -1,0 +1,135 @@
+using Xunit;
+
+namespace Continuity.Lab.Tests;
+
+public class CommandLineTests
+{
+    private static LabCommand Parse(params string[] args) => CommandLine.Parse(args);
+
+    [Fact]
+    public void Up_takes_the_node_count_config_witness_and_timeout()
+    {
+        var c = Assert.IsType<UpCommand>(Parse("up", "--nodes", "3", "--config", "kv.hocon", "--witness", "--timeout", "90"));
+        Assert.Equal(3, c.Nodes);
+        Assert.Equal("kv.hocon", c.ConfigFile);
+        Assert.True(c.Witness);
+        Assert.False(c.NoNodes);
+        Assert.Equal(TimeSpan.FromSeconds(90), c.Timeout);
+    }
+
+    [Fact]
+    public void Up_accepts_option_equals_value_and_duration_units()
+    {
+        var c = Assert.IsType<UpCommand>(Parse("up", "--nodes=2", "--timeout=2m", "--no-nodes"));
+        Assert.Equal(2, c.Nodes);
+        Assert.True(c.NoNodes);
+        Assert.Equal(TimeSpan.FromMinutes(2), c.Timeout);
+    }
+
+    [Fact]
+    public void Up_waits_sixty_seconds_by_default()
+    {
+        var c = Assert.IsType<UpCommand>(Parse("up", "--nodes", "1"));
+        Assert.Equal(TimeSpan.FromSeconds(60), c.Timeout);
+        Assert.Null(c.ConfigFile);
+    }
+
+    [Theory]
+    [InlineData(new[] { "up" }, "--nodes N is required")]
+    [InlineData(new[] { "up", "--nodes" }, "--nodes needs a value")]
+    [InlineData(new[] { "up", "--nodes", "0" }, "from 1 to 88")]
+    [InlineData(new[] { "up", "--nodes", "-3" }, "from 1 to 88")]
+    [InlineData(new[] { "up", "--nodes", "three" }, "from 1 to 88")]
+    [InlineData(new[] { "up", "--nodes", "89" }, "from 1 to 88")]
+    [InlineData(new[] { "up", "--nodes", "3", "--timeout", "soon" }, "positive duration")]
+    [InlineData(new[] { "up", "--nodes", "3", "--witness=yes" }, "--witness takes no value")]
+    [InlineData(new[] { "up", "--nodes", "3", "--frobnicate" }, "unknown argument '--frobnicate'")]
+    [InlineData(new[] { "launch" }, "unknown command 'launch'")]
+    [InlineData(new string[0], "no command given")]
+    [InlineData(new[] { "--verbose", "up" }, "unknown option '--verbose'")]
+    [InlineData(new[] { "exec", "n1" }, "expected a command after '--'")]
+    [InlineData(new[] { "exec", "--", "ip", "addr" }, "expected exactly one host")]
+    [InlineData(new[] { "exec", "n1", "n2", "--", "true" }, "expected exactly one host")]
+    [InlineData(new[] { "crash" }, "expected exactly one NODE")]
+    [InlineData(new[] { "crash", "n1", "n2" }, "expected exactly one NODE")]
+    [InlineData(new[] { "crash", "client" }, "'client' is not a node")]
+    [InlineData(new[] { "crash", "--primary-of" }, "--primary-of needs a value")]
+    [InlineData(new[] { "crash", "N1;rm" }, "not a lab host name")]
+    [InlineData(new[] { "revive" }, "expected exactly one NODE")]
+    [InlineData(new[] { "partition" }, "name at least one node")]
+    [InlineData(new[] { "partition", "client" }, "not the client")]
+    [InlineData(new[] { "heal", "n1" }, "unexpected argument 'n1'")]
+    [InlineData(new[] { "down", "--force" }, "unexpected argument '--force'")]
+    [InlineData(new[] { "status", "--yaml" }, "unknown argument '--yaml'")]
+    [InlineData(new[] { "status", "--state-dir" }, "--state-dir needs a value")]
+    public void Bad_arguments_are_rejected_with_a_message_naming_the_problem(string[] args, string expected)
+    {
+        var e = Assert.Throws<UsageException>(() => CommandLine.Parse(args));
+        Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Bad_arguments_exit_with_code_2_and_print_the_usage()
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = Program.Run(["up", "--nodes", "zero"], output, error);
+        Assert.Equal(2, code);
+        Assert.Contains("continuity-lab: --nodes must be a whole number", error.ToString());
+        Assert.Contains("Usage: continuity-lab", error.ToString());
+        Assert.Equal("", output.ToString());
+    }
+
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    [InlineData("help")]
+    public void Help_prints_the_usage_and_succeeds(string flag)
+    {
+        var output = new StringWriter();
+        Assert.Equal(0, Program.Run([flag], output, new StringWriter()));
+        Assert.Contains("Usage: continuity-lab", output.ToString());
+    }
+
+    [Fact]
+    public void Help_after_a_command_shows_the_usage()
+    {
+        Assert.IsType<HelpCommand>(Parse("up", "--help"));
+    }
+
+    [Fact]
+    public void The_state_dir_option_is_accepted_before_or_after_the_command()
+    {
+        Assert.Equal("/tmp/a", Parse("--state-dir", "/tmp/a", "status").StateDir);
+        Assert.Equal("/tmp/b", Parse("status", "--state-dir=/tmp/b", "--json").StateDir);
+        Assert.True(Assert.IsType<StatusCommand>(Parse("status", "--json")).Json);
+    }
+
+    [Fact]
+    public void Exec_passes_everything_after_the_double_dash_untouched()
+    {
+        var c = Assert.IsType<ExecCommand>(Parse("exec", "client", "--", "curl", "--state-dir", "-h", "--", "x"));
+        Assert.Equal("client", c.Host);
+        Assert.Equal(["curl", "--state-dir", "-h", "--", "x"], c.Command);
+        Assert.Null(c.StateDir);
+    }
+
+    [Fact]
+    public void Crash_names_a_node_or_asks_for_the_primary_of_an_app()
+    {
+        Assert.Equal("n2", Assert.IsType<CrashCommand>(Parse("crash", "n2")).Node);
+        var byApp = Assert.IsType<CrashCommand>(Parse("crash", "--primary-of", "kv"));
+        Assert.Null(byApp.Node);
+        Assert.Equal("kv", byApp.PrimaryOfApp);
+        Assert.Equal("kv", Assert.IsType<CrashCommand>(Parse("crash", "--primary-of=kv")).PrimaryOfApp);
+    }
+
+    [Fact]
+    public void Partition_takes_one_or_more_nodes()
+    {
+        Assert.Equal(["n1", "w1"], Assert.IsType<PartitionCommand>(Parse("partition", "n1", "w1", "n1")).Nodes);
+        Assert.IsType<HealCommand>(Parse("heal"));
+        Assert.IsType<DownCommand>(Parse("down"));
+        Assert.Equal("n3", Assert.IsType<ReviveCommand>(Parse("revive", "n3")).Node);
+    }
+}
