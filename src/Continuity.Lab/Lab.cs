@@ -179,7 +179,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         var pidFile = Path.Combine(dir, "node.pid");
         File.Delete(pidFile);
         var script = BuildNodeScript(node, dir, nodeProgram, stateDirs);
-        Os.StartDetached("unshare", ["-m", "--propagation", "private", "--", "sh", "-c", script]);
+        Os.StartDetached("unshare", ["-m", "--propagation", "private", "--", "bash", "-c", script]);
 
         // The script reports its own pid, which exec keeps for the node: robust even if setsid forked.
         var deadline = DateTime.UtcNow.AddSeconds(5);
@@ -201,8 +201,11 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         var log = Path.Combine(nodeDir, "node.log");
         var lines = new List<string>
         {
-            // Only fds 0-2 reach the node, all owned by it: CRIU cannot dump inherited foreign fds.
             $"exec </dev/null >>{q(log)} 2>&1",
+            // Only fds 0-2 may reach the node: CRIU refuses to dump a process holding an fd opened
+            // in another mount namespace, and shells and test runners leak some (seen: 10, 251).
+            // bash, because dash cannot name descriptors above 9.
+            "for fd in /proc/$$/fd/*; do fd=${fd##*/}; case $fd in 0|1|2) ;; *) eval \"exec $fd>&-\" ;; esac; done",
             "set -e",
             $"echo \"--- continuity-lab: starting {node.Name} at $(date -u +%Y-%m-%dT%H:%M:%SZ) ---\"",
         };

@@ -17,7 +17,7 @@ internal sealed record CommandResult(string CommandLine, int ExitCode, string St
 internal static class Os
 {
     /// <summary>Tools the lab cannot work without.</summary>
-    public static readonly string[] RequiredTools = ["ip", "nsenter", "unshare", "iptables", "setsid", "sh"];
+    public static readonly string[] RequiredTools = ["ip", "nsenter", "unshare", "iptables", "setsid", "bash"];
 
     [DllImport("libc", SetLastError = true)]
     private static extern uint geteuid();

@@ -138,6 +138,7 @@ public class NodeConfigTests : IDisposable
         var script = Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", ["/var/lib/kv"]);
         var lines = script.TrimEnd().Split('\n');
         Assert.Equal("exec </dev/null >>'/lab/n1/node.log' 2>&1", lines[0]);
+        Assert.StartsWith("for fd in /proc/$$/fd/*", lines[1]);
         Assert.Contains("mkdir -p '/lab/n1/fs/var/lib/kv' '/var/lib/kv'", lines);
         Assert.Contains("mount --bind '/lab/n1/fs/var/lib/kv' '/var/lib/kv'", lines);
         Assert.Equal("exec nsenter --net='/run/netns/ct-n1' -- '/repo/bin/continuity-node' --config '/lab/n1/node.hocon'", lines[^1]);
