@@ -80,13 +80,20 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         state.Save();
 
         output.WriteLine($"Creating bridge {Topology.Bridge} ({Topology.BridgeAddress}/{Topology.PrefixLength}) and {hosts.Count} namespaces");
-        Network.CreateBridge();
-        state.HostRules.AddRange(Network.AllowBridgedTraffic());
-        state.Save();
-        foreach (var host in hosts)
+        try
         {
-            Network.CreateHost(host);
-            output.WriteLine($"  {host.Namespace,-10} {host.Address,-14} {(host.IsClusterMember ? host.Role : "client")}");
+            Network.CreateBridge();
+            state.HostRules.AddRange(Network.AllowBridgedTraffic());
+            state.Save();
+            foreach (var host in hosts)
+            {
+                Network.CreateHost(host);
+                output.WriteLine($"  {host.Namespace,-10} {host.Address,-14} {(host.IsClusterMember ? host.Role : "client")}");
+            }
+        }
+        catch (LabException e)
+        {
+            throw new LabException($"{e.Message}\nThe lab is half built; remove it with 'continuity-lab down' before trying again.");
         }
 
         var seeds = Topology.Seeds(hosts);

@@ -95,6 +95,5 @@ internal sealed class LabState
         File.Move(tmp, path, overwrite: true);
     }
 
-    public string ToJson<T>(T value) => JsonSerializer.Serialize(value, Options);
     public static string Serialize<T>(T value) => JsonSerializer.Serialize(value, Options);
 }

@@ -115,3 +115,33 @@ public sealed class LabLifecycleTests
         }
     }
 }
+
+[Collection(LabCollection.Name)]
+public sealed class StateDirTests
+{
+    [Fact]
+    public void The_state_dir_comes_from_the_option_then_the_environment_then_the_default()
+    {
+        var previous = Environment.GetEnvironmentVariable("CONTINUITY_LAB_DIR");
+        try
+        {
+            Environment.SetEnvironmentVariable("CONTINUITY_LAB_DIR", null);
+            Assert.Equal("/var/lib/continuity-lab", Lab.ResolveStateDir(null));
+            Environment.SetEnvironmentVariable("CONTINUITY_LAB_DIR", "/tmp/from-env");
+            Assert.Equal("/tmp/from-env", Lab.ResolveStateDir(null));
+            Assert.Equal("/tmp/from-option", Lab.ResolveStateDir("/tmp/from-option"));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("CONTINUITY_LAB_DIR", previous);
+        }
+    }
+
+    [Fact]
+    public void The_repository_root_is_found_above_the_lab_assembly()
+    {
+        var root = Lab.FindRepoRoot();
+        Assert.NotNull(root);
+        Assert.True(File.Exists(Path.Combine(root!, "Continuity.Akka.sln")));
+    }
+}
