@@ -29,6 +29,36 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s;
 
+    /// <summary>
+    /// Serializes the commands that change the lab: two of them interleaving would each write
+    /// lab.json from a stale copy. status and exec do not take it (exec may run for hours).
+    /// </summary>
+    public IDisposable Lock()
+    {
+        Directory.CreateDirectory(StateDir);
+        var path = Path.Combine(StateDir, "lab.lock");
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        var told = false;
+        while (true)
+        {
+            try
+            {
+                // FileShare.None is an exclusive flock on Linux, released if this process dies.
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                if (!told) error.WriteLine($"continuity-lab: another lab command is running on {StateDir}; waiting for it");
+                told = true;
+                Thread.Sleep(200);
+            }
+            catch (IOException)
+            {
+                throw new LabException($"another lab command has held {path} for 2 minutes; if none is running, delete that file");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------- up
 
     public int Up(UpCommand c)
@@ -116,7 +146,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
             output.WriteLine($"Each node gets its own copy of: {string.Join(", ", stateDirs)}");
         foreach (var node in state.Members)
         {
-            StartNode(state, node, nodeProgram!, stateDirs);
+            StartNode(node, nodeProgram!, stateDirs);
             output.WriteLine($"  started {node.Name} (pid {node.Pid}), log {NodeLog(node)}");
         }
         state.Save();
@@ -150,8 +180,16 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     private static void ResetDirectory(string dir)
     {
-        // A node's journal from an earlier lab would make the new cluster resume old state.
-        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        if (Directory.Exists(dir))
+        {
+            // Only a directory the lab made is wiped: --state-dir may point somewhere with a
+            // user's own "n1" in it.
+            if (!File.Exists(Path.Combine(dir, "node.hocon")) && Directory.EnumerateFileSystemEntries(dir).Any())
+                throw new LabException($"{dir} exists and was not made by the lab (no node.hocon in it): " +
+                                       "move it away or choose another --state-dir");
+            // A node's journal from an earlier lab would make the new cluster resume old state.
+            Directory.Delete(dir, recursive: true);
+        }
         Directory.CreateDirectory(dir);
     }
 
@@ -180,7 +218,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
     /// network namespace is entered (not 'ip netns exec', which also makes a mount namespace
     /// CRIU refuses to dump), and the node, CRIU and the apps all share the private one.
     /// </summary>
-    private void StartNode(LabState state, LabHost node, string nodeProgram, IReadOnlyList<string> stateDirs)
+    private void StartNode(LabHost node, string nodeProgram, IReadOnlyList<string> stateDirs)
     {
         var dir = Path.Combine(StateDir, node.Name);
         var pidFile = Path.Combine(dir, "node.pid");
@@ -408,7 +446,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
             var labHocon = Path.Combine(repo, LabHocon);
             if (File.Exists(labHocon)) includes.Add(labHocon);
             if (state.ConfigFile is not null) includes.Add(state.ConfigFile);
-            StartNode(state, node, program, NodeConfig.StateDirs(includes));
+            StartNode(node, program, NodeConfig.StateDirs(includes));
         }
         node.Crashed = false;
         state.Save();

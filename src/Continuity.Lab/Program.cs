@@ -34,6 +34,7 @@ public static class Program
         {
             Preflight();
             var lab = new Lab(Lab.ResolveStateDir(command.StateDir), output, error);
+            using var _ = command is StatusCommand or ExecCommand ? null : lab.Lock();
             return command switch
             {
                 UpCommand c => lab.Up(c),

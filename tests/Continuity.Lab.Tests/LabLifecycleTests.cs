@@ -86,6 +86,19 @@ public sealed class LabLifecycleTests
     }
 
     [RootFact]
+    public void Up_never_wipes_a_node_directory_it_did_not_make()
+    {
+        using var lab = new LabDriver();
+        Directory.CreateDirectory(Path.Combine(lab.StateDir, "n1"));
+        File.WriteAllText(Path.Combine(lab.StateDir, "n1", "notes.txt"), "mine");
+
+        Assert.Equal(1, lab.Run("up", "--nodes", "1", "--no-nodes"));
+        Assert.Contains("was not made by the lab", lab.LastError);
+        Assert.Equal("mine", File.ReadAllText(Path.Combine(lab.StateDir, "n1", "notes.txt")));
+        Assert.Empty(LabNamespaces());
+    }
+
+    [RootFact]
     public void Commands_that_need_a_lab_say_how_to_start_one()
     {
         using var lab = new LabDriver();
