@@ -88,6 +88,14 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         if (userConfig is not null) includes.Add(userConfig);
         // Read the config before touching the network: a typo should cost nothing to fix.
         var stateDirs = NodeConfig.StateDirs(includes);
+        foreach (var dir in stateDirs)
+        foreach (var (what, path) in new[] { ("the lab's state directory", StateDir), ("the repository", repo) })
+        {
+            // The bind mount would hide the node's own config and program behind an empty copy.
+            if (path is not null && (path == dir || path.StartsWith(dir + "/", StringComparison.Ordinal)))
+                throw new LabException($"the state-dirs of the config include {dir}, which holds {what} ({path}): " +
+                                       "every node would see an empty private copy instead; use another --state-dir or a narrower state-dirs path");
+        }
 
         CleanLeftovers();
 

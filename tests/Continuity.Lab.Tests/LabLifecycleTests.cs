@@ -99,6 +99,18 @@ public sealed class LabLifecycleTests
     }
 
     [RootFact]
+    public void Up_refuses_a_state_dir_that_would_hide_the_lab_itself()
+    {
+        using var lab = new LabDriver();
+        var config = Path.Combine(lab.StateDir, "greedy.hocon");
+        File.WriteAllText(config, $"continuity.apps.kv.state-dirs = [\"{Path.GetDirectoryName(lab.StateDir)}\"]\n");
+
+        Assert.Equal(1, lab.Run("up", "--nodes", "1", "--no-nodes", "--config", config));
+        Assert.Contains("which holds the lab's state directory", lab.LastError);
+        Assert.Empty(LabNamespaces());
+    }
+
+    [RootFact]
     public void Commands_that_need_a_lab_say_how_to_start_one()
     {
         using var lab = new LabDriver();
