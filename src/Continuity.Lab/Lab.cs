@@ -354,7 +354,8 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         var alive = h.Pid is { } pid && Os.IsAlive(pid, h.StartTime);
         if (!Network.NamespaceExists(h.Namespace)) st = "missing";
         else if (h.Crashed) st = "crashed";
-        else if (!h.IsClusterMember || state.NoNodes) st = "up (no node)";
+        else if (!h.IsClusterMember) st = "up";
+        else if (state.NoNodes) st = "up (no node)";
         else st = alive ? "alive" : "exited";
         var partitioned = state.IsPartitioned(h.Name);
         if (partitioned) st += ",partitioned";
