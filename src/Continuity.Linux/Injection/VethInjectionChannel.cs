@@ -37,6 +37,10 @@ public sealed class VethInjectionChannel : IInjectionChannel
     /// <summary>Frames read (and discarded) on inj0 that came from the local stack.</summary>
     public long RepliesDiscarded => Interlocked.Read(ref _repliesDiscarded);
 
+    /// <summary>Sees every reply before it is discarded, on the capture thread (e.g. to prompt clients with
+    /// duplicate ACKs after a switch). Keep it short: it delays the capture.</summary>
+    public Action<IpPacketInfo>? ObserveReplies { get; set; }
+
     /// <summary>Reports replies that could not be parsed; they are still discarded.</summary>
     public Action<string>? Log { get; set; }
 
@@ -141,6 +145,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
         try
         {
             var p = PacketRewriter.Parse(frame[EthernetHeader..]);
+            ObserveReplies?.Invoke(p);
             if (!p.IsTcp) return;
             var end = p.SequenceEnd;
             _highestSent.AddOrUpdate(PacketRewriter.OutboundKey(p), end,
@@ -154,7 +159,9 @@ public sealed class VethInjectionChannel : IInjectionChannel
 
     private static byte[] MacOf(string dev)
     {
-        var text = Shell.Check("cat", $"/sys/class/net/{dev}/address").Trim();
+        // Not /sys/class/net: sysfs shows the namespace it was mounted in, not this thread's.
+        using var doc = System.Text.Json.JsonDocument.Parse(Shell.Check("ip", "-j", "link", "show", "dev", dev));
+        var text = doc.RootElement[0].GetProperty("address").GetString()!;
         return PhysicalAddress.Parse(text.Replace(':', '-').ToUpperInvariant()).GetAddressBytes();
     }
 
