@@ -64,8 +64,11 @@ public sealed class InjectionTests
         logged.Add(packet);
         Assert.False(server.Poll(TimeSpan.FromMilliseconds(300), SelectMode.SelectRead), "the dropped segment reached the server");
 
+        // As during a switch: all inbound traffic to the VIP is blocked, yet the injection interface is exempt.
+        var filter = new IptablesFilter();
+        NetNs.RunIn(lab.Server, () => filter.BlockInbound(lab.Vip));
         using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel());
-        NetNs.RunIn(lab.Server, () => channel.CaptureRepliesTo([lab.ClientAddress]));
+        channel.CaptureRepliesTo([lab.ClientAddress]); // from the test's thread: the channel remembers its namespace
 
         var info = PacketRewriter.Parse(packet);
         var key = PacketRewriter.InboundKey(info);
@@ -90,11 +93,10 @@ public sealed class InjectionTests
         Assert.False(client.Poll(TimeSpan.FromMilliseconds(500), SelectMode.SelectRead), "a reply escaped the injection channel to the client");
 
         // Released: the server's retransmission of "world" reaches the client through the normal route.
-        NetNs.RunIn(lab.Server, () => channel.ReleaseReplies());
+        channel.ReleaseReplies();
         Assert.True(client.Poll(TimeSpan.FromSeconds(5), SelectMode.SelectRead), "after ReleaseReplies the server's data never reached the client");
         Assert.Equal("world", Encoding.ASCII.GetString(buffer, 0, client.Receive(buffer)));
 
-        NetNs.RunIn(lab.Server, () => channel.Dispose());
     }
 
     [Fact]
@@ -119,7 +121,7 @@ public sealed class InjectionTests
         });
         using var server = listener.Accept();
         using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel());
-        NetNs.RunIn(lab.Server, () => channel.CaptureRepliesTo([lab.ClientAddress]));
+        channel.CaptureRepliesTo([lab.ClientAddress]); // from the test's thread: the channel remembers its namespace
 
         // Learn the connection's numbers from real exchanges seen on the channel: the client's next sequence
         // number (the server's ACK) and how far the server has sent.
@@ -142,7 +144,6 @@ public sealed class InjectionTests
         var buffer = new byte[16];
         Assert.Equal("late", Encoding.ASCII.GetString(buffer, 0, server.Receive(buffer)));
 
-        NetNs.RunIn(lab.Server, () => channel.Dispose());
     }
 
     /// <summary>

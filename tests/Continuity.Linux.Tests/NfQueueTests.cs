@@ -128,6 +128,26 @@ public sealed class NfQueueTests
     }
 
     [Fact]
+    public void Blocked_traffic_reaches_neither_the_queue_nor_the_server()
+    {
+        var (lab, queue, ids, server) = Setup(26, 26);
+        using (lab) using (queue) using (server)
+        using (var client = lab.UdpClient())
+        {
+            NetNs.RunIn(lab.Server, () => new IptablesFilter().BlockInbound(lab.Vip));
+            Send(lab, client, "blocked");
+            Assert.False(ids.TryTake(out _, Held), "a blocked packet reached the queue");
+
+            NetNs.RunIn(lab.Server, () => new IptablesFilter().UnblockInbound(lab.Vip));
+            Send(lab, client, "open");
+            queue.AcceptUpTo(NextHeld(ids));
+            Assert.True(server.Poll(TimeSpan.FromSeconds(2), SelectMode.SelectRead));
+            var buffer = new byte[100];
+            Assert.Equal("open", Encoding.ASCII.GetString(buffer, 0, server.Receive(buffer)));
+        }
+    }
+
+    [Fact]
     public void A_second_reader_on_the_same_queue_number_fails_with_a_clear_message()
     {
         using var lab = new Lab(25);

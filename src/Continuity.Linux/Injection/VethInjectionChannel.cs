@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.NetworkInformation;
 using Continuity.Core.Platform;
+using Continuity.Linux.Namespaces;
 using Continuity.Linux.Native;
 using SharpPcap;
 using SharpPcap.LibPcap;
@@ -9,7 +10,8 @@ using SharpPcap.LibPcap;
 namespace Continuity.Linux.Injection;
 
 /// <summary>
-/// <see cref="IInjectionChannel"/> over a veth pair in the network namespace of the constructing thread.
+/// <see cref="IInjectionChannel"/> over a veth pair in the network namespace of the constructing thread
+/// (every later call acts there too, whichever thread makes it).
 /// Frames written into <c>inj0</c> arrive on <c>inj1</c> as received traffic; host routes (with permanent
 /// neighbour entries, so no ARP is needed) send the local program's replies to clients out of <c>inj1</c>,
 /// where they are read on <c>inj0</c> and discarded, after noting how far each TCP connection has sent.
@@ -23,6 +25,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
     private readonly string _inj0;
     private readonly string _inj1;
     private readonly LibPcapLiveDevice _device;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _netns;
     private readonly byte[] _inj0Mac;
     private readonly byte[] _inj1Mac;
     private readonly string _inj0MacText;
@@ -51,6 +54,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
     {
         _inj0 = inj0;
         _inj1 = inj1;
+        _netns = NetNs.Current();
         // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
         if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
             Shell.Run("ip", "link", "del", "dev", inj0);
@@ -85,11 +89,12 @@ public sealed class VethInjectionChannel : IInjectionChannel
         catch
         {
             Shell.Run("ip", "link", "del", "dev", inj0);
+            _netns.Dispose();
             throw;
         }
     }
 
-    public void CaptureRepliesTo(IReadOnlyCollection<IPAddress> clients)
+    public void CaptureRepliesTo(IReadOnlyCollection<IPAddress> clients) => NetNs.RunIn(_netns, () =>
     {
         lock (_routesLock)
             foreach (var client in clients)
@@ -98,9 +103,9 @@ public sealed class VethInjectionChannel : IInjectionChannel
                 Shell.Check("ip", "route", "replace", $"{client}/32", "dev", _inj1);
                 _captured.Add(client);
             }
-    }
+    });
 
-    public void ReleaseReplies()
+    public void ReleaseReplies() => NetNs.RunIn(_netns, () =>
     {
         lock (_routesLock)
         {
@@ -111,7 +116,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
             }
             _captured.Clear();
         }
-    }
+    });
 
     public void Inject(ReadOnlySpan<byte> ipPacket)
     {
@@ -178,6 +183,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
         try { _device.StopCapture(); } catch (PcapException) { }
         _device.Close();
         // Deleting one end deletes the pair, and with it the routes and neighbour entries on inj1.
-        Shell.Run("ip", "link", "del", "dev", _inj0);
+        NetNs.RunIn(_netns, () => Shell.Run("ip", "link", "del", "dev", _inj0));
+        _netns.Dispose();
     }
 }

@@ -17,7 +17,9 @@ public static class NetNs
 
     public static void RunIn(string nsName, Action action) => RunIn<object?>(nsName, () => { action(); return null; });
 
-    public static T RunIn<T>(string nsName, Func<T> func)
+    public static T RunIn<T>(string nsName, Func<T> func) => RunOnThread($"netns:{nsName}", () => Enter(nsName), func);
+
+    private static T RunOnThread<T>(string threadName, Action enter, Func<T> func)
     {
         T result = default!;
         Exception? failure = null;
@@ -25,7 +27,7 @@ public static class NetNs
         {
             try
             {
-                Enter(nsName);
+                enter();
                 result = func();
             }
             catch (Exception e)
@@ -33,13 +35,24 @@ public static class NetNs
                 failure = e;
             }
         })
-        { IsBackground = true, Name = $"netns:{nsName}" };
+        { IsBackground = true, Name = threadName };
         thread.Start();
         thread.Join();
         if (failure is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
         return result;
     }
+
+    /// <summary>
+    /// A handle on the calling thread's network namespace, to come back to it later from any thread
+    /// (<see cref="RunIn{T}(SafeHandle, Func{T})"/>) even if it has no name.
+    /// </summary>
+    public static Microsoft.Win32.SafeHandles.SafeFileHandle Current() =>
+        File.OpenHandle("/proc/thread-self/ns/net", FileMode.Open, FileAccess.Read);
+
+    public static void RunIn(SafeHandle ns, Action action) => RunIn<object?>(ns, () => { action(); return null; });
+
+    public static T RunIn<T>(SafeHandle ns, Func<T> func) => RunOnThread("netns:handle", () => Enter(ns, "(by handle)"), func);
 
     /// <summary>Starts a long-lived background thread inside the namespace.</summary>
     public static Thread StartThreadIn(string nsName, Action body, string? threadName = null)
@@ -57,6 +70,11 @@ public static class NetNs
         if (!File.Exists(path))
             throw new InvalidOperationException($"Network namespace '{nsName}' not found at {path}: create it with `ip netns add {nsName}`.");
         using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        Enter(handle, nsName);
+    }
+
+    private static void Enter(SafeHandle handle, string nsName)
+    {
         if (Libc.setns((int)handle.DangerousGetHandle(), Libc.CLONE_NEWNET) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();

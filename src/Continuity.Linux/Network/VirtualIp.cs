@@ -51,7 +51,8 @@ public sealed class VirtualIp : IVirtualIp
         // Unsolicited ARP (sender = target = VIP, broadcast): switches and clients update their tables now,
         // instead of after their ARP entry for the old owner expires.
         // arping exits 1 when nobody answers, which is normal for unsolicited ARP: only stderr means failure.
-        var r = Shell.Run("arping", "-q", "-U", "-c", "2", "-w", "3", "-i", owner.Interface, "-S", vip.ToString(), vip.ToString());
+        // -W 0.2: its default one-second spacing would add seconds to every switch.
+        var r = Shell.Run("arping", "-q", "-U", "-c", "2", "-W", "0.2", "-w", "2", "-i", owner.Interface, "-S", vip.ToString(), vip.ToString());
         if (r.ExitCode > 1 || (r.ExitCode == 1 && r.StdErr.Trim().Length > 0))
             throw new InvalidOperationException(
                 $"Gratuitous ARP for VIP {vip} on {owner.Interface} failed (exit {r.ExitCode}): {r.StdErr.Trim()}; is arping installed? run deploy/install-deps.sh.");
