@@ -146,6 +146,35 @@ public sealed class InjectionTests
 
     }
 
+    [Fact]
+    public void A_udp_datagram_larger_than_an_ethernet_mtu_can_be_injected()
+    {
+        using var lab = new Lab(43);
+        NetNs.RunIn(lab.Server, () => new VirtualIp().Add(lab.Vip, 24));
+        using var server = lab.UdpServer(7101);
+        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel());
+
+        var payload = Enumerable.Range(0, 8000).Select(i => (byte)i).ToArray();
+        var packet = new byte[28 + payload.Length];
+        packet[0] = 0x45;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)packet.Length);
+        packet[8] = 64;
+        packet[9] = 17;
+        lab.ClientAddress.TryWriteBytes(packet.AsSpan(12), out _);
+        lab.Vip.TryWriteBytes(packet.AsSpan(16), out _);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(20), 40000);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(22), 7101);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(24), (ushort)(8 + payload.Length));
+        payload.CopyTo(packet, 28);
+        PacketRewriter.RecomputeChecksums(packet);
+
+        channel.Inject(packet);
+        Assert.True(server.Poll(TimeSpan.FromSeconds(2), SelectMode.SelectRead), "the large injected datagram never reached the server");
+        var buffer = new byte[10000];
+        var n = server.Receive(buffer);
+        Assert.Equal(payload, buffer[..n]);
+    }
+
     /// <summary>
     /// The client's next sequence number, learnt without a capture on the client side: the server's ACK of one
     /// client byte (seen on the channel) tells it.

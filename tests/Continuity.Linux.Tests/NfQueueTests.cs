@@ -88,6 +88,59 @@ public sealed class NfQueueTests
     }
 
     [Fact]
+    public void A_burst_is_delivered_whole_and_each_batch_keeps_its_own_payloads()
+    {
+        var lab = new Lab(27);
+        NetNs.RunIn(lab.Server, () =>
+        {
+            new VirtualIp().Add(lab.Vip, 24);
+            new IptablesFilter().QueueInbound(new TrafficSelector(lab.Vip, [new PortSpec("udp", Port)]), 27);
+        });
+        using var queue = NetNs.RunIn(lab.Server, () => new NfQueue(27, new NfQueueOptions(MaxBatch: 16)));
+        var held = new BlockingCollection<(uint Id, string Text)>();
+        queue.Start(batch =>
+        {
+            Assert.InRange(batch.Count, 1, 16);
+            foreach (var p in batch)
+            {
+                // UDP payload after 20 bytes of IPv4 and 8 of UDP header.
+                held.Add((p.PacketId, Encoding.ASCII.GetString(p.Packet.Span[28..])));
+            }
+        });
+        using (lab)
+        using (var server = lab.UdpServer(Port))
+        using (var client = lab.UdpClient())
+        {
+            const int count = 300;
+            for (var i = 0; i < count; i++) Send(lab, client, $"burst-{i:D4}-" + new string('x', i));
+            var received = new List<(uint Id, string Text)>();
+            while (received.Count < count && held.TryTake(out var h, TimeSpan.FromSeconds(5))) received.Add(h);
+
+            Assert.Equal(count, received.Count);
+            for (var i = 0; i < count; i++)
+            {
+                Assert.Equal($"burst-{i:D4}-" + new string('x', i), received[i].Text);
+                if (i > 0) Assert.True(received[i].Id > received[i - 1].Id);
+            }
+            Assert.True(queue.BatchesDelivered >= count / 16);
+
+            // Released in two halves, so the server's default socket buffer is not what is tested.
+            var buffer = new byte[1000];
+            foreach (var (from, to) in new[] { (0, count / 2), (count / 2, count) })
+            {
+                queue.AcceptUpTo(received[to - 1].Id);
+                for (var i = from; i < to; i++)
+                {
+                    Assert.True(server.Poll(TimeSpan.FromSeconds(2), SelectMode.SelectRead), $"datagram {i} was not released");
+                    var n = server.Receive(buffer);
+                    Assert.Equal(received[i].Text, Encoding.ASCII.GetString(buffer, 0, n));
+                }
+                Assert.False(server.Poll(TimeSpan.FromMilliseconds(100), SelectMode.SelectRead), "AcceptUpTo released packets after the given id");
+            }
+        }
+    }
+
+    [Fact]
     public void Dropped_packets_never_reach_the_server()
     {
         var (lab, queue, ids, server) = Setup(23, 23);

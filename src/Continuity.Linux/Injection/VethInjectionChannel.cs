@@ -58,7 +58,10 @@ public sealed class VethInjectionChannel : IInjectionChannel
         // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
         if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
             Shell.Run("ip", "link", "del", "dev", inj0);
-        Shell.Check("ip", "link", "add", inj0, "type", "veth", "peer", "name", inj1);
+        // The largest MTU, so that a logged packet from a jumbo-frame (or GRO-free but large-MTU) interface can be
+        // injected whole; replies are discarded anyway and TCP's MSS still comes from the client's link.
+        if (!Shell.Run("ip", "link", "add", inj0, "mtu", "65535", "type", "veth", "peer", "name", inj1, "mtu", "65535").Ok)
+            Shell.Check("ip", "link", "add", inj0, "type", "veth", "peer", "name", inj1);
         try
         {
             // inj0 must never forward what it reads back into inj1 (a loop until TTL expiry); no IPv6 chatter either.
