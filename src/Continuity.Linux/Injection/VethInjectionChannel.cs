@@ -55,13 +55,21 @@ public sealed class VethInjectionChannel : IInjectionChannel
         _inj0 = inj0;
         _inj1 = inj1;
         _netns = NetNs.Current();
-        // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
-        if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
-            Shell.Run("ip", "link", "del", "dev", inj0);
-        // The largest MTU, so that a logged packet from a jumbo-frame (or GRO-free but large-MTU) interface can be
-        // injected whole; replies are discarded anyway and TCP's MSS still comes from the client's link.
-        if (!Shell.Run("ip", "link", "add", inj0, "mtu", "65535", "type", "veth", "peer", "name", inj1, "mtu", "65535").Ok)
-            Shell.Check("ip", "link", "add", inj0, "type", "veth", "peer", "name", inj1);
+        try
+        {
+            // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
+            if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
+                Shell.Run("ip", "link", "del", "dev", inj0);
+            // The largest MTU, so that a packet logged from a jumbo-frame interface can be injected whole.
+            // Replies are discarded anyway, and TCP segment sizes still come from the MSS the client announced.
+            if (!Shell.Run("ip", "link", "add", inj0, "mtu", "65535", "type", "veth", "peer", "name", inj1, "mtu", "65535").Ok)
+                Shell.Check("ip", "link", "add", inj0, "type", "veth", "peer", "name", inj1);
+        }
+        catch
+        {
+            _netns.Dispose();
+            throw;
+        }
         try
         {
             // inj0 must never forward what it reads back into inj1 (a loop until TTL expiry); no IPv6 chatter either.
@@ -162,6 +170,11 @@ public sealed class VethInjectionChannel : IInjectionChannel
         catch (MalformedPacketException ex)
         {
             Log?.Invoke($"Injection channel {_inj0}: unparsable reply discarded: {ex.Message}");
+        }
+        catch (Exception ex)
+        {
+            // An exception escaping into SharpPcap's capture thread would end the process.
+            Log?.Invoke($"Injection channel {_inj0}: ObserveReplies threw {ex.GetType().Name}: {ex.Message}");
         }
     }
 
