@@ -208,5 +208,6 @@ public sealed class NfQueueTests
         var e = Assert.Throws<InvalidOperationException>(() => NetNs.RunIn(lab.Server, () => new NfQueue(25)));
         Assert.Contains("queue 25", e.Message);
         Assert.Contains("nfq_create_queue", e.Message);
+        Assert.Contains("bound by another process", e.Message);
     }
 }
