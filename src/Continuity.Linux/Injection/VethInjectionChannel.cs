@@ -1,0 +1,205 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.NetworkInformation;
+using Continuity.Core.Platform;
+using Continuity.Linux.Namespaces;
+using Continuity.Linux.Native;
+using SharpPcap;
+using SharpPcap.LibPcap;
+
+namespace Continuity.Linux.Injection;
+
+/// <summary>
+/// <see cref="IInjectionChannel"/> over a veth pair in the network namespace of the constructing thread
+/// (every later call acts there too, whichever thread makes it).
+/// Frames written into <c>inj0</c> arrive on <c>inj1</c> as received traffic; host routes (with permanent
+/// neighbour entries, so no ARP is needed) send the local program's replies to clients out of <c>inj1</c>,
+/// where they are read on <c>inj0</c> and discarded, after noting how far each TCP connection has sent.
+/// The node's <see cref="Netfilter.IptablesFilter"/> must exempt <c>inj1</c> (its default), or injected
+/// packets would be queued or blocked again.
+/// </summary>
+public sealed class VethInjectionChannel : IInjectionChannel
+{
+    private const int EthernetHeader = 14;
+
+    private readonly string _inj0;
+    private readonly string _inj1;
+    private readonly LibPcapLiveDevice _device;
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _netns;
+    private readonly byte[] _inj0Mac;
+    private readonly byte[] _inj1Mac;
+    private readonly string _inj0MacText;
+    private readonly Lock _sendLock = new();
+    private byte[] _frame = new byte[EthernetHeader + 65535];
+    private readonly ConcurrentDictionary<ConnectionKey, uint> _highestSent = new();
+    private readonly HashSet<IPAddress> _captured = [];
+    private readonly Lock _routesLock = new();
+    private long _repliesDiscarded;
+    private bool _disposed;
+
+    /// <summary>Frames read (and discarded) on inj0 that came from the local stack.</summary>
+    public long RepliesDiscarded => Interlocked.Read(ref _repliesDiscarded);
+
+    /// <summary>Sees every reply before it is discarded, on the capture thread (e.g. to prompt clients with
+    /// duplicate ACKs after a switch). Keep it short: it delays the capture.</summary>
+    public Action<IpPacketInfo>? ObserveReplies { get; set; }
+
+    /// <summary>Reports replies that could not be parsed; they are still discarded.</summary>
+    public Action<string>? Log { get; set; }
+
+    public string InjectInterface => _inj0;
+    public string ReceiveInterface => _inj1;
+
+    public VethInjectionChannel(string inj0 = "ctinj0", string inj1 = "ctinj1")
+    {
+        _inj0 = inj0;
+        _inj1 = inj1;
+        _netns = NetNs.Current();
+        try
+        {
+            // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
+            if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
+                Shell.Run("ip", "link", "del", "dev", inj0);
+            // The largest MTU, so that a packet logged from a jumbo-frame interface can be injected whole.
+            // Replies are discarded anyway, and TCP segment sizes still come from the MSS the client announced.
+            if (!Shell.Run("ip", "link", "add", inj0, "mtu", "65535", "type", "veth", "peer", "name", inj1, "mtu", "65535").Ok)
+                Shell.Check("ip", "link", "add", inj0, "type", "veth", "peer", "name", inj1);
+        }
+        catch
+        {
+            _netns.Dispose();
+            throw;
+        }
+        try
+        {
+            // inj0 must never forward what it reads back into inj1 (a loop until TTL expiry); no IPv6 chatter either.
+            Sysctl($"net.ipv4.conf.{inj0}.forwarding", "0");
+            Sysctl($"net.ipv6.conf.{inj0}.disable_ipv6", "1");
+            Sysctl($"net.ipv6.conf.{inj1}.disable_ipv6", "1");
+            // Injected packets carry client source addresses that are routed elsewhere (reverse path check)
+            // and may carry local ones (accept_local); the effective rp_filter is max(all, interface).
+            Sysctl("net.ipv4.conf.all.rp_filter", "0");
+            Sysctl($"net.ipv4.conf.{inj1}.rp_filter", "0");
+            Sysctl($"net.ipv4.conf.{inj1}.accept_local", "1");
+            Sysctl("net.ipv4.conf.all.accept_local", "1");
+            Shell.Check("ip", "link", "set", inj1, "up");
+            Shell.Check("ip", "link", "set", inj0, "up");
+
+            _inj0Mac = MacOf(inj0);
+            _inj1Mac = MacOf(inj1);
+            _inj0MacText = string.Join(':', _inj0Mac.Select(b => b.ToString("x2")));
+
+            // pcap opens its packet socket in the calling thread's namespace: list devices afresh here,
+            // not through the process-wide cached CaptureDeviceList.Instance.
+            _device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == inj0)
+                      ?? throw new InvalidOperationException($"libpcap does not list {inj0}: is libpcap0.8 installed? run deploy/install-deps.sh.");
+            _device.Open(new DeviceConfiguration { Mode = DeviceModes.None, ReadTimeout = 100, Immediate = true });
+            _device.OnPacketArrival += OnFrame;
+            _device.StartCapture();
+        }
+        catch
+        {
+            Shell.Run("ip", "link", "del", "dev", inj0);
+            _netns.Dispose();
+            throw;
+        }
+    }
+
+    public void CaptureRepliesTo(IReadOnlyCollection<IPAddress> clients) => NetNs.RunIn(_netns, () =>
+    {
+        lock (_routesLock)
+            foreach (var client in clients)
+            {
+                Shell.Check("ip", "neigh", "replace", client.ToString(), "lladdr", _inj0MacText, "dev", _inj1, "nud", "permanent");
+                Shell.Check("ip", "route", "replace", $"{client}/32", "dev", _inj1);
+                _captured.Add(client);
+            }
+    });
+
+    public void ReleaseReplies() => NetNs.RunIn(_netns, () =>
+    {
+        lock (_routesLock)
+        {
+            foreach (var client in _captured)
+            {
+                Shell.Run("ip", "route", "del", $"{client}/32", "dev", _inj1);
+                Shell.Run("ip", "neigh", "del", client.ToString(), "dev", _inj1);
+            }
+            _captured.Clear();
+        }
+    });
+
+    public void Inject(ReadOnlySpan<byte> ipPacket)
+    {
+        if (ipPacket.Length == 0 || ipPacket[0] >> 4 != 4)
+            throw new MalformedPacketException($"Only IPv4 packets can be injected; got {(ipPacket.Length == 0 ? "an empty packet" : $"IP version {ipPacket[0] >> 4}")}.");
+        lock (_sendLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var length = EthernetHeader + ipPacket.Length;
+            if (_frame.Length < length) _frame = new byte[length];
+            var frame = _frame.AsSpan(0, length);
+            _inj1Mac.CopyTo(frame);
+            _inj0Mac.CopyTo(frame[6..]);
+            frame[12] = 0x08; // ethertype IPv4
+            frame[13] = 0x00;
+            ipPacket.CopyTo(frame[EthernetHeader..]);
+            _device.SendPacket(frame);
+        }
+    }
+
+    public bool TryGetHighestSent(ConnectionKey connection, out uint sequenceEnd) =>
+        _highestSent.TryGetValue(connection, out sequenceEnd);
+
+    private void OnFrame(object sender, PacketCapture e)
+    {
+        var frame = e.Data;
+        // Our own injected frames are seen leaving inj0 too; only frames from the stack (src = inj1) are replies.
+        if (frame.Length < EthernetHeader || !frame.Slice(6, 6).SequenceEqual(_inj1Mac)) return;
+        if (frame[12] != 0x08 || frame[13] != 0x00) return;
+        Interlocked.Increment(ref _repliesDiscarded);
+        try
+        {
+            var p = PacketRewriter.Parse(frame[EthernetHeader..]);
+            ObserveReplies?.Invoke(p);
+            if (!p.IsTcp) return;
+            var end = p.SequenceEnd;
+            _highestSent.AddOrUpdate(PacketRewriter.OutboundKey(p), end,
+                (_, previous) => PacketRewriter.IsAfter(end, previous) ? end : previous);
+        }
+        catch (MalformedPacketException ex)
+        {
+            Log?.Invoke($"Injection channel {_inj0}: unparsable reply discarded: {ex.Message}");
+        }
+        catch (Exception ex)
+        {
+            // An exception escaping into SharpPcap's capture thread would end the process.
+            Log?.Invoke($"Injection channel {_inj0}: ObserveReplies threw {ex.GetType().Name}: {ex.Message}");
+        }
+    }
+
+    private static byte[] MacOf(string dev)
+    {
+        // Not /sys/class/net: sysfs shows the namespace it was mounted in, not this thread's.
+        using var doc = System.Text.Json.JsonDocument.Parse(Shell.Check("ip", "-j", "link", "show", "dev", dev));
+        var text = doc.RootElement[0].GetProperty("address").GetString()!;
+        return PhysicalAddress.Parse(text.Replace(':', '-').ToUpperInvariant()).GetAddressBytes();
+    }
+
+    private static void Sysctl(string key, string value) => Shell.Check("sysctl", "-q", "-w", $"{key}={value}");
+
+    public void Dispose()
+    {
+        lock (_sendLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+        }
+        ReleaseReplies();
+        try { _device.StopCapture(); } catch (PcapException) { }
+        _device.Close();
+        // Deleting one end deletes the pair, and with it the routes and neighbour entries on inj1.
+        NetNs.RunIn(_netns, () => Shell.Run("ip", "link", "del", "dev", _inj0));
+        _netns.Dispose();
+    }
+}
