@@ -6,7 +6,8 @@ namespace Continuity.Linux.Processes;
 
 /// <summary>
 /// Starts protected programs the way CRIU can later dump and restore them on another node:
-/// <c>[nsenter --net=NS] unshare --pid --fork setsid sh -c 'exec "$@" &lt;/dev/null 2&gt;&amp;1' continuity-launch CMD...</c>.
+/// <c>[nsenter --net=NS] unshare --pid --fork setsid bash -c 'close fds above 2; exec "$@" &lt;/dev/null 2&gt;&amp;1'
+/// continuity-launch CMD...</c>.
 /// </summary>
 /// <remarks>
 /// Why each piece:
@@ -19,14 +20,26 @@ namespace Continuity.Linux.Processes;
 /// ("doesn't have a proper root mount").</item>
 /// <item>stdin /dev/null, stderr merged into stdout: the program holds exactly one pipe, whose read end the node
 /// owns; a restore maps that single pipe onto a fresh one (<c>criu restore --inherit-fd</c>).</item>
-/// <item>Only fds 0-2: .NET opens its own fds close-on-exec; a stray fd from another mount namespace would make
-/// the dump fail ("Can't lookup mount").</item>
+/// <item>Only fds 0-2: the wrapper closes everything else (see <see cref="Wrapper"/>).</item>
 /// </list>
 /// The returned pid is the root-namespace pid of the namespace's init, which is what <c>criu dump -t</c> needs.
 /// </remarks>
 public sealed class NamespacedLauncher : IProcessLauncher
 {
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>$0 of the wrapper shell, which tells it apart from the program.</summary>
+    private const string WrapperName = "continuity-launch";
+
+    /// <summary>
+    /// Closes every inherited fd above 2, then execs the program with stdin /dev/null and stderr on stdout.
+    /// .NET opens its own fds close-on-exec, but fds the node itself inherited (from its service manager, a shell,
+    /// a test runner) reach the program: a stray one opened in another mount namespace fails the dump ("Can't
+    /// lookup mount"). bash, because dash cannot close fds above 9.
+    /// </summary>
+    private const string Wrapper =
+        "for f in /proc/self/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then exec {n}>&-; fi; done; " +
+        "exec \"$@\" </dev/null 2>&1";
 
     private readonly string? _netNsPath;
     private readonly ConcurrentDictionary<int, System.Diagnostics.Process> _launchers = new();
@@ -50,7 +63,7 @@ public sealed class NamespacedLauncher : IProcessLauncher
         // No --kill-child: it sets PR_SET_PDEATHSIG, which CRIU would restore, killing the restored program as soon
         // as criu restore exits.
         argv.AddRange(["unshare", "--pid", "--fork", "setsid",
-            "sh", "-c", "exec \"$@\" </dev/null 2>&1", "continuity-launch"]);
+            "bash", "-c", Wrapper, WrapperName]);
         argv.AddRange(command);
         return argv;
     }
@@ -115,13 +128,12 @@ public sealed class NamespacedLauncher : IProcessLauncher
     /// <summary>
     /// The program is the child that <c>unshare --fork</c> made (nsenter execs, it does not fork for a network
     /// namespace). Waits until that child has exec'd the program itself, so that a dump taken right after
-    /// <see cref="Launch"/> sees the program and not sh.
+    /// <see cref="Launch"/> sees the program and not the wrapper.
     /// </summary>
     private static int WaitForInit(System.Diagnostics.Process launcher, string program)
     {
         var unsharePid = launcher.Id;
         var deadline = Stopwatch.StartNew();
-        var programName = Path.GetFileName(program);
         int child = 0;
         while (deadline.Elapsed < StartTimeout)
         {
@@ -138,8 +150,10 @@ public sealed class NamespacedLauncher : IProcessLauncher
                 if (cmdline is null)
                     throw new InvalidOperationException(
                         $"{program} exited right after start (pid {child}); see its output for the reason.");
-                var argv0 = cmdline.Split('\0')[0];
-                if (argv0 == program || Path.GetFileName(argv0) == programName)
+                // Past the wrapper chain (forked unshare, setsid, bash): not matched by the program's name, because
+                // the program may already have exec'd something else by the time we look.
+                var args = cmdline.Split('\0');
+                if (args[0] is not ("unshare" or "setsid" or "nsenter") && !args.Contains(WrapperName))
                     return child;
             }
             if (launcher.HasExited)

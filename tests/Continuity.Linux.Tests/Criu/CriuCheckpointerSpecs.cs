@@ -1,0 +1,201 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Continuity.Linux.Criu;
+using Continuity.Linux.Processes;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Continuity.Linux.Tests.Criu;
+
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
+public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
+{
+    [Fact]
+    public void Criu_on_this_machine_is_usable()
+    {
+        var probe = CriuProbe.Probe();
+        log.WriteLine(probe.Diagnostic);
+        Assert.True(probe.Usable, probe.Diagnostic);
+        Assert.True(probe.Version >= CriuProbe.MinimumVersion);
+    }
+
+    [Fact]
+    public void A_missing_criu_is_reported_with_the_fix()
+    {
+        var probe = CriuProbe.Probe("/nonexistent/criu");
+        Assert.False(probe.Usable);
+        Assert.Contains("deploy/install-deps.sh", probe.Diagnostic);
+    }
+
+    [Fact]
+    public async Task Dump_of_a_missing_pid_fails_with_a_clear_error()
+    {
+        CriuLab.RequireRoot();
+        using var gone = Process.Start("true")!;
+        gone.WaitForExit();
+        var dir = Directory.CreateTempSubdirectory("ctc-missing-").FullName;
+        try
+        {
+            var e = await Assert.ThrowsAsync<CheckpointException>(() =>
+                new CriuCheckpointer().DumpAsync(gone.Id, dir, () => { }, CancellationToken.None));
+            log.WriteLine(e.Message);
+            Assert.Contains($"pid {gone.Id}", e.Message);
+            Assert.Contains("no such process", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Criu_failures_carry_its_error_lines_and_the_fix()
+    {
+        var dir = Directory.CreateTempSubdirectory("ctc-log-").FullName;
+        try
+        {
+            var logPath = Path.Combine(dir, "dump.log");
+            File.WriteAllLines(logPath,
+            [
+                "(00.040680) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted",
+                "(00.050000) Error (criu/mount.c:1234): mnt: 123:./ doesn't have a proper root mount",
+                "(00.060000) Dumping FAILED.",
+            ]);
+            var e = CriuCheckpointer.Failure("criu dump of pid 42 failed (exit 1)", logPath, "", null);
+            log.WriteLine(e.Message);
+            Assert.Contains("proper root mount", e.Message);
+            Assert.Contains("nsenter --net", e.Message);
+            Assert.Contains("Dumping FAILED", e.Message);
+            Assert.DoesNotContain("RLIMIT_NOFILE", e.Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task Whilefrozen_runs_while_the_program_is_frozen()
+    {
+        using var ns = new CriuLab.Netns("ctc-w");
+        CriuLab.Sh("ip -n ctc-w addr add 198.18.2.1/32 dev lo");
+        var launcher = new NamespacedLauncher(ns.Path);
+        var output = new ConcurrentQueue<string>();
+        var server = launcher.Launch([CriuLab.CtKv, "--tcp", "7100", "--bind", "198.18.2.1"], output.Enqueue);
+        var dir = Directory.CreateTempSubdirectory("ctc-frozen-").FullName;
+        try
+        {
+            CriuLab.Eventually(() => output.Any(l => l.Contains("listening")), TimeSpan.FromSeconds(5), "ct-kv to listen");
+            using var client = new CriuLab.Client(ns.Path,
+                "--server 198.18.2.1:7100 --connections 2 --interval-ms 20 --duration-s 0 --timeout-s 20");
+            Thread.Sleep(1000);
+
+            var states = new List<string>();
+            var checkpointer = new CriuCheckpointer(new CriuOptions { NetNsPath = ns.Path });
+            var image = await checkpointer.DumpAsync(server.Pid, dir, () =>
+            {
+                states.Add(CriuLab.ProcStatusField(server.Pid, "State"));
+                Thread.Sleep(1500);
+                states.Add(CriuLab.ProcStatusField(server.Pid, "State"));
+            }, CancellationToken.None);
+            log.WriteLine($"image {image}; states during whileFrozen: {string.Join(", ", states)}");
+
+            Thread.Sleep(1000);
+            var (exit, result) = client.Finish(TimeSpan.FromSeconds(10));
+            log.WriteLine(client.Output.Split('\n').Last());
+
+            // criu holds the program in a ptrace stop ("t (tracing stop)") for the whole callback.
+            Assert.Equal(2, states.Count);
+            Assert.All(states, s => Assert.StartsWith("t", s, StringComparison.OrdinalIgnoreCase));
+            // And it did not answer: the client waited at least as long as the callback slept.
+            Assert.True(exit == 0, client.Output);
+            Assert.True(long.Parse(result["longest_stall_ms"]) >= 1400, client.Output);
+            Assert.True(image.Freeze >= TimeSpan.FromMilliseconds(1400), $"freeze {image.Freeze}");
+            Assert.True(image.Dump >= image.Freeze, $"dump {image.Dump} < freeze {image.Freeze}");
+            Assert.True(image.Bytes > 0);
+            Assert.True(launcher.IsAlive(server.Pid), "the program must keep running after the dump");
+        }
+        finally
+        {
+            launcher.Kill(server.Pid);
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>
+    /// The primary's link is cut before the kill so that no FIN or RST escapes; its interface then moves to a second
+    /// namespace (the "standby", same address) where the restore happens, like a failover to another node. The
+    /// client is stopped from the dump until after the restore: bytes sent in between would need the packet log
+    /// replay, which this test leaves out.
+    /// </summary>
+    [Fact]
+    public async Task Checkpoint_and_restore_keep_an_established_tcp_connection()
+    {
+        using var primary = new CriuLab.Netns("ctc-s");
+        using var standby = new CriuLab.Netns("ctc-s2");
+        using var clientNs = new CriuLab.Netns("ctc-c");
+        CriuLab.Sh("ip link del ctc-sv 2>/dev/null; ip link add ctc-sv netns ctc-s type veth peer name ctc-cv netns ctc-c" +
+                   " && ip -n ctc-s addr add 198.18.1.1/24 dev ctc-sv && ip -n ctc-s link set ctc-sv up" +
+                   " && ip -n ctc-c addr add 198.18.1.2/24 dev ctc-cv && ip -n ctc-c link set ctc-cv up");
+
+        var launcher = new NamespacedLauncher(primary.Path);
+        var output = new ConcurrentQueue<string>();
+        var server = launcher.Launch([CriuLab.CtKv, "--tcp", "7000"], output.Enqueue);
+        var restoredOutput = new ConcurrentQueue<string>();
+        var restoredPid = 0;
+        var dir = Directory.CreateTempSubdirectory("ctc-tcp-").FullName;
+        try
+        {
+            CriuLab.Eventually(() => output.Any(l => l.Contains("listening")), TimeSpan.FromSeconds(5), "ct-kv to listen");
+            using var client = new CriuLab.Client(clientNs.Path,
+                "--server 198.18.1.1:7000 --connections 4 --interval-ms 50 --duration-s 0 --timeout-s 20 --verbose");
+            CriuLab.Eventually(() => client.Lines.Any(l => l.Contains("t=1s")), TimeSpan.FromSeconds(10),
+                "a second of verified requests");
+
+            client.Signal(CriuLab.SIGSTOP);
+            Thread.Sleep(300); // replies in flight land in the stopped client's socket buffers
+            var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = primary.Path })
+                .DumpAsync(server.Pid, dir, () => { }, CancellationToken.None);
+            log.WriteLine($"dumped: {image}");
+
+            CriuLab.Sh("ip -n ctc-s link set ctc-sv down");
+            launcher.Kill(server.Pid);
+            CriuLab.Eventually(() => !launcher.IsAlive(server.Pid), TimeSpan.FromSeconds(5), "the primary to die");
+            CriuLab.Sh("ip -n ctc-s link set ctc-sv netns ctc-s2 && ip -n ctc-s2 addr add 198.18.1.1/24 dev ctc-sv" +
+                       " && ip -n ctc-s2 link set ctc-sv up");
+
+            var restorer = new CriuCheckpointer(new CriuOptions { NetNsPath = standby.Path },
+                (_, line) => restoredOutput.Enqueue(line));
+            var sw = Stopwatch.StartNew();
+            restoredPid = await restorer.RestoreAsync(dir, CancellationToken.None);
+            log.WriteLine($"restored as pid {restoredPid} in {sw.ElapsedMilliseconds} ms");
+            Assert.True(launcher.IsAlive(restoredPid));
+            Assert.EndsWith("\t1", CriuLab.ProcStatusField(restoredPid, "NSpid").Replace(' ', '\t'));
+            var repliesBefore = client.Lines.Count(l => l.Contains("replies="));
+
+            client.Signal(CriuLab.SIGCONT);
+            Thread.Sleep(2500);
+            var (exit, result) = client.Finish(TimeSpan.FromSeconds(10));
+            log.WriteLine(client.Output);
+
+            Assert.True(exit == 0, client.Output);
+            Assert.Equal("1", result["ok"]);
+            Assert.Equal("0", result["mismatches"]);
+            Assert.Equal("0", result["resets"]);
+            // 4 connections at 20/s for 2.5 s after the restore: far more than the ~80 before the dump.
+            Assert.True(long.Parse(result["replies"]) > 150, client.Output);
+            Assert.True(repliesBefore > 0);
+            // The restored program's stdout reaches the restoring node (criu restore --inherit-fd).
+            CriuLab.Eventually(() => restoredOutput.Any(l => l.Contains("closed (eof)")), TimeSpan.FromSeconds(5),
+                "the restored server's output to reach the restoring node");
+        }
+        finally
+        {
+            if (launcher.IsAlive(server.Pid))
+                launcher.Kill(server.Pid);
+            if (restoredPid > 0)
+                launcher.Kill(restoredPid);
+            Directory.Delete(dir, true);
+        }
+    }
+}
