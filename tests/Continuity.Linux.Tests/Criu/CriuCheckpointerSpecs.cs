@@ -75,6 +75,42 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
     }
 
     [Fact]
+    public async Task Dump_of_a_program_in_another_mount_namespace_fails_with_criu_s_error_and_the_fix()
+    {
+        using var ns = new CriuLab.Netns("ctc-m");
+        // The mistake LAB-NOTES warns about: ip netns exec also makes a new mount namespace.
+        var psi = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { "netns", "exec", "ctc-m", "unshare", "--pid", "--fork", "setsid", "sleep", "60" })
+            psi.ArgumentList.Add(a);
+        using var unshare = Process.Start(psi)!;
+        var pid = 0;
+        var dir = Directory.CreateTempSubdirectory("ctc-mnt-").FullName;
+        try
+        {
+            CriuLab.Eventually(() =>
+            {
+                var children = File.ReadAllText($"/proc/{unshare.Id}/task/{unshare.Id}/children").Trim();
+                return children.Length > 0 && int.TryParse(children.Split(' ')[0], out pid);
+            }, TimeSpan.FromSeconds(5), "the program under ip netns exec to start");
+
+            var e = await Assert.ThrowsAsync<CheckpointException>(() =>
+                new CriuCheckpointer(new CriuOptions { NetNsPath = ns.Path })
+                    .DumpAsync(pid, dir, () => { }, CancellationToken.None));
+            log.WriteLine(e.Message);
+            Assert.Contains($"criu dump of pid {pid} failed", e.Message);
+            Assert.Contains("unreachable sharing", e.Message); // criu's own error line
+            Assert.Contains("nsenter --net", e.Message);       // and the fix
+            Assert.True(CriuLab.kill(pid, 0) == 0, "a failed dump must leave the program running");
+        }
+        finally
+        {
+            if (pid > 0)
+                CriuLab.kill(pid, CriuLab.SIGKILL);
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public async Task Whilefrozen_runs_while_the_program_is_frozen()
     {
         using var ns = new CriuLab.Netns("ctc-w");
@@ -140,7 +176,7 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
 
         var launcher = new NamespacedLauncher(primary.Path);
         var output = new ConcurrentQueue<string>();
-        var server = launcher.Launch([CriuLab.CtKv, "--tcp", "7000"], output.Enqueue);
+        var server = launcher.Launch([CriuLab.CtKv, "--tcp", "7000", "--udp", "7001"], output.Enqueue);
         var restoredOutput = new ConcurrentQueue<string>();
         var restoredPid = 0;
         var dir = Directory.CreateTempSubdirectory("ctc-tcp-").FullName;
@@ -148,7 +184,8 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
         {
             CriuLab.Eventually(() => output.Any(l => l.Contains("listening")), TimeSpan.FromSeconds(5), "ct-kv to listen");
             using var client = new CriuLab.Client(clientNs.Path,
-                "--server 198.18.1.1:7000 --connections 4 --interval-ms 50 --duration-s 0 --timeout-s 20 --verbose");
+                "--server 198.18.1.1:7000 --connections 4 --interval-ms 50 --duration-s 0 --timeout-s 20 --verbose" +
+                " --udp-flows 2 --udp-port 7001");
             CriuLab.Eventually(() => client.Lines.Any(l => l.Contains("t=1s")), TimeSpan.FromSeconds(10),
                 "a second of verified requests");
 
@@ -185,6 +222,9 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
             // 4 connections at 20/s for 2.5 s after the restore: far more than the ~80 before the dump.
             Assert.True(long.Parse(result["replies"]) > 150, client.Output);
             Assert.True(repliesBefore > 0);
+            // UDP flows kept their per-flow counts across the restore too (a reset table would mismatch).
+            Assert.Equal("0", result["udp_mismatches"]);
+            Assert.True(long.Parse(result["udp_replies"]) > 50, client.Output);
             // The restored program's stdout reaches the restoring node (criu restore --inherit-fd).
             CriuLab.Eventually(() => restoredOutput.Any(l => l.Contains("closed (eof)")), TimeSpan.FromSeconds(5),
                 "the restored server's output to reach the restoring node");
