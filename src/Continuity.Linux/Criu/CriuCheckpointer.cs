@@ -64,6 +64,11 @@ public sealed class CriuCheckpointer : ICheckpointer
         _probe = new Lazy<CriuProbeResult>(() => CriuProbe.Probe(_options.CriuPath));
     }
 
+    /// <inheritdoc />
+    /// <remarks><paramref name="whileFrozen"/> runs on a thread of its own, not the caller's, at criu's post-dump
+    /// step; the program resumes when it returns or after <see cref="CriuOptions.WhileFrozenTimeout"/>.
+    /// <paramref name="ct"/> is honoured until criu starts: stopping criu half way could leave the program
+    /// stopped.</remarks>
     public async Task<CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
@@ -106,9 +111,8 @@ public sealed class CriuCheckpointer : ICheckpointer
             var watcher = new Thread(frozen.Run) { IsBackground = true, Name = $"criu-dump-{pid}" };
             watcher.Start();
 
-            // Not cancellable from here on: killing criu in the middle of a dump can leave the program stopped.
             var total = Stopwatch.StartNew();
-            var (rc, stderr) = await RunCriuAsync(args, onStdout: null, CancellationToken.None);
+            var (rc, stderr) = await RunCriuAsync(args, onStdout: null);
             total.Stop();
             frozen.CriuExited(notifyWrite);
             watcher.Join();
@@ -146,6 +150,10 @@ public sealed class CriuCheckpointer : ICheckpointer
         }
     }
 
+    /// <inheritdoc />
+    /// <remarks>Needs the program's addresses (the VIP) and a route to its clients in this network namespace
+    /// before it runs: criu reconnects each TCP socket in repair mode. <paramref name="ct"/> is honoured until
+    /// criu starts.</remarks>
     public async Task<int> RestoreAsync(string imageDir, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
@@ -173,12 +181,12 @@ public sealed class CriuCheckpointer : ICheckpointer
         var restoredPid = 0;
         var total = Stopwatch.StartNew();
         var (rc, stderr) = await RunCriuAsync(args, onStdout: line => _restoredOutput(Volatile.Read(ref restoredPid), line),
-            ct, keepAlive: true, errIsProgram: errSeparate);
+            keepAlive: true, errIsProgram: errSeparate);
         total.Stop();
         if (rc != 0)
             throw Failure($"criu restore from {imageDir} failed (exit {rc})", Path.Combine(imageDir, "restore.log"),
                 stderr, null);
-        if (!File.Exists(pidFile) || !int.TryParse((await File.ReadAllTextAsync(pidFile, ct)).Trim(), out var pid))
+        if (!File.Exists(pidFile) || !int.TryParse((await File.ReadAllTextAsync(pidFile, CancellationToken.None)).Trim(), out var pid))
             throw new CheckpointException(
                 $"criu restore from {imageDir} reported success but wrote no pid to {pidFile}.");
         Volatile.Write(ref restoredPid, pid);
@@ -393,7 +401,7 @@ public sealed class CriuCheckpointer : ICheckpointer
     /// <param name="keepAlive">Restore: criu's stdout becomes the restored program's stdout, so the Process object
     /// must live (and keep reading) as long as the program does; it is disposed at end of stream.</param>
     private async Task<(int ExitCode, string Stderr)> RunCriuAsync(List<string> args, Action<string>? onStdout,
-        CancellationToken ct, bool keepAlive = false, bool errIsProgram = false)
+        bool keepAlive = false, bool errIsProgram = false)
     {
         var argv = new List<string>();
         if (_options.NetNsPath is not null)
@@ -448,29 +456,18 @@ public sealed class CriuCheckpointer : ICheckpointer
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
 
+        // Not cancellable once started: a criu killed in the middle of a dump can leave the program stopped, and one
+        // killed in the middle of a restore leaves a half-restored tree. Both take well under a second.
         // WaitForExitAsync would also wait for the end of stdout, which after a restore comes only when the
         // restored program exits.
-        while (!p.WaitForExit(20))
-        {
-            if (ct.IsCancellationRequested)
-            {
-                try
-                {
-                    p.Kill();
-                }
-                catch (InvalidOperationException)
-                {
-                }
-            }
-            await Task.Delay(20, CancellationToken.None);
-        }
+        while (!p.WaitForExit(0))
+            await Task.Delay(10, CancellationToken.None);
         if (!keepAlive)
         {
             await Task.WhenAll(stdoutDone.Task, stderrDone.Task).WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None)
                 .ContinueWith(_ => { }, TaskScheduler.Default);
             var code = p.ExitCode;
             p.Dispose();
-            ct.ThrowIfCancellationRequested();
             return (code, Snapshot(stderr));
         }
 
@@ -482,11 +479,10 @@ public sealed class CriuCheckpointer : ICheckpointer
             if (_restorers.TryRemove(key, out var done))
                 done.Dispose();
         }, TaskScheduler.Default);
-        // Give stderr a moment: criu's error lines arrive after its exit only if the program shares the pipe.
+        // criu's stderr ends with criu (unless the program inherited it): wait for its last lines, they explain failures.
         if (!errIsProgram)
             await stderrDone.Task.WaitAsync(TimeSpan.FromSeconds(5), CancellationToken.None)
                 .ContinueWith(_ => { }, TaskScheduler.Default);
-        ct.ThrowIfCancellationRequested();
         return (exit, Snapshot(stderr));
     }
 

@@ -20,11 +20,16 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
     }
 
     [Fact]
-    public void A_missing_criu_is_reported_with_the_fix()
+    public async Task A_missing_criu_is_reported_with_the_fix()
     {
         var probe = CriuProbe.Probe("/nonexistent/criu");
         Assert.False(probe.Usable);
         Assert.Contains("deploy/install-deps.sh", probe.Diagnostic);
+
+        var e = await Assert.ThrowsAsync<CheckpointException>(() =>
+            new CriuCheckpointer(new CriuOptions { CriuPath = "/nonexistent/criu" })
+                .DumpAsync(Environment.ProcessId, "/nonexistent/images", () => { }, CancellationToken.None));
+        Assert.Contains("deploy/install-deps.sh", e.Message);
     }
 
     [Fact]
@@ -150,6 +155,39 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
             Assert.True(image.Dump >= image.Freeze, $"dump {image.Dump} < freeze {image.Freeze}");
             Assert.True(image.Bytes > 0);
             Assert.True(launcher.IsAlive(server.Pid), "the program must keep running after the dump");
+        }
+        finally
+        {
+            launcher.Kill(server.Pid);
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public async Task A_whilefrozen_that_overruns_its_timeout_fails_the_dump_and_the_program_runs_on()
+    {
+        using var ns = new CriuLab.Netns("ctc-o");
+        var launcher = new NamespacedLauncher(ns.Path);
+        var server = launcher.Launch(["sleep", "60"], _ => { });
+        var dir = Directory.CreateTempSubdirectory("ctc-overrun-").FullName;
+        try
+        {
+            var states = new List<string>();
+            var checkpointer = new CriuCheckpointer(new CriuOptions
+            {
+                NetNsPath = ns.Path, WhileFrozenTimeout = TimeSpan.FromSeconds(1),
+            });
+            var e = await Assert.ThrowsAsync<CheckpointException>(() => checkpointer.DumpAsync(server.Pid, dir, () =>
+            {
+                // The action script gives up after 1 s and lets the program run again, whatever the node does.
+                Thread.Sleep(2500);
+                states.Add(CriuLab.ProcStatusField(server.Pid, "State"));
+            }, CancellationToken.None));
+            log.WriteLine(e.Message);
+            Assert.Contains("WhileFrozenTimeout", e.Message);
+            Assert.Contains("must not be used", e.Message);
+            Assert.DoesNotContain("t (tracing stop)", states);
+            Assert.True(launcher.IsAlive(server.Pid));
         }
         finally
         {
