@@ -147,9 +147,12 @@ public sealed class NamespacedLauncher : IProcessLauncher
             if (child != 0)
             {
                 var cmdline = ReadOrNull($"/proc/{child}/cmdline");
-                if (cmdline is null)
+                // A zombie has an empty cmdline: the exec failed or the program quit at once (a daemon that forks
+                // and exits takes its whole pid namespace with it: protected programs must stay in the foreground).
+                if (string.IsNullOrEmpty(cmdline) || !ProcessNative.IsAlive(child))
                     throw new InvalidOperationException(
-                        $"{program} exited right after start (pid {child}); see its output for the reason.");
+                        $"{program} exited right after start (pid {child}); its output says why (not found? daemonized " +
+                        "instead of staying in the foreground?).");
                 // Past the wrapper chain (forked unshare, setsid, bash): not matched by the program's name, because
                 // the program may already have exec'd something else by the time we look.
                 var args = cmdline.Split('\0');

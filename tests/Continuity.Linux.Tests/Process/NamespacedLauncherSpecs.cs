@@ -51,4 +51,31 @@ public sealed class NamespacedLauncherSpecs
         }
         CriuLab.Eventually(() => !launcher.IsAlive(program.Pid), TimeSpan.FromSeconds(5), "the killed program to be gone");
     }
+
+    [Fact]
+    public void Without_a_network_namespace_the_program_shares_the_callers()
+    {
+        CriuLab.RequireRoot();
+        var launcher = new NamespacedLauncher();
+        Assert.Equal("unshare", launcher.BuildArgv(["sleep", "60"])[0]);
+        var program = launcher.Launch(["sleep", "60"], _ => { });
+        try
+        {
+            Assert.Equal(new FileInfo("/proc/self/ns/net").LinkTarget, new FileInfo($"/proc/{program.Pid}/ns/net").LinkTarget);
+            Assert.NotEqual(new FileInfo("/proc/self/ns/pid").LinkTarget, new FileInfo($"/proc/{program.Pid}/ns/pid").LinkTarget);
+        }
+        finally
+        {
+            launcher.Kill(program.Pid);
+        }
+    }
+
+    [Fact]
+    public void A_program_that_cannot_start_is_reported()
+    {
+        CriuLab.RequireRoot();
+        var output = new ConcurrentQueue<string>();
+        var e = Assert.ThrowsAny<Exception>(() => new NamespacedLauncher().Launch(["/nonexistent/program"], output.Enqueue));
+        Assert.Contains("/nonexistent/program", e.Message);
+    }
 }
