@@ -51,7 +51,9 @@ public sealed class CriuCheckpointer : ICheckpointer
 
     private readonly CriuOptions _options;
     private readonly Action<int, string> _restoredOutput;
-    private readonly Lazy<CriuProbeResult> _probe;
+    /// <summary>Successful probes per criu path: criu check takes from 0.1 s to tens of seconds on a loaded machine,
+    /// and a working criu stays working. Failures are not kept, so installing criu fixes a running node.</summary>
+    private static readonly ConcurrentDictionary<string, CriuProbeResult> UsableCriu = new();
     private readonly ConcurrentDictionary<int, System.Diagnostics.Process> _restorers = new();
 
     /// <param name="options">Settings; null for the defaults.</param>
@@ -61,7 +63,6 @@ public sealed class CriuCheckpointer : ICheckpointer
     {
         _options = options ?? new CriuOptions();
         _restoredOutput = restoredOutput ?? ((_, _) => { });
-        _probe = new Lazy<CriuProbeResult>(() => CriuProbe.Probe(_options.CriuPath));
     }
 
     /// <inheritdoc />
@@ -197,9 +198,12 @@ public sealed class CriuCheckpointer : ICheckpointer
     {
         if (!_options.ProbeFirst)
             return;
-        var probe = _probe.Value;
+        if (UsableCriu.ContainsKey(_options.CriuPath))
+            return;
+        var probe = CriuProbe.Probe(_options.CriuPath);
         if (!probe.Usable)
             throw new CheckpointException(probe.Diagnostic);
+        UsableCriu[_options.CriuPath] = probe;
     }
 
     private void AddLogLevel(List<string> args)

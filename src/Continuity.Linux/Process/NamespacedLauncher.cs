@@ -147,16 +147,17 @@ public sealed class NamespacedLauncher : IProcessLauncher
             if (child != 0)
             {
                 var cmdline = ReadOrNull($"/proc/{child}/cmdline");
-                // A zombie has an empty cmdline: the exec failed or the program quit at once (a daemon that forks
-                // and exits takes its whole pid namespace with it: protected programs must stay in the foreground).
-                if (string.IsNullOrEmpty(cmdline) || !ProcessNative.IsAlive(child))
+                // A zombie: the exec failed or the program quit at once (a daemon that forks and exits takes its
+                // whole pid namespace with it: protected programs must stay in the foreground). An empty cmdline
+                // alone means nothing: it reads empty while an exec is under way.
+                if (cmdline is null || !ProcessNative.IsAlive(child))
                     throw new InvalidOperationException(
                         $"{program} exited right after start (pid {child}); its output says why (not found? daemonized " +
                         "instead of staying in the foreground?).");
                 // Past the wrapper chain (forked unshare, setsid, bash): not matched by the program's name, because
                 // the program may already have exec'd something else by the time we look.
                 var args = cmdline.Split('\0');
-                if (args[0] is not ("unshare" or "setsid" or "nsenter") && !args.Contains(WrapperName))
+                if (args[0].Length > 0 && args[0] is not ("unshare" or "setsid" or "nsenter") && !args.Contains(WrapperName))
                     return child;
             }
             if (launcher.HasExited)

@@ -196,84 +196,105 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
         }
     }
 
-    /// <summary>
-    /// The primary's link is cut before the kill so that no FIN or RST escapes; its interface then moves to a second
-    /// namespace (the "standby", same address) where the restore happens, like a failover to another node. The
-    /// client is stopped from the dump until after the restore: bytes sent in between would need the packet log
-    /// replay, which this test leaves out.
-    /// </summary>
     [Fact]
-    public async Task Checkpoint_and_restore_keep_an_established_tcp_connection()
-    {
-        using var primary = new CriuLab.Netns("ctc-s");
-        using var standby = new CriuLab.Netns("ctc-s2");
-        using var clientNs = new CriuLab.Netns("ctc-c");
-        CriuLab.Sh("ip link del ctc-sv 2>/dev/null; ip link add ctc-sv netns ctc-s type veth peer name ctc-cv netns ctc-c" +
-                   " && ip -n ctc-s addr add 198.18.1.1/24 dev ctc-sv && ip -n ctc-s link set ctc-sv up" +
-                   " && ip -n ctc-c addr add 198.18.1.2/24 dev ctc-cv && ip -n ctc-c link set ctc-cv up");
+    public Task Checkpoint_and_restore_keep_an_established_tcp_connection() => FailOverAndVerify("ctc-s", 1, hops: 1);
 
-        var launcher = new NamespacedLauncher(primary.Path);
+    [Fact]
+    public Task A_restored_program_can_be_checkpointed_and_restored_again() => FailOverAndVerify("ctc-r", 3, hops: 2);
+
+    /// <summary>
+    /// The server runs in namespace PREFIX, the client in PREFIX-c (198.18.SUBNET.2) across a veth pair. Each hop is
+    /// a failover to a fresh namespace PREFIX-N: the current primary's link is cut before the kill so that no FIN or
+    /// RST escapes, and its interface moves to the next namespace (same address, like a standby taking the VIP),
+    /// where the restore happens. A fresh namespace each time, because the killed primary's orphaned sockets still
+    /// hold the connections' addresses in the old one. The client is stopped from each dump until after the
+    /// restore: bytes sent in between would need the packet log replay, which these tests leave out.
+    /// </summary>
+    private async Task FailOverAndVerify(string prefix, int subnet, int hops)
+    {
+        var servers = Enumerable.Range(0, hops + 1)
+            .Select(i => new CriuLab.Netns(i == 0 ? prefix : $"{prefix}{i + 1}")).ToList();
+        using var clientNs = new CriuLab.Netns($"{prefix}-c");
+        var serverIp = $"198.18.{subnet}.1";
+        CriuLab.Sh($"ip link add {prefix}-sv netns {servers[0].Name} type veth peer name {prefix}-cv netns {clientNs.Name}" +
+                   $" && ip -n {servers[0].Name} addr add {serverIp}/24 dev {prefix}-sv && ip -n {servers[0].Name} link set {prefix}-sv up" +
+                   $" && ip -n {clientNs.Name} addr add 198.18.{subnet}.2/24 dev {prefix}-cv && ip -n {clientNs.Name} link set {prefix}-cv up");
+
+        var launcher = new NamespacedLauncher(servers[0].Path);
         var output = new ConcurrentQueue<string>();
-        var server = launcher.Launch([CriuLab.CtKv, "--tcp", "7000", "--udp", "7001"], output.Enqueue);
         var restoredOutput = new ConcurrentQueue<string>();
-        var restoredPid = 0;
-        var dir = Directory.CreateTempSubdirectory("ctc-tcp-").FullName;
+        var pid = launcher.Launch([CriuLab.CtKv, "--tcp", "7000", "--udp", "7001"], output.Enqueue).Pid;
+        var dirs = new List<string>();
         try
         {
             CriuLab.Eventually(() => output.Any(l => l.Contains("listening")), TimeSpan.FromSeconds(5), "ct-kv to listen");
             using var client = new CriuLab.Client(clientNs.Path,
-                "--server 198.18.1.1:7000 --connections 4 --interval-ms 50 --duration-s 0 --timeout-s 20 --verbose" +
+                $"--server {serverIp}:7000 --connections 4 --interval-ms 50 --duration-s 0 --timeout-s 20 --verbose" +
                 " --udp-flows 2 --udp-port 7001");
             CriuLab.Eventually(() => client.Lines.Any(l => l.Contains("t=1s")), TimeSpan.FromSeconds(10),
                 "a second of verified requests");
 
-            client.Signal(CriuLab.SIGSTOP);
-            Thread.Sleep(300); // replies in flight land in the stopped client's socket buffers
-            var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = primary.Path })
-                .DumpAsync(server.Pid, dir, () => { }, CancellationToken.None);
-            log.WriteLine($"dumped: {image}");
+            for (var hop = 1; hop <= hops; hop++)
+            {
+                var from = servers[hop - 1];
+                var to = servers[hop];
+                var dir = Directory.CreateTempSubdirectory($"{prefix}-img-").FullName;
+                dirs.Add(dir);
 
-            CriuLab.Sh("ip -n ctc-s link set ctc-sv down");
-            launcher.Kill(server.Pid);
-            CriuLab.Eventually(() => !launcher.IsAlive(server.Pid), TimeSpan.FromSeconds(5), "the primary to die");
-            CriuLab.Sh("ip -n ctc-s link set ctc-sv netns ctc-s2 && ip -n ctc-s2 addr add 198.18.1.1/24 dev ctc-sv" +
-                       " && ip -n ctc-s2 link set ctc-sv up");
+                client.Signal(CriuLab.SIGSTOP);
+                Thread.Sleep(300); // replies in flight land in the stopped client's socket buffers
+                var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = from.Path })
+                    .DumpAsync(pid, dir, () => { }, CancellationToken.None);
+                log.WriteLine($"hop {hop}: dumped {image}");
 
-            var restorer = new CriuCheckpointer(new CriuOptions { NetNsPath = standby.Path },
-                (_, line) => restoredOutput.Enqueue(line));
-            var sw = Stopwatch.StartNew();
-            restoredPid = await restorer.RestoreAsync(dir, CancellationToken.None);
-            log.WriteLine($"restored as pid {restoredPid} in {sw.ElapsedMilliseconds} ms");
-            Assert.True(launcher.IsAlive(restoredPid));
-            Assert.EndsWith("\t1", CriuLab.ProcStatusField(restoredPid, "NSpid").Replace(' ', '\t'));
-            var repliesBefore = client.Lines.Count(l => l.Contains("replies="));
+                CriuLab.Sh($"ip -n {from.Name} link set {prefix}-sv down");
+                launcher.Kill(pid);
+                var dead = pid;
+                CriuLab.Eventually(() => !launcher.IsAlive(dead), TimeSpan.FromSeconds(5), "the primary to die");
+                CriuLab.Sh($"ip -n {from.Name} link set {prefix}-sv netns {to.Name}" +
+                           $" && ip -n {to.Name} addr add {serverIp}/24 dev {prefix}-sv && ip -n {to.Name} link set {prefix}-sv up");
 
-            client.Signal(CriuLab.SIGCONT);
-            Thread.Sleep(2500);
+                var restorer = new CriuCheckpointer(new CriuOptions { NetNsPath = to.Path },
+                    (_, line) => restoredOutput.Enqueue(line));
+                var sw = Stopwatch.StartNew();
+                pid = await restorer.RestoreAsync(dir, CancellationToken.None);
+                log.WriteLine($"hop {hop}: restored as pid {pid} in {sw.ElapsedMilliseconds} ms");
+                Assert.True(launcher.IsAlive(pid));
+                Assert.EndsWith("\t1", CriuLab.ProcStatusField(pid, "NSpid").Replace(' ', '\t'));
+                // The restored program's stdio is the restoring node's pipe again, nothing else is open but sockets.
+                Assert.StartsWith("pipe:[", new FileInfo($"/proc/{pid}/fd/1").LinkTarget);
+
+                var repliesBefore = client.Lines.Count;
+                client.Signal(CriuLab.SIGCONT);
+                // The first progress line comes at once (the client was stopped for more than a second).
+                CriuLab.Eventually(() => client.Lines.Skip(repliesBefore).Count(l => l.Contains("replies=")) >= 3,
+                    TimeSpan.FromSeconds(10), "two more seconds of verified requests after the restore");
+                Assert.False(client.HasExited, client.Output);
+            }
+
             var (exit, result) = client.Finish(TimeSpan.FromSeconds(10));
             log.WriteLine(client.Output);
-
             Assert.True(exit == 0, client.Output);
             Assert.Equal("1", result["ok"]);
             Assert.Equal("0", result["mismatches"]);
             Assert.Equal("0", result["resets"]);
-            // 4 connections at 20/s for 2.5 s after the restore: far more than the ~80 before the dump.
-            Assert.True(long.Parse(result["replies"]) > 150, client.Output);
-            Assert.True(repliesBefore > 0);
-            // UDP flows kept their per-flow counts across the restore too (a reset table would mismatch).
+            // 4 connections at 20/s: about 80 replies a second, the first second before any dump.
+            Assert.True(long.Parse(result["replies"]) > 80 + hops * 120, client.Output);
+            // UDP flows kept their per-flow counts across the restores too (a reset table would mismatch).
             Assert.Equal("0", result["udp_mismatches"]);
-            Assert.True(long.Parse(result["udp_replies"]) > 50, client.Output);
+            Assert.True(long.Parse(result["udp_replies"]) > 40 * (hops + 1), client.Output);
             // The restored program's stdout reaches the restoring node (criu restore --inherit-fd).
             CriuLab.Eventually(() => restoredOutput.Any(l => l.Contains("closed (eof)")), TimeSpan.FromSeconds(5),
                 "the restored server's output to reach the restoring node");
         }
         finally
         {
-            if (launcher.IsAlive(server.Pid))
-                launcher.Kill(server.Pid);
-            if (restoredPid > 0)
-                launcher.Kill(restoredPid);
-            Directory.Delete(dir, true);
+            if (launcher.IsAlive(pid))
+                launcher.Kill(pid);
+            foreach (var d in dirs)
+                Directory.Delete(d, true);
+            foreach (var ns in servers)
+                ns.Dispose();
         }
     }
 }
