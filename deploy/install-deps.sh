@@ -14,7 +14,7 @@ fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || fail "apt-get not found: Continuity's installer supports Debian 12 (bookworm) and later"
 
 export DEBIAN_FRONTEND=noninteractive
-BASE_PKGS=(iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping)
+BASE_PKGS=(gcc libc6-dev iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping)
 
 missing=()
 for p in "${BASE_PKGS[@]}"; do

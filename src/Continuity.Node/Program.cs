@@ -1,1 +1,56 @@
-Console.WriteLine("placeholder");
+using System.Runtime.InteropServices;
+using Akka.Configuration;
+using Continuity.Node.Hosting;
+
+namespace Continuity.Node;
+
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var options = NodeOptions.Parse(args, out var error);
+        if (options is null)
+        {
+            if (error == "") { Console.WriteLine(NodeOptions.Usage); return 0; }
+            Console.Error.WriteLine($"continuity-node: {error}\n\n{NodeOptions.Usage}");
+            return 2;
+        }
+
+        NodeSettings settings;
+        try
+        {
+            settings = NodeConfiguration.Load(options.ConfigPath);
+        }
+        catch (Exception e) when (e is ConfigurationException or FileNotFoundException or ArgumentException or FormatException)
+        {
+            Console.Error.WriteLine($"continuity-node: configuration error: {e.Message}");
+            return 2;
+        }
+
+        if (options.CheckOnly)
+        {
+            Console.WriteLine($"configuration {options.ConfigPath} is valid: node {settings.NodeName}, roles [{string.Join(", ", settings.Roles)}], seeds [{string.Join(", ", settings.SeedNodes)}], management {settings.ManagementBind}");
+            return 0;
+        }
+
+        NodeHost host;
+        try
+        {
+            host = await NodeHost.StartAsync(settings);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+        {
+            Console.Error.WriteLine($"continuity-node: cannot start: {e.Message}");
+            return 1;
+        }
+
+        // SIGTERM and SIGINT mean "leave the cluster gracefully", never "vanish": members then
+        // see this node leave at once instead of waiting for the failure detector.
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, ctx => { ctx.Cancel = true; _ = host.LeaveAndStopAsync(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; _ = host.LeaveAndStopAsync(); });
+
+        await host.Terminated;
+        await host.DisposeAsync();
+        return 0;
+    }
+}

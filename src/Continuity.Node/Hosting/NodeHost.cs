@@ -1,0 +1,110 @@
+using System.Runtime.InteropServices;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using Akka.Event;
+using Continuity.Core.Cluster;
+using Continuity.Node.Management;
+
+namespace Continuity.Node.Hosting;
+
+/// <summary>
+/// One Continuity node: an Akka.Cluster member plus its management endpoint. Seed or member is
+/// decided by the HOCON alone (a node whose own address is the first seed forms the cluster).
+/// </summary>
+public sealed class NodeHost : IAsyncDisposable
+{
+    public const string SystemName = "continuity";
+
+    private readonly NodeSettings _settings;
+    private ManagementServer? _management;
+    private readonly TaskCompletionSource _terminated = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ActorSystem System { get; }
+    public NodeSettings Settings => _settings;
+
+    private NodeHost(NodeSettings settings, ActorSystem system)
+    {
+        _settings = settings;
+        System = system;
+    }
+
+    public static async Task<NodeHost> StartAsync(NodeSettings settings, CancellationToken ct = default)
+    {
+        Directory.CreateDirectory(settings.StateDir);
+        if (!OperatingSystem.IsWindows())
+            File.SetUnixFileMode(settings.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        var system = ActorSystem.Create(SystemName, settings.AkkaConfig);
+        var host = new NodeHost(settings, system);
+        system.WhenTerminated.ContinueWith(_ => host._terminated.TrySetResult());
+
+        var log = Akka.Event.Logging.GetLogger(system, "continuity.node");
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        log.Info("node {0} starting: address {1}, roles [{2}], seeds [{3}]",
+            settings.NodeName, cluster.SelfAddress, string.Join(", ", settings.Roles), string.Join(", ", settings.SeedNodes));
+
+        if (settings.SeedNodes.Count == 0)
+            log.Warning("akka.cluster.seed-nodes is empty: this node will wait to be joined by 'continuity-cmd cluster join'. Set seed-nodes in {0} to join automatically.", settings.ConfigPath);
+
+        system.ActorOf(Props.Create(() => new JoinWatchdog(settings.SeedNodes, settings.JoinTimeout)), "join-watchdog");
+
+        if (settings.ManagementEnabled)
+        {
+            var token = TokenFile.ReadOrCreate(settings.TokenFile);
+            host._management = new ManagementServer(system, settings, token);
+            await host._management.StartAsync(ct);
+            log.Info("management endpoint listening on http://{0} (token in {1})", settings.ManagementBind, settings.TokenFile);
+        }
+        return host;
+    }
+
+    /// <summary>Completes when the actor system has terminated (left the cluster, downed, or stopped).</summary>
+    public Task Terminated => _terminated.Task;
+
+    /// <summary>Leaves the cluster gracefully (members see Leaving, Exiting, Removed: no failure detection wait).</summary>
+    public Task LeaveAndStopAsync() =>
+        CoordinatedShutdown.Get(System).Run(CoordinatedShutdown.ClrExitReason.Instance);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_management is not null) await _management.DisposeAsync();
+        await System.Terminate();
+    }
+}
+
+/// <summary>
+/// Akka keeps retrying unreachable seeds quietly; an operator needs to hear about it. This
+/// actor says every few seconds which seeds it is still trying, and gives up after
+/// continuity.node.join-timeout if one is set.
+/// </summary>
+internal sealed class JoinWatchdog : ReceiveActor, IWithTimers
+{
+    private sealed class Tick { public static readonly Tick Instance = new(); }
+
+    private readonly DateTime _started = DateTime.UtcNow;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public JoinWatchdog(IReadOnlyList<string> seeds, TimeSpan joinTimeout)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(Context.System);
+        var log = Context.GetLogger();
+        cluster.RegisterOnMemberUp(() => Self.Tell(PoisonPill.Instance));
+
+        Receive<Tick>(_ =>
+        {
+            var waited = DateTime.UtcNow - _started;
+            if (joinTimeout > TimeSpan.Zero && waited > joinTimeout)
+            {
+                log.Error("could not join the cluster within continuity.node.join-timeout = {0}: no seed of [{1}] answered. Check that a seed node runs and that its address is reachable from here; shutting down.",
+                    joinTimeout, string.Join(", ", seeds));
+                CoordinatedShutdown.Get(Context.System).Run(CoordinatedShutdown.ClusterJoinUnsuccessfulReason.Instance);
+                return;
+            }
+            log.Warning("still joining after {0:F0} s: no seed of [{1}] has let this node in yet. Is a seed node running, and is akka.remote.dot-netty.tcp.hostname reachable from the seeds?",
+                waited.TotalSeconds, string.Join(", ", seeds));
+        });
+    }
+
+    protected override void PreStart() => Timers.StartPeriodicTimer("tick", Tick.Instance, TimeSpan.FromSeconds(10));
+}

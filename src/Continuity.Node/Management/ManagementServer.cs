@@ -1,0 +1,179 @@
+using System.Net;
+using System.Text.Json;
+using System.Threading.Channels;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Continuity.Core.Cluster;
+using Continuity.Node.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Continuity.Node.Management;
+
+/// <summary>
+/// The node's management endpoint: versioned JSON over HTTP with a bearer token. The console
+/// (continuity-cmd) and the lab use it. Every request is authenticated; every action is logged
+/// with the caller's address (the audit trail).
+/// </summary>
+public sealed class ManagementServer : IAsyncDisposable
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = false };
+
+    private readonly ActorSystem _system;
+    private readonly NodeSettings _settings;
+    private readonly string _token;
+    private readonly ILoggingAdapter _log;
+    private WebApplication? _app;
+    private readonly List<Action<WebApplication>> _extensions = new();
+
+    public ManagementServer(ActorSystem system, NodeSettings settings, string token)
+    {
+        _system = system;
+        _settings = settings;
+        _token = token;
+        _log = Akka.Event.Logging.GetLogger(system, "continuity.management");
+    }
+
+    /// <summary>Lets other capabilities (applications, MIB) add their routes before start.</summary>
+    public void Extend(Action<WebApplication> routes) => _extensions.Add(routes);
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        var endpoint = ParseBind(_settings.ManagementBind);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(endpoint);
+            // A hostile client gets small limits: nothing here needs large requests.
+            k.Limits.MaxRequestBodySize = 64 * 1024;
+            k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+            k.Limits.MaxConcurrentConnections = 256;
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+            k.AddServerHeader = false;
+        });
+        builder.Services.Configure<KestrelServerOptions>(_ => { });
+        var app = builder.Build();
+
+        app.Use(async (ctx, next) =>
+        {
+            var header = ctx.Request.Headers.Authorization.ToString();
+            var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
+            if (!TokenFile.Matches(_token, presented))
+            {
+                ctx.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                ctx.Response.Headers.WWWAuthenticate = "Bearer";
+                await ctx.Response.WriteAsJsonAsync(new { error = "missing or wrong bearer token: send 'Authorization: Bearer <token>' with the token from the node's token-file" }, Json);
+                return;
+            }
+            await next(ctx);
+        });
+
+        MapCluster(app);
+        foreach (var extend in _extensions) extend(app);
+        app.MapFallback((HttpContext ctx) => Results.Json(new { error = $"no such resource: {ctx.Request.Method} {ctx.Request.Path}" }, Json, statusCode: 404));
+
+        await app.StartAsync(ct);
+        _app = app;
+    }
+
+    private void MapCluster(WebApplication app)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(_system);
+
+        app.MapGet("/v1/cluster", () => Results.Json(ClusterJson.Snapshot(cluster), Json));
+
+        app.MapGet("/v1/cluster/events", async (HttpContext ctx) =>
+        {
+            var channel = Channel.CreateBounded<ClusterJson.EventDto>(new BoundedChannelOptions(1024) { FullMode = BoundedChannelFullMode.DropOldest });
+            var forwarder = _system.ActorOf(Props.Create(() => new ClusterEventForwarder(channel.Writer)));
+            try
+            {
+                ctx.Response.ContentType = "application/x-ndjson";
+                await ctx.Response.StartAsync(ctx.RequestAborted);
+                await foreach (var e in channel.Reader.ReadAllAsync(ctx.RequestAborted))
+                {
+                    await ctx.Response.WriteAsync(JsonSerializer.Serialize(e, Json) + "\n", ctx.RequestAborted);
+                    await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
+                }
+            }
+            catch (OperationCanceledException) { }
+            finally { forwarder.Tell(PoisonPill.Instance); }
+        });
+
+        app.MapPost("/v1/cluster/leave", async (HttpContext ctx) =>
+        {
+            var (address, error) = await ResolveMember(ctx, cluster);
+            if (error is not null) return error;
+            Audit(ctx, $"leave {address}");
+            cluster.Leave(address!);
+            return Results.Json(new { result = "leaving", address = address!.ToString() }, Json, statusCode: 202);
+        });
+
+        app.MapPost("/v1/cluster/down", async (HttpContext ctx) =>
+        {
+            var (address, error) = await ResolveMember(ctx, cluster);
+            if (error is not null) return error;
+            Audit(ctx, $"down {address}");
+            cluster.Down(address!);
+            return Results.Json(new { result = "downing", address = address!.ToString() }, Json, statusCode: 202);
+        });
+
+        app.MapPost("/v1/cluster/down-unreachable", (HttpContext ctx) =>
+        {
+            var unreachable = cluster.State.Unreachable.Select(m => m.Address).ToList();
+            Audit(ctx, $"down-unreachable [{string.Join(", ", unreachable)}]");
+            foreach (var a in unreachable) cluster.Down(a);
+            return Results.Json(new { downed = unreachable.Select(a => a.ToString()) }, Json, statusCode: 202);
+        });
+    }
+
+    /// <summary>Reads {"address": "..."} (an Akka address or a node name) and finds that member.</summary>
+    private static async Task<(Address?, IResult?)> ResolveMember(HttpContext ctx, Akka.Cluster.Cluster cluster)
+    {
+        JsonElement body;
+        try
+        {
+            body = await JsonSerializer.DeserializeAsync<JsonElement>(ctx.Request.Body, Json, ctx.RequestAborted);
+        }
+        catch (JsonException e)
+        {
+            return (null, Results.Json(new { error = $"request body is not valid JSON ({e.Message}): send {{\"address\": \"akka.tcp://continuity@HOST:PORT\"}}" }, Json, statusCode: 400));
+        }
+        if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("address", out var a) || a.ValueKind != JsonValueKind.String)
+            return (null, Results.Json(new { error = "missing \"address\": send {\"address\": \"akka.tcp://continuity@HOST:PORT\"} or a node name" }, Json, statusCode: 400));
+
+        var text = a.GetString()!;
+        var member = cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == text || NodeNames.NameOf(m) == text);
+        if (member is null)
+            return (null, Results.Json(new { error = $"no member '{text}' in the cluster: see GET /v1/cluster for the members" }, Json, statusCode: 404));
+        return (member.Address, null);
+    }
+
+    private void Audit(HttpContext ctx, string action) =>
+        _log.Info("audit: {0} requested by {1}", action, ctx.Connection.RemoteIpAddress);
+
+    internal static IPEndPoint ParseBind(string bind)
+    {
+        var colon = bind.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(bind[(colon + 1)..], out var port) || port is < 0 or > 65535)
+            throw new ArgumentException($"continuity.management.bind = \"{bind}\" is not HOST:PORT (example: \"127.0.0.1:8558\")");
+        var host = bind[..colon].Trim('[', ']');
+        if (!IPAddress.TryParse(host, out var ip))
+        {
+            if (host == "localhost") ip = IPAddress.Loopback;
+            else throw new ArgumentException($"continuity.management.bind = \"{bind}\": '{host}' is not an IP address (use an address of this node, or 0.0.0.0 for all)");
+        }
+        return new IPEndPoint(ip, port);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_app is not null) await _app.DisposeAsync();
+    }
+}
