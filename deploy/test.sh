@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test of Continuity, one test project at a
+# time (the end-to-end projects create network namespaces and clusters; running them side by
+# side on a small machine would make the failure detectors see pauses that are not failures).
+#   sudo deploy/test.sh            # everything
+#   sudo deploy/test.sh Lab        # only tests/Continuity.Lab.Tests (any project-name suffix)
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+[ "$(id -u)" -eq 0 ] || { echo "deploy/test.sh: run as root (sudo deploy/test.sh): the tests create network namespaces and run CRIU" >&2; exit 1; }
+
+bash deploy/install-deps.sh || exit 1
+bash deploy/build.sh || exit 1
+
+projects=(Core Linux Node Cmd Lab)
+[ $# -gt 0 ] && projects=("$@")
+passed=0; failed=0; skipped=0; status=0
+mkdir -p build/test-results
+for p in "${projects[@]}"; do
+  proj="tests/Continuity.$p.Tests/Continuity.$p.Tests.csproj"
+  [ -f "$proj" ] || { echo "deploy/test.sh: no test project $proj" >&2; exit 2; }
+  echo "=== $proj"
+  log="build/test-results/$p.log"
+  dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E "^(Passed|Failed)! +- " "$log" | tail -1)
+  f=$(sed -nE 's/.*Failed: +([0-9]+).*/\1/p' <<<"$line"); p_=$(sed -nE 's/.*Passed: +([0-9]+).*/\1/p' <<<"$line"); s=$(sed -nE 's/.*Skipped: +([0-9]+).*/\1/p' <<<"$line")
+  passed=$((passed + ${p_:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
+  if [ "$rc" -ne 0 ]; then status=1; [ -z "$line" ] && { echo "deploy/test.sh: $proj did not run to completion (exit $rc)"; failed=$((failed + 1)); }; fi
+done
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+exit $status
