@@ -9,9 +9,20 @@ public static class NodeConfiguration
     {
         if (!File.Exists(path))
             throw new FileNotFoundException($"configuration file {path} not found (examples: hocon/seed.hocon, hocon/member.hocon)");
-        var text = File.ReadAllText(path);
-        var config = ConfigurationFactory.ParseString(text).WithFallback(Reference());
+        var config = Parse(path).WithFallback(Reference());
         return NodeSettings.From(path, config);
+    }
+
+    private static Config Parse(string path)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return ConfigurationFactory.ParseString(File.ReadAllText(path), include =>
+        {
+            var file = Path.IsPathRooted(include) ? include : Path.Combine(dir, include);
+            if (!File.Exists(file))
+                throw new FileNotFoundException($"{path}: include \"{include}\" names a file that does not exist ({file})");
+            return Parse(file).Root is { } root ? new Akka.Configuration.Hocon.HoconRoot(root) : throw new FormatException($"{file} is empty");
+        });
     }
 
     public static Config Reference()

@@ -1,0 +1,110 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Continuity.Lab.Tests.EndToEnd;
+
+/// <summary>
+/// The real thing: continuity-node processes in the lab's namespaces forming an Akka cluster,
+/// crashed and partitioned by the lab, observed through their management endpoints.
+/// Needs the build (deploy/build.sh) and root.
+/// </summary>
+[Collection(LabCollection.Name)]
+public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly LabDriver _lab = new();
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
+
+    public void Dispose()
+    {
+        _lab.Dispose();
+        _http.Dispose();
+    }
+
+    private static string Address(string node) => node switch
+    {
+        "n1" => "198.18.0.11", "n2" => "198.18.0.12", "n3" => "198.18.0.13",
+        _ => throw new ArgumentException(node),
+    };
+
+    private JsonElement? ClusterSeenBy(string node)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"http://{Address(node)}:8558/v1/cluster");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_lab.StateDir, "token")).Trim());
+            using var response = _http.Send(request);
+            if (!response.IsSuccessStatusCode) return null;
+            return JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException) { return null; }
+    }
+
+    private static string[] UpMembers(JsonElement cluster) =>
+        cluster.GetProperty("members").EnumerateArray()
+            .Where(m => m.GetProperty("status").GetString() == "Up")
+            .Select(m => m.GetProperty("node").GetString()!).Order().ToArray();
+
+    private TimeSpan WaitUntil(Func<bool> condition, TimeSpan timeout, string what)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(clock.Elapsed < timeout, $"not within {timeout.TotalSeconds} s: {what}\n{_lab.LastOutput}");
+            Thread.Sleep(250);
+        }
+        return clock.Elapsed;
+    }
+
+    private void UpThreeNodes()
+    {
+        var code = _lab.Run("up", "--nodes", "3", "--timeout", "90");
+        Assert.True(code == 0, $"lab up failed ({code}):\n{_lab.LastOutput}\n{_lab.LastError}");
+    }
+
+    [RootFact]
+    public void Three_node_processes_form_one_cluster_with_their_roles()
+    {
+        UpThreeNodes();
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            var cluster = ClusterSeenBy(node);
+            Assert.NotNull(cluster);
+            Assert.Equal(["n1", "n2", "n3"], UpMembers(cluster.Value));
+            Assert.All(cluster.Value.GetProperty("members").EnumerateArray(),
+                m => Assert.Equal(["data"], m.GetProperty("roles").EnumerateArray().Select(r => r.GetString())));
+            Assert.Equal($"akka.tcp://continuity@{Address(node)}:4053", cluster.Value.GetProperty("self").GetString());
+            Assert.False(string.IsNullOrEmpty(cluster.Value.GetProperty("leader").GetString()));
+        }
+    }
+
+    [RootFact]
+    public void A_crashed_node_is_downed_and_removed_by_the_others()
+    {
+        UpThreeNodes();
+        _lab.MustRun("crash", "n3");
+        var clock = Stopwatch.StartNew();
+        var unreachable = WaitUntil(() => ClusterSeenBy("n1") is { } c && c.GetProperty("unreachable").GetArrayLength() == 1,
+            TimeSpan.FromSeconds(30), "n1 sees n3 unreachable");
+        WaitUntil(() => ClusterSeenBy("n1") is { } c && UpMembers(c).SequenceEqual(["n1", "n2"]) && c.GetProperty("members").GetArrayLength() == 2,
+            TimeSpan.FromSeconds(60), "n1 and n2 remove n3");
+        output.WriteLine($"crash of n3: unreachable after {unreachable.TotalSeconds:F1} s, removed after {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.Equal(["n1", "n2"], UpMembers(ClusterSeenBy("n2")!.Value));
+    }
+
+    [RootFact]
+    public void A_partitioned_node_downs_itself_while_the_majority_stays_up()
+    {
+        UpThreeNodes();
+        _lab.MustRun("partition", "n1");
+        var clock = Stopwatch.StartNew();
+        WaitUntil(() => ClusterSeenBy("n2") is { } c && UpMembers(c).SequenceEqual(["n2", "n3"]) && c.GetProperty("members").GetArrayLength() == 2,
+            TimeSpan.FromSeconds(60), "the majority {n2, n3} removes n1");
+        // The minority's node process shuts itself down: a downed node must stop serving.
+        WaitUntil(() => ClusterSeenBy("n1") is null, TimeSpan.FromSeconds(60), "n1's node process stops");
+        output.WriteLine($"partition of n1: majority removed it and n1 stopped within {clock.Elapsed.TotalSeconds:F1} s");
+        Assert.Equal(["n2", "n3"], UpMembers(ClusterSeenBy("n3")!.Value));
+    }
+}
