@@ -280,6 +280,36 @@ public sealed class ConsoleSpecs : IAsyncLifetime
         Assert.Equal(["app list", "cluster shw", "cluster show", "app list", "help", "quit"], File.ReadAllLines(_run.HistoryFile));
     }
 
+    [Fact]
+    public async Task Down_unreachable_lists_the_members_being_downed()
+    {
+        _node.Json("POST", "/v1/cluster/down-unreachable", $$"""{"downed":["{{Canned.N3}}"]}""", 202);
+
+        var code = await _run.Run(_node, "cluster", "down-unreachable");
+
+        Assert.Equal(0, code);
+        Assert.Contains("downing 1 member(s):", _run.Out);
+        Assert.Contains(Canned.N3, _run.Out);
+        Assert.Equal("/v1/cluster/down-unreachable", Assert.Single(_node.Requests).Path);
+    }
+
+    [Fact]
+    public async Task Leave_with_an_address_is_sent_without_a_lookup()
+    {
+        var code = await _run.Run(_node, "cluster", "leave", Canned.N2);
+
+        Assert.Equal(0, code);
+        var post = Assert.Single(_node.Requests);
+        Assert.Equal("/v1/cluster/leave", post.Path);
+        Assert.Contains($"leaving: {Canned.N2}", _run.Out);
+    }
+
+    [Fact]
+    public void Interactive_lines_are_split_on_whitespace_honouring_quotes()
+    {
+        Assert.Equal(["app", "switch", "my app", "--to", "n2"], LineTokenizer.Split("  app switch 'my app'  --to \"n2\" "));
+    }
+
     private static async Task Eventually(Func<bool> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
