@@ -1,0 +1,140 @@
+using System.Text.Json.Nodes;
+using static Continuity.Cmd.TextFormat;
+
+namespace Continuity.Cmd;
+
+internal static class AppCommands
+{
+    public static async Task<int> ListAsync(CommandContext ctx, IReadOnlyList<string> args)
+    {
+        ClusterCommands.NoArgs(ctx, args);
+        var reply = await ctx.Client.GetAsync("v1/apps", ctx.Cancel);
+        if (ctx.Options.Json)
+        {
+            ctx.WriteJson(reply);
+            return ExitCodes.Ok;
+        }
+
+        var apps = Array(reply.Body?["apps"]).OfType<JsonObject>().ToList();
+        if (apps.Count == 0)
+        {
+            ctx.Out.WriteLine("no apps are protected on this cluster");
+            return ExitCodes.Ok;
+        }
+        var rows = apps.Select(a => (IReadOnlyList<string>)
+        [
+            Str(a["name"]),
+            Str(a["primary"]),
+            Standbys(a),
+            Str(a["state"]),
+            Duration(Long(a["lastCheckpoint"]?["ageMs"])),
+            Long(a["logDepth"])?.ToString() ?? "-",
+        ]).ToList();
+        Table(ctx.Out, ["APP", "PRIMARY", "STANDBYS", "STATE", "CHECKPOINT AGE", "LOG DEPTH"], rows);
+        ctx.Out.WriteLine();
+        ctx.Out.WriteLine("standbys marked * are ready to take over");
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> StatusAsync(CommandContext ctx, IReadOnlyList<string> args)
+    {
+        var name = OneName(ctx, args);
+        var reply = await ctx.Client.GetAsync($"v1/apps/{Uri.EscapeDataString(name)}", ctx.Cancel);
+        if (ctx.Options.Json)
+        {
+            ctx.WriteJson(reply);
+            return ExitCodes.Ok;
+        }
+
+        var a = reply.Body as JsonObject ?? throw new CommandFailedException($"the node sent an unexpected answer for app '{name}'");
+        var w = ctx.Out;
+        w.WriteLine($"app:             {Str(a["name"], name)}");
+        w.WriteLine($"state:           {Str(a["state"])}");
+        w.WriteLine($"primary:         {Str(a["primary"])}");
+        var standbys = Array(a["standbys"]).OfType<JsonObject>().ToList();
+        if (standbys.Count == 0) w.WriteLine("standbys:        (none: the app is not protected)");
+        for (var i = 0; i < standbys.Count; i++)
+        {
+            var s = standbys[i];
+            w.WriteLine($"{(i == 0 ? "standbys:" : ""),-17}{Str(s["node"])} {(Bool(s["ready"]) ? "ready" : "NOT READY")}, " +
+                        $"checkpoint {Duration(Long(s["checkpointAgeMs"]))} old, log depth {Long(s["logDepth"])?.ToString() ?? "-"}");
+        }
+
+        if (a["lastCheckpoint"] is JsonObject cp)
+            w.WriteLine($"last checkpoint: #{Long(cp["id"])?.ToString() ?? "?"}, {Duration(Long(cp["ageMs"]))} ago, " +
+                        $"{Bytes(Long(cp["bytes"]))}, froze the app {Duration(Long(cp["freezeMs"]))}, mark {Long(cp["mark"])?.ToString() ?? "-"}");
+        else
+            w.WriteLine("last checkpoint: (none yet)");
+        w.WriteLine($"log depth:       {Long(a["logDepth"])?.ToString() ?? "-"} packets since the checkpoint");
+
+        if (a["lastSwitch"] is JsonObject sw)
+        {
+            w.WriteLine($"last switch:     {Str(sw["from"])} -> {Str(sw["to"])} at {Str(sw["at"])} ({Str(sw["reason"])})");
+            if (sw["phases"] is JsonObject phases)
+            {
+                // Known phases in the order they happen; anything newer the node reports is appended.
+                string[] order = ["vipMs", "restoreMs", "replayMs", "openMs"];
+                var names = order.Where(phases.ContainsKey).Concat(phases.Select(p => p.Key).Except(order)).ToList();
+                var total = names.Sum(n => Long(phases[n]) ?? 0);
+                var parts = names.Select(n => $"{(n.EndsWith("Ms", StringComparison.Ordinal) ? n[..^2] : n)} {Duration(Long(phases[n]))}");
+                w.WriteLine($"  phases:        {string.Join(", ", parts)} (total {Duration(total)})");
+            }
+            if (Long(sw["packetsReplayed"]) is { } replayed)
+                w.WriteLine($"  replayed:      {replayed} packets");
+        }
+        else
+        {
+            w.WriteLine("last switch:     (never)");
+        }
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> SwitchAsync(CommandContext ctx, IReadOnlyList<string> args)
+    {
+        string? name = null, to = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            if (args[i] == "--to")
+            {
+                if (i + 1 >= args.Count) throw ctx.Usage("--to needs a node name");
+                to = args[++i];
+            }
+            else if (args[i].StartsWith("--to=", StringComparison.Ordinal)) to = args[i][5..];
+            else if (args[i].StartsWith('-')) throw ctx.Usage($"unknown option '{args[i]}'");
+            else if (name is null) name = args[i];
+            else throw ctx.Usage($"unexpected argument '{args[i]}'");
+        }
+        if (name is null) throw ctx.Usage("which app? give its NAME");
+        if (string.IsNullOrEmpty(to)) throw ctx.Usage("which node should take over? give --to NODE");
+
+        var reply = await ctx.Client.PostAsync($"v1/apps/{Uri.EscapeDataString(name)}/switch",
+            new Dictionary<string, string> { ["to"] = to }, ctx.Cancel);
+        if (ctx.Options.Json) ctx.WriteJson(reply);
+        else ctx.Out.WriteLine($"{Str(reply.Body?["result"], "switching")}: {name} -> {Str(reply.Body?["to"], to)} " +
+                               $"(follow with 'app status {name}')");
+        return ExitCodes.Ok;
+    }
+
+    public static async Task<int> CheckpointAsync(CommandContext ctx, IReadOnlyList<string> args)
+    {
+        var name = OneName(ctx, args);
+        var reply = await ctx.Client.PostAsync($"v1/apps/{Uri.EscapeDataString(name)}/checkpoint", null, ctx.Cancel);
+        if (ctx.Options.Json) ctx.WriteJson(reply);
+        else ctx.Out.WriteLine($"checkpoint requested: {name}");
+        return ExitCodes.Ok;
+    }
+
+    private static string Standbys(JsonObject app)
+    {
+        var standbys = Array(app["standbys"]).OfType<JsonObject>()
+            .Select(s => Str(s["node"]) + (Bool(s["ready"]) ? "*" : "")).ToList();
+        return standbys.Count == 0 ? "-" : string.Join(",", standbys);
+    }
+
+    private static string OneName(CommandContext ctx, IReadOnlyList<string> args) => args.Count switch
+    {
+        0 => throw ctx.Usage("which app? give its NAME"),
+        1 => args[0],
+        _ => throw ctx.Usage($"unexpected argument '{args[1]}'"),
+    };
+}

@@ -1,0 +1,122 @@
+using System.Text;
+
+namespace Continuity.Cmd.Tests;
+
+/// <summary>One in-process run of the console with captured output and a temporary home for its files.</summary>
+public sealed class ConsoleRun : IDisposable
+{
+    private readonly StringBuilder _out = new();
+    private readonly StringBuilder _err = new();
+
+    public string Dir { get; } = Directory.CreateTempSubdirectory("continuity-cmd-test-").FullName;
+    public string TokenFile => Path.Combine(Dir, "token");
+    public string HistoryFile => Path.Combine(Dir, ".continuity_history");
+    public Dictionary<string, string> Env { get; } = new();
+
+    public TextWriter OutWriter { get; }
+    public TextWriter ErrWriter { get; }
+
+    public ConsoleRun(string token = FakeNode.Token)
+    {
+        File.WriteAllText(TokenFile, token + "\n");
+        // Synchronized: cluster tail writes from the request's continuation while the test polls.
+        OutWriter = TextWriter.Synchronized(new StringWriter(_out));
+        ErrWriter = TextWriter.Synchronized(new StringWriter(_err));
+    }
+
+    public string Out
+    {
+        get { lock (OutWriter) return _out.ToString(); }
+    }
+
+    public string Err
+    {
+        get { lock (ErrWriter) return _err.ToString(); }
+    }
+
+    internal CmdEnvironment Environment(string stdin = "", IKeySource? keys = null) => new()
+    {
+        In = new StringReader(stdin),
+        Out = OutWriter,
+        Err = ErrWriter,
+        InputRedirected = keys is null,
+        Keys = keys,
+        GetEnv = name => Env.TryGetValue(name, out var v) ? v : null,
+        DefaultTokenFiles = [Path.Combine(Dir, "no-such-etc-token"), Path.Combine(Dir, "no-such-lab-token")],
+        HistoryFile = HistoryFile,
+        RequestTimeout = TimeSpan.FromSeconds(10),
+    };
+
+    public Task<int> Run(FakeNode? node, params string[] args) => Run(node, Environment(), args);
+
+    internal Task<int> Run(FakeNode? node, CmdEnvironment env, params string[] args)
+    {
+        var all = new List<string>();
+        if (node is not null) all.AddRange(["--node", node.Endpoint]);
+        all.AddRange(["--token-file", TokenFile]);
+        all.AddRange(args);
+        return CmdApp.RunAsync(all.ToArray(), env);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
+
+/// <summary>Plays back keystrokes as if typed at a terminal.</summary>
+internal sealed class ScriptedKeys : IKeySource
+{
+    private readonly Queue<ConsoleKeyInfo> _keys = new();
+
+    public ScriptedKeys Type(string text)
+    {
+        foreach (var c in text) _keys.Enqueue(new ConsoleKeyInfo(c, ConsoleKey.NoName, false, false, false));
+        return this;
+    }
+
+    public ScriptedKeys Press(ConsoleKey key, bool control = false)
+    {
+        var ch = key switch { ConsoleKey.Enter => '\r', ConsoleKey.Backspace => '\b', _ => '\0' };
+        _keys.Enqueue(new ConsoleKeyInfo(ch, key, false, false, control));
+        return this;
+    }
+
+    public ScriptedKeys Line(string text) => Type(text).Press(ConsoleKey.Enter);
+
+    public ConsoleKeyInfo ReadKey() =>
+        _keys.Count > 0 ? _keys.Dequeue() : new ConsoleKeyInfo('\u0004', ConsoleKey.D, false, false, true);
+}
+
+internal static class Canned
+{
+    public const string N1 = "akka.tcp://continuity@198.18.0.11:4053";
+    public const string N2 = "akka.tcp://continuity@198.18.0.12:4053";
+    public const string N3 = "akka.tcp://continuity@198.18.0.13:4053";
+
+    public const string Cluster = $$"""
+        {"self":"{{N1}}","leader":"{{N1}}","oldest":"{{N2}}",
+         "members":[
+           {"address":"{{N1}}","node":"n1","status":"Up","roles":["data"],"reachable":true,"upNumber":1},
+           {"address":"{{N2}}","node":"n2","status":"Up","roles":["data","standby"],"reachable":true,"upNumber":2},
+           {"address":"{{N3}}","node":"n3","status":"Leaving","roles":[],"reachable":false,"upNumber":3}],
+         "unreachable":["{{N3}}"]}
+        """;
+
+    public const string Apps = """
+        {"apps":[{"name":"kv","primary":"n1",
+          "standbys":[{"node":"n2","ready":true,"checkpointAgeMs":1234,"logDepth":57},
+                      {"node":"n3","ready":false,"checkpointAgeMs":90000,"logDepth":900}],
+          "state":"protected",
+          "lastCheckpoint":{"id":12,"ageMs":1234,"bytes":123456,"freezeMs":80,"mark":1000},
+          "logDepth":57,
+          "lastSwitch":{"from":"n1","to":"n2","at":"2026-11-27T09:59:00Z","reason":"crash",
+            "phases":{"vipMs":3,"restoreMs":120,"replayMs":40,"openMs":2},"packetsReplayed":57}}]}
+        """;
+}
