@@ -78,6 +78,32 @@ public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
             Assert.Equal($"akka.tcp://continuity@{Address(node)}:4053", cluster.Value.GetProperty("self").GetString());
             Assert.False(string.IsNullOrEmpty(cluster.Value.GetProperty("leader").GetString()));
         }
+
+        // What an operator sees in the console.
+        var (code, text) = Console("--node", "198.18.0.12:8558", "cluster", "show");
+        Assert.True(code == 0, text);
+        foreach (var node in new[] { "n1", "n2", "n3" })
+            Assert.Matches($@"(?m)^{node}\*?\s+akka\.tcp://continuity@{System.Text.RegularExpressions.Regex.Escape(Address(node))}:4053\s+Up\s+data\s+yes", text);
+        Assert.Contains("leader: n1", text);
+    }
+
+    /// <summary>Runs the real console program against the lab, as a person would.</summary>
+    private (int Code, string Output) Console(params string[] args)
+    {
+        var root = Lab.FindRepoRoot() ?? throw new InvalidOperationException("repository root not found");
+        var start = new ProcessStartInfo(Path.Combine(root, "bin", "continuity-cmd"))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+        };
+        start.ArgumentList.Add("--token-file");
+        start.ArgumentList.Add(Path.Combine(_lab.StateDir, "token"));
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        process.StandardInput.Close();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(30_000), "continuity-cmd did not finish within 30 s");
+        return (process.ExitCode, stdout.Result + stderr.Result);
     }
 
     [RootFact]
