@@ -164,6 +164,7 @@ internal static class ConfigValues
         {
             if (v.IsString()) return "\"" + v.GetString() + "\"";
             if (v.IsArray()) return "[" + string.Join(", ", v.GetArray().Select(Show)) + "]";
+            if (v.Values.Any(e => e is HoconArray)) return "an array";
             return "an object";
         }
         catch { return v.ToString() ?? "?"; }
@@ -185,9 +186,13 @@ internal static class ConfigValues
     {
         var v = Raw(c, key);
         if (v is null) throw Bad(c, key, $"is missing: expected {expected}");
-        if (!v.IsArray()) throw Bad(c, key, $"= {Show(v)} is invalid: expected {expected}");
+        // Akka keeps the blank between an array and a closing '}' as a whitespace literal
+        // concatenated to the array ("p = [] }"), so the value is an array plus blanks.
+        var parts = v.Values.Where(e => !(e is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))).ToList();
+        if (parts.Count == 0 || !parts.All(e => e is HoconArray))
+            throw Bad(c, key, $"= {Show(v)} is invalid: expected {expected}");
         var list = new List<string>();
-        foreach (var e in v.GetArray())
+        foreach (var e in parts.SelectMany(a => ((HoconArray)a).GetArray()))
         {
             if (!e.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: element {Show(e)} is not a string; expected {expected}");
             list.Add(e.GetString());

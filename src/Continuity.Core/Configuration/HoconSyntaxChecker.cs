@@ -341,6 +341,9 @@ public static class HoconSyntaxChecker
                     case Kind.Unquoted: case Kind.Quoted: case Kind.Substitution:
                         ParseSimple(key);
                         break;
+                    case Kind.RBrace:
+                        throw Fail(t, $"missing ']' to close the '[' opened at line {open.Line}, column {open.Column} for key '{key}', found '}}'",
+                            "add the closing ']' before the '}'");
                     default:
                         throw Fail(t, $"expected a value in the array of '{key}', found {t.Describe()}",
                             t.Kind == Kind.RBrace ? "a ']' is probably missing before this '}'" : "separate elements with ',' and close the array with ']'");
