@@ -49,11 +49,25 @@ public static class ContinuityConfigLoader
     private static LoadedConfig Build(HoconCheckResult user, string sourceName)
     {
         var reference = Reference.Value;
+        // Akka.NET 1.5's parser accepts '+=' and then drops the value (the list stays as it was),
+        // which is the silent failure this loader exists to prevent.
+        foreach (var (key, pos) in user.Appends)
+            throw new ConfigurationException(
+                $"'+=' on key '{key}' is not applied by Akka.NET's parser; write the whole value instead ({key} = [...])", pos, key);
         var needsReference = false;
+        var optionalMisses = new List<ConfigurationWarning>();
         foreach (var s in user.Substitutions)
         {
-            if (s.Optional || user.Keys.ContainsKey(s.Path)) continue;
+            // Akka.NET does not read environment variables, so a substitution can only name a key.
+            if (user.Keys.ContainsKey(s.Path)) continue;
             if (reference.Check.Keys.ContainsKey(s.Path)) { needsReference = true; continue; }
+            if (s.Optional)
+            {
+                optionalMisses.Add(new ConfigurationWarning(s.Key, s.Position,
+                    $"${{?{s.Path}}} in the value of '{s.Key}' names no key, so '{s.Key}' is left unset " +
+                    "(Akka.NET does not read environment variables)"));
+                continue;
+            }
             throw new ConfigurationException(
                 $"substitution ${{{s.Path}}} in the value of '{s.Key}' refers to a key that is set nowhere; " +
                 $"set '{s.Path}', or write ${{?{s.Path}}} if it is optional", s.Position, s.Key);
@@ -79,6 +93,7 @@ public static class ContinuityConfigLoader
         foreach (var (k, p) in user.Keys) positions[k] = p;
 
         var warnings = UnknownKeys(user.Keys, reference.Check.Keys);
+        warnings.AddRange(optionalMisses);
         return new LoadedConfig(config, warnings, positions, sourceName);
     }
 

@@ -9,10 +9,12 @@ public sealed record HoconSubstitution(string Path, bool Optional, string Key, C
 /// <param name="Keys">Every key path that was set (objects included), with where it was set last.</param>
 /// <param name="Text">The text with every include inlined, ready for Akka's parser.</param>
 /// <param name="Substitutions">Substitutions in the order they appear, so the loader can say which one cannot be resolved.</param>
+/// <param name="Appends">Keys set with '+=', and where.</param>
 public sealed record HoconCheckResult(
     IReadOnlyDictionary<string, ConfigPosition> Keys,
     string Text,
-    IReadOnlyList<HoconSubstitution> Substitutions);
+    IReadOnlyList<HoconSubstitution> Substitutions,
+    IReadOnlyList<(string Key, ConfigPosition Position)> Appends);
 
 /// <summary>
 /// A strict checker for the HOCON subset Continuity supports. Akka's own parser accepts most
@@ -55,9 +57,10 @@ public static class HoconSyntaxChecker
         var subs = new List<HoconSubstitution>();
         var stack = new List<string>();
         if (fullPath != null) stack.Add(fullPath);
-        var parser = new Parser(text ?? "", sourceName, baseDirectory ?? Directory.GetCurrentDirectory(), "", keys, subs, stack);
+        var appends = new List<(string, ConfigPosition)>();
+        var parser = new Parser(text ?? "", sourceName, baseDirectory ?? Directory.GetCurrentDirectory(), "", keys, subs, stack, appends);
         var expanded = parser.ParseDocument();
-        return new HoconCheckResult(keys, expanded, subs);
+        return new HoconCheckResult(keys, expanded, subs, appends);
     }
 
     /// <summary>Renders a path segment the way a user would write it in a key.</summary>
@@ -91,6 +94,7 @@ public static class HoconSyntaxChecker
         private readonly Dictionary<string, ConfigPosition> _keys;
         private readonly List<HoconSubstitution> _subs;
         private readonly List<string> _includeStack;
+        private readonly List<(string, ConfigPosition)> _appends;
         // Text edits that produce the expanded document: (start, end, replacement).
         private readonly List<(int Start, int End, string With)> _edits = new();
 
@@ -102,8 +106,9 @@ public static class HoconSyntaxChecker
         private int _depth;
 
         public Parser(string text, string source, string baseDir, string prefix,
-            Dictionary<string, ConfigPosition> keys, List<HoconSubstitution> subs, List<string> includeStack)
+            Dictionary<string, ConfigPosition> keys, List<HoconSubstitution> subs, List<string> includeStack, List<(string, ConfigPosition)> appends)
         {
+            _appends = appends;
             _text = text;
             _source = source;
             _baseDir = baseDir;
@@ -220,6 +225,7 @@ public static class HoconSyntaxChecker
                 case Kind.Colon:
                 case Kind.PlusEquals:
                     Next();
+                    if (sep.Kind == Kind.PlusEquals && record) _appends.Add((key, Pos(sep)));
                     ParseValue(key, sep, record);
                     _context = key;
                     break;
@@ -393,7 +399,7 @@ public static class HoconSyntaxChecker
             }
             var display = Path.IsPathRooted(name) ? name : Path.Combine(Path.GetDirectoryName(_source) ?? "", name);
             _includeStack.Add(full);
-            var child = new Parser(text, display, Path.GetDirectoryName(full)!, prefix, _keys, _subs, _includeStack);
+            var child = new Parser(text, display, Path.GetDirectoryName(full)!, prefix, _keys, _subs, _includeStack, _appends);
             var inlined = child.ParseDocument();
             _includeStack.RemoveAt(_includeStack.Count - 1);
             _edits.Add((includeTok.Start, target.End, "\n" + inlined + "\n"));

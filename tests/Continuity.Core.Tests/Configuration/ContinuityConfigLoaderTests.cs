@@ -118,6 +118,22 @@ public class ContinuityConfigLoaderTests
         Assert.Equal(["/var/lib/continuity"], c.Config.GetStringList("continuity.app-defaults.state-dirs"));
     }
 
+    [Fact]
+    public void Optional_substitution_that_names_no_key_is_warned()
+    {
+        var c = ContinuityConfigLoader.LoadFromString("x = 1\ncontinuity.node.name = ${?NODE_NAME}\n", "node.hocon");
+        var w = Assert.Single(c.Warnings);
+        Assert.StartsWith("node.hocon:2:24: ${?NODE_NAME} in the value of 'continuity.node.name' names no key", w.ToString());
+    }
+
+    [Fact]
+    public void Append_which_Akka_would_silently_drop_is_refused_with_its_position()
+    {
+        var e = Assert.Throws<ConfigurationException>(() =>
+            ContinuityConfigLoader.LoadFromString("\nakka.cluster.roles += data\n", "node.hocon"));
+        Assert.StartsWith("node.hocon:2:20: '+=' on key 'akka.cluster.roles' is not applied", e.Message);
+    }
+
     internal static string FindRepoFile(string relative)
     {
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d != null; d = d.Parent)

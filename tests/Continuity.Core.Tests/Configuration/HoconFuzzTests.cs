@@ -40,6 +40,31 @@ public class HoconFuzzTests
         Assert.True(watch.Elapsed < TimeSpan.FromMinutes(1), $"took {watch.Elapsed}");
     }
 
+    [Fact]
+    public void Random_mutations_through_the_whole_loader_only_ever_raise_ConfigurationException()
+    {
+        // Akka's parser and getters run after the checker; anything they throw must arrive as ConfigurationException too.
+        var random = new Random(4242);
+        for (var i = 0; i < 2000; i++)
+        {
+            var text = Mutate(ContinuityConfigLoaderTests.LabConfig, random);
+            var task = Task.Run(() =>
+            {
+                try
+                {
+                    var loaded = ContinuityConfigLoader.LoadFromString(text, "fuzz.hocon", Path.GetTempPath());
+                    NodeSettings.From(loaded);
+                    AppSettingsParser.Parse(loaded);
+                }
+                catch (ConfigurationException)
+                {
+                }
+            });
+            Assert.True(task.Wait(TimeSpan.FromSeconds(10)), $"loader hung on mutation {i}:\n{text}");
+            if (task.Exception is { } e) Assert.Fail($"mutation {i} raised {e.InnerException}\n---\n{text}");
+        }
+    }
+
     private static string Mutate(string text, Random random)
     {
         var chars = text.ToList();
