@@ -185,12 +185,17 @@ public static class HoconSyntaxChecker
                 if (t.Kind == Kind.Comma)
                     throw Fail(t, "unexpected ','" + KeyNote(prefix), "remove the extra comma");
 
-                ParseMember(prefix, record);
+                var endedWithObject = ParseMember(prefix, record);
 
                 var after = Peek();
                 switch (after.Kind)
                 {
-                    case Kind.Comma: Next(); break;
+                    case Kind.Comma:
+                        Next();
+                        // Akka's parser refuses a comma after an object member ("a { } , b = 1"),
+                        // which HOCON allows; a newline means the same to both.
+                        if (endedWithObject) _edits.Add((after.Start, after.End, "\n"));
+                        break;
                     case Kind.Newline: case Kind.RBrace: case Kind.Eof: break;
                     default:
                         throw Fail(after, $"expected ',' or a new line after the value of '{_context}', found {after.Describe()}",
@@ -200,14 +205,15 @@ public static class HoconSyntaxChecker
             _depth--;
         }
 
-        private void ParseMember(string prefix, bool record)
+        /// <returns>Whether the member's value was an object.</returns>
+        private bool ParseMember(string prefix, bool record)
         {
             var first = Peek();
             var segments = ReadKey(prefix);
-            if (segments is ["include"] && Peek() is { Kind: Kind.Quoted or Kind.Unquoted } target && Peek().SpaceBefore)
+            if (segments is ["include"] && Peek() is { Kind: Kind.Quoted or Kind.Unquoted, SpaceBefore: true })
             {
                 ParseInclude(first, prefix);
-                return;
+                return true;
             }
             var key = Join(prefix, segments);
             _context = key;
@@ -220,15 +226,16 @@ public static class HoconSyntaxChecker
                     Next();
                     ParseMembers(key, sep, record);
                     _context = key;
-                    break;
+                    return true;
                 case Kind.Equals:
                 case Kind.Colon:
                 case Kind.PlusEquals:
                     Next();
                     if (sep.Kind == Kind.PlusEquals && record) _appends.Add((key, Pos(sep)));
+                    var isObject = Peek().Kind == Kind.LBrace;
                     ParseValue(key, sep, record);
                     _context = key;
-                    break;
+                    return isObject;
                 default:
                     throw Fail(sep, $"expected '=' or '{{' after key '{key}', found {sep.Describe()}",
                         $"write '{segments[^1]} = value' or '{segments[^1]} {{ ... }}'");
