@@ -1,0 +1,266 @@
+using System.Reflection;
+using Akka.Configuration;
+using Akka.Configuration.Hocon;
+
+namespace Continuity.Core.Configuration;
+
+/// <summary>A node's configuration: the user's file (includes inlined) over the reference.</summary>
+/// <param name="Config">The merged Akka configuration (user file with the reference as fallback).</param>
+/// <param name="Warnings">Suspicious but non-fatal findings (unknown keys), to be logged at start-up.</param>
+/// <param name="Positions">Where each key was set; user keys win over reference keys.</param>
+/// <param name="SourceName">The file the user passed (or the name given to <see cref="ContinuityConfigLoader.LoadFromString"/>).</param>
+public sealed record LoadedConfig(
+    Config Config,
+    IReadOnlyList<ConfigurationWarning> Warnings,
+    IReadOnlyDictionary<string, ConfigPosition> Positions,
+    string SourceName)
+{
+    /// <summary>Where <paramref name="key"/> (or, failing that, its closest parent) was set.</summary>
+    public ConfigPosition? PositionOf(string key)
+    {
+        for (var k = key; k.Length > 0; k = k.Contains('.') ? k[..k.LastIndexOf('.')] : "")
+            if (Positions.TryGetValue(k, out var p)) return p;
+        return null;
+    }
+}
+
+/// <summary>Loads a node's configuration with errors a person can act on.</summary>
+public static class ContinuityConfigLoader
+{
+    public const string ReferenceResourceName = "continuity.reference.conf";
+
+    /// <summary>The keys an application block may hold. "placement" is reserved for a later version.</summary>
+    public static readonly IReadOnlyList<string> AppKeys =
+        ["command", "vip", "ports", "checkpoint-interval", "state-dirs", "recovery", "placement"];
+
+    private static readonly Lazy<(string Text, HoconCheckResult Check, Config Config)> Reference = new(LoadReference);
+
+    /// <summary>Loads <paramref name="path"/> and everything it includes.</summary>
+    /// <exception cref="ConfigurationException">The file is missing, malformed, or refers to keys that are not set.</exception>
+    public static LoadedConfig Load(string path) => Build(HoconSyntaxChecker.CheckFile(path), path);
+
+    /// <summary>Loads configuration text; includes resolve against <paramref name="baseDirectory"/> (default: the current directory).</summary>
+    public static LoadedConfig LoadFromString(string text, string sourceName = "<string>", string? baseDirectory = null) =>
+        Build(HoconSyntaxChecker.Check(text, sourceName, baseDirectory), sourceName);
+
+    /// <summary>The reference configuration alone (every default).</summary>
+    public static Config ReferenceConfig => Reference.Value.Config;
+
+    private static LoadedConfig Build(HoconCheckResult user, string sourceName)
+    {
+        var reference = Reference.Value;
+        // Akka.NET 1.5's parser accepts '+=' and then drops the value (the list stays as it was),
+        // which is the silent failure this loader exists to prevent.
+        foreach (var (key, pos) in user.Appends)
+            throw new ConfigurationException(
+                $"'+=' on key '{key}' is not applied by Akka.NET's parser; write the whole value instead ({key} = [...])", pos, key);
+        var needsReference = false;
+        var optionalMisses = new List<ConfigurationWarning>();
+        foreach (var s in user.Substitutions)
+        {
+            // Akka.NET does not read environment variables, so a substitution can only name a key.
+            if (user.Keys.ContainsKey(s.Path)) continue;
+            if (reference.Check.Keys.ContainsKey(s.Path)) { needsReference = true; continue; }
+            if (s.Optional)
+            {
+                optionalMisses.Add(new ConfigurationWarning(s.Key, s.Position,
+                    $"${{?{s.Path}}} in the value of '{s.Key}' names no key, so '{s.Key}' is left unset " +
+                    "(Akka.NET does not read environment variables)"));
+                continue;
+            }
+            throw new ConfigurationException(
+                $"substitution ${{{s.Path}}} in the value of '{s.Key}' refers to a key that is set nowhere; " +
+                $"set '{s.Path}', or write ${{?{s.Path}}} if it is optional", s.Position, s.Key);
+        }
+
+        Config config;
+        try
+        {
+            // Akka resolves substitutions while parsing, so one that points into the reference
+            // only resolves if the reference text is parsed first, in the same document.
+            config = needsReference
+                ? ConfigurationFactory.ParseString(reference.Text + "\n" + user.Text)
+                : ConfigurationFactory.ParseString(user.Text).WithFallback(reference.Config);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException(
+                $"{sourceName}: Akka could not read the configuration: {e.Message}; the syntax checker accepted it, so this is a construct " +
+                "Akka does not support (please report it with the file)", inner: e);
+        }
+
+        var positions = new Dictionary<string, ConfigPosition>(reference.Check.Keys, StringComparer.Ordinal);
+        foreach (var (k, p) in user.Keys) positions[k] = p;
+
+        var warnings = UnknownKeys(user.Keys, reference.Check.Keys);
+        warnings.AddRange(optionalMisses);
+        return new LoadedConfig(config, warnings, positions, sourceName);
+    }
+
+    private static List<ConfigurationWarning> UnknownKeys(
+        IReadOnlyDictionary<string, ConfigPosition> user, IReadOnlyDictionary<string, ConfigPosition> reference)
+    {
+        var warnings = new List<ConfigurationWarning>();
+        foreach (var (key, pos) in user.OrderBy(k => k.Value.File, StringComparer.Ordinal).ThenBy(k => k.Value.Line).ThenBy(k => k.Value.Column))
+        {
+            if (!key.StartsWith("continuity.", StringComparison.Ordinal)) continue;
+            var segs = key.Split('.');
+            if (segs.Length >= 3 && segs[1] == "apps")
+            {
+                // Application names are the user's own; only the keys inside a block are known.
+                if (segs.Length != 4 || AppKeys.Contains(segs[3])) continue;
+                warnings.Add(Unknown(key, pos, segs[3], AppKeys, string.Join('.', segs[..3])));
+                continue;
+            }
+            if (reference.ContainsKey(key)) continue;
+            var parent = string.Join('.', segs[..^1]);
+            // Only the outermost unknown key is reported: its children are unknown by consequence.
+            if (!reference.ContainsKey(parent)) continue;
+            var siblings = reference.Keys
+                .Where(k => k.StartsWith(parent + ".", StringComparison.Ordinal) && k.IndexOf('.', parent.Length + 1) < 0)
+                .Select(k => k[(parent.Length + 1)..])
+                .ToList();
+            warnings.Add(Unknown(key, pos, segs[^1], siblings, parent));
+        }
+        return warnings;
+    }
+
+    private static ConfigurationWarning Unknown(string key, ConfigPosition pos, string name, IReadOnlyList<string> known, string parent)
+    {
+        var best = known.Select(k => (Key: k, Distance: Levenshtein(name, k)))
+            .OrderBy(x => x.Distance).ThenBy(x => x.Key, StringComparer.Ordinal).FirstOrDefault();
+        var suggestion = best.Key != null && best.Distance <= Math.Max(2, name.Length / 3)
+            ? $"; did you mean '{parent}.{best.Key}'?"
+            : $"; known keys here: {string.Join(", ", known)}";
+        return new ConfigurationWarning(key, pos, $"unknown key '{key}' is ignored{suggestion}");
+    }
+
+    internal static int Levenshtein(string a, string b)
+    {
+        var prev = new int[b.Length + 1];
+        var cur = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++) prev[j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            cur[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+            (prev, cur) = (cur, prev);
+        }
+        return prev[b.Length];
+    }
+
+    private static (string, HoconCheckResult, Config) LoadReference()
+    {
+        using var stream = typeof(ContinuityConfigLoader).Assembly.GetManifestResourceStream(ReferenceResourceName)
+            ?? throw new InvalidOperationException($"embedded resource {ReferenceResourceName} missing from {typeof(ContinuityConfigLoader).Assembly.GetName().Name}");
+        using var reader = new StreamReader(stream);
+        var text = reader.ReadToEnd();
+        var check = HoconSyntaxChecker.Check(text, ReferenceResourceName);
+        return (text, check, ConfigurationFactory.ParseString(text));
+    }
+}
+
+/// <summary>Typed reads of single values, each failure naming the key, where it was set, the value and what was expected.</summary>
+internal static class ConfigValues
+{
+    public static ConfigurationException Bad(LoadedConfig c, string key, string problem) =>
+        new($"'{key}' {problem}", c.PositionOf(key), key);
+
+    public static HoconValue? Raw(LoadedConfig c, string key)
+    {
+        try { return c.Config.HasPath(key) ? c.Config.GetValue(key) : null; }
+        catch (Exception e) { throw new ConfigurationException($"'{key}' cannot be read: {e.Message}", c.PositionOf(key), key, e); }
+    }
+
+    public static string Show(HoconValue v)
+    {
+        try
+        {
+            if (v.IsString()) return "\"" + v.GetString() + "\"";
+            if (v.IsArray()) return "[" + string.Join(", ", v.GetArray().Select(Show)) + "]";
+            if (v.Values.Any(e => e is HoconArray)) return "an array";
+            return "an object";
+        }
+        catch { return v.ToString() ?? "?"; }
+    }
+
+    public static string String(LoadedConfig c, string key, bool required = true)
+    {
+        var v = Raw(c, key);
+        if (v is null || v.IsEmpty)
+        {
+            if (required) throw Bad(c, key, "is missing: expected a string");
+            return "";
+        }
+        if (!v.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: expected a single value (a string)");
+        return v.GetString();
+    }
+
+    public static IReadOnlyList<string> StringList(LoadedConfig c, string key, string expected)
+    {
+        var v = Raw(c, key);
+        if (v is null) throw Bad(c, key, $"is missing: expected {expected}");
+        // Akka keeps the blank between an array and a closing '}' as a whitespace literal
+        // concatenated to the array ("p = [] }"), so the value is an array plus blanks.
+        var parts = v.Values.Where(e => !(e is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))).ToList();
+        if (parts.Count == 0 || !parts.All(e => e is HoconArray))
+            throw Bad(c, key, $"= {Show(v)} is invalid: expected {expected}");
+        var list = new List<string>();
+        foreach (var e in parts.SelectMany(a => ((HoconArray)a).GetArray()))
+        {
+            if (!e.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: element {Show(e)} is not a string; expected {expected}");
+            list.Add(e.GetString());
+        }
+        return list;
+    }
+
+    public static bool Bool(LoadedConfig c, string key)
+    {
+        var s = String(c, key);
+        return s.ToLowerInvariant() switch
+        {
+            "on" or "true" or "yes" => true,
+            "off" or "false" or "no" => false,
+            _ => throw Bad(c, key, $"= \"{s}\" is invalid: expected on or off"),
+        };
+    }
+
+    public static TimeSpan Duration(LoadedConfig c, string key, TimeSpan min, string example)
+    {
+        var s = String(c, key);
+        if (!TryParseDuration(s, out var d))
+            throw Bad(c, key, $"= \"{s}\" is invalid: expected a duration such as {example} (units: ms, s, m, h, d)");
+        if (d < min)
+            throw Bad(c, key, $"= \"{s}\" is invalid: expected a duration of at least {FormatDuration(min)}");
+        return d;
+    }
+
+    public static string FormatDuration(TimeSpan t) =>
+        t.TotalMilliseconds < 1000 ? $"{t.TotalMilliseconds}ms" : $"{t.TotalSeconds}s";
+
+    // HOCON duration syntax: a number (milliseconds when bare) and an optional unit.
+    internal static bool TryParseDuration(string text, out TimeSpan value)
+    {
+        value = default;
+        var s = text.Trim();
+        var i = 0;
+        while (i < s.Length && (char.IsDigit(s[i]) || s[i] == '.')) i++;
+        if (i == 0 || !double.TryParse(s[..i], System.Globalization.NumberStyles.AllowDecimalPoint,
+                System.Globalization.CultureInfo.InvariantCulture, out var n)) return false;
+        double? ms = s[i..].Trim() switch
+        {
+            "" or "ms" or "millis" or "milliseconds" or "millisecond" => n,
+            "us" or "micros" or "microseconds" or "microsecond" => n / 1000,
+            "ns" or "nanos" or "nanoseconds" or "nanosecond" => n / 1_000_000,
+            "s" or "second" or "seconds" => n * 1000,
+            "m" or "minute" or "minutes" => n * 60_000,
+            "h" or "hour" or "hours" => n * 3_600_000,
+            "d" or "day" or "days" => n * 86_400_000,
+            _ => null,
+        };
+        if (ms is not { } v || v > TimeSpan.MaxValue.TotalMilliseconds / 2) return false;
+        value = TimeSpan.FromMilliseconds(v);
+        return true;
+    }
+}

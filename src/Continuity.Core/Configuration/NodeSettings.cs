@@ -1,0 +1,88 @@
+using System.Net;
+using System.Text.RegularExpressions;
+
+namespace Continuity.Core.Configuration;
+
+public enum LogFormat { Text, Json }
+
+/// <summary>The management HTTP endpoint (continuity.management).</summary>
+public sealed record ManagementSettings(bool Enabled, string BindHost, int BindPort, string TokenFile)
+{
+    /// <summary>An <see cref="IPEndPoint"/> when the host is an address, otherwise a <see cref="DnsEndPoint"/>.</summary>
+    public EndPoint BindEndPoint =>
+        IPAddress.TryParse(BindHost, out var ip) ? new IPEndPoint(ip, BindPort) : new DnsEndPoint(BindHost, BindPort);
+}
+
+/// <summary>Typed, validated continuity.node and continuity.management settings.</summary>
+public sealed partial record NodeSettings(
+    string Name,
+    string StateDir,
+    TimeSpan JoinTimeout,
+    LogFormat LogFormat,
+    ManagementSettings Management)
+{
+    /// <exception cref="ConfigurationException">A value is invalid; the message names the key and where it was set.</exception>
+    public static NodeSettings From(LoadedConfig config)
+    {
+        const string node = "continuity.node.";
+        const string mgmt = "continuity.management.";
+
+        var name = ConfigValues.String(config, node + "name", required: false);
+        if (name.Length == 0) name = Environment.MachineName;
+        else if (!NodeName().IsMatch(name))
+            throw ConfigValues.Bad(config, node + "name", $"= \"{name}\" is invalid: expected letters, digits, '.', '_' or '-' (or \"\" for the host name)");
+
+        var stateDir = ConfigValues.String(config, node + "state-dir");
+        if (!Path.IsPathFullyQualified(stateDir))
+            throw ConfigValues.Bad(config, node + "state-dir", $"= \"{stateDir}\" is invalid: expected an absolute path");
+
+        var joinTimeout = ConfigValues.Duration(config, node + "join-timeout", TimeSpan.Zero, "60s (0 = keep trying forever)");
+
+        var logFormat = ConfigValues.String(config, node + "log-format") switch
+        {
+            "text" => LogFormat.Text,
+            "json" => LogFormat.Json,
+            var other => throw ConfigValues.Bad(config, node + "log-format", $"= \"{other}\" is invalid: expected \"text\" or \"json\""),
+        };
+
+        var enabled = ConfigValues.Bool(config, mgmt + "enabled");
+        var bind = ConfigValues.String(config, mgmt + "bind");
+        if (!TryParseHostPort(bind, out var host, out var port))
+            throw ConfigValues.Bad(config, mgmt + "bind", $"= \"{bind}\" is invalid: expected \"host:port\" with a port 1-65535 (e.g. \"127.0.0.1:8558\", \"[::1]:8558\")");
+        var tokenFile = ConfigValues.String(config, mgmt + "token-file");
+        if (!Path.IsPathFullyQualified(tokenFile))
+            throw ConfigValues.Bad(config, mgmt + "token-file", $"= \"{tokenFile}\" is invalid: expected an absolute path");
+
+        return new NodeSettings(name, stateDir, joinTimeout, logFormat, new ManagementSettings(enabled, host, port, tokenFile));
+    }
+
+    internal static bool TryParseHostPort(string text, out string host, out int port)
+    {
+        host = "";
+        port = 0;
+        int colon;
+        if (text.StartsWith('['))
+        {
+            var close = text.IndexOf(']');
+            if (close < 0 || close + 1 >= text.Length || text[close + 1] != ':') return false;
+            host = text[1..close];
+            if (!IPAddress.TryParse(host, out var v6) || v6.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6) return false;
+            colon = close + 1;
+        }
+        else
+        {
+            colon = text.LastIndexOf(':');
+            if (colon <= 0 || text.IndexOf(':') != colon) return false;
+            host = text[..colon];
+            if (!HostName().IsMatch(host)) return false;
+        }
+        var portText = text[(colon + 1)..];
+        return portText.All(char.IsAsciiDigit) && int.TryParse(portText, out port) && port is >= 1 and <= 65535;
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9._-]+$")]
+    private static partial Regex NodeName();
+
+    [GeneratedRegex("^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")]
+    private static partial Regex HostName();
+}

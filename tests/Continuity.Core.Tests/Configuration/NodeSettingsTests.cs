@@ -1,0 +1,68 @@
+using System.Net;
+using Continuity.Core.Configuration;
+using Xunit;
+
+namespace Continuity.Core.Tests.Configuration;
+
+public class NodeSettingsTests
+{
+    private static NodeSettings From(string text) => NodeSettings.From(ContinuityConfigLoader.LoadFromString(text, "node.hocon"));
+
+    [Fact]
+    public void Defaults_come_from_the_reference_and_the_name_from_the_host()
+    {
+        var s = From("");
+        Assert.Equal(Environment.MachineName, s.Name);
+        Assert.Equal("/var/lib/continuity", s.StateDir);
+        Assert.Equal(TimeSpan.Zero, s.JoinTimeout);
+        Assert.Equal(LogFormat.Text, s.LogFormat);
+        Assert.True(s.Management.Enabled);
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, 8558), s.Management.BindEndPoint);
+        Assert.Equal("/etc/continuity/token", s.Management.TokenFile);
+    }
+
+    [Fact]
+    public void Settings_from_the_file_are_typed()
+    {
+        var s = From("continuity { node { name = n1, join-timeout = 90s, log-format = json }\n management { enabled = off, bind = \"[::1]:9000\" } }\n");
+        Assert.Equal("n1", s.Name);
+        Assert.Equal(TimeSpan.FromSeconds(90), s.JoinTimeout);
+        Assert.Equal(LogFormat.Json, s.LogFormat);
+        Assert.False(s.Management.Enabled);
+        Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 9000), s.Management.BindEndPoint);
+    }
+
+    [Fact]
+    public void Bad_log_format_names_the_key_position_value_and_choices()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => From("\ncontinuity.node.log-format = yaml\n"));
+        Assert.Equal("node.hocon:2:1: 'continuity.node.log-format' = \"yaml\" is invalid: expected \"text\" or \"json\"", e.Message);
+        Assert.Equal("continuity.node.log-format", e.Key);
+    }
+
+    [Theory]
+    [InlineData("localhost")]
+    [InlineData("127.0.0.1:0")]
+    [InlineData("127.0.0.1:70000")]
+    [InlineData(":8558")]
+    public void Bind_that_is_not_host_and_port_is_refused(string bind)
+    {
+        var e = Assert.Throws<ConfigurationException>(() => From($"continuity.management.bind = \"{bind}\"\n"));
+        Assert.Contains("'continuity.management.bind'", e.Message);
+        Assert.Contains("expected \"host:port\"", e.Message);
+    }
+
+    [Fact]
+    public void Bad_duration_shows_an_example()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => From("continuity.node.join-timeout = soon\n"));
+        Assert.Contains("node.hocon:1:1: 'continuity.node.join-timeout' = \"soon\" is invalid: expected a duration", e.Message);
+    }
+
+    [Fact]
+    public void Relative_state_dir_is_refused()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => From("continuity.node.state-dir = data\n"));
+        Assert.Contains("expected an absolute path", e.Message);
+    }
+}
