@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using Akka.Configuration;
 using Continuity.Node.Hosting;
 
 namespace Continuity.Node;
@@ -16,20 +15,22 @@ public static class Program
             return 2;
         }
 
-        NodeSettings settings;
+        HostSettings settings;
         try
         {
-            settings = NodeConfiguration.Load(options.ConfigPath);
+            settings = HostSettings.Load(options.ConfigPath);
         }
-        catch (Exception e) when (e is ConfigurationException or FileNotFoundException or ArgumentException or FormatException)
+        catch (Core.Configuration.ConfigurationException e)
         {
             Console.Error.WriteLine($"continuity-node: configuration error: {e.Message}");
             return 2;
         }
+        foreach (var warning in settings.Warnings)
+            Console.Error.WriteLine($"continuity-node: warning: {warning.Message}");
 
         if (options.CheckOnly)
         {
-            Console.WriteLine($"configuration {options.ConfigPath} is valid: node {settings.NodeName}, roles [{string.Join(", ", settings.Roles)}], seeds [{string.Join(", ", settings.SeedNodes)}], management {settings.ManagementBind}");
+            Console.WriteLine($"configuration {options.ConfigPath} is valid: node {settings.NodeName}, roles [{string.Join(", ", settings.Roles)}], seeds [{string.Join(", ", settings.SeedNodes)}], management {settings.ManagementBind}, apps [{string.Join(", ", settings.Apps.Select(a => a.Name))}]");
             return 0;
         }
 

@@ -16,20 +16,20 @@ public sealed class NodeHost : IAsyncDisposable
 {
     public const string SystemName = "continuity";
 
-    private readonly NodeSettings _settings;
+    private readonly HostSettings _settings;
     private ManagementServer? _management;
     private readonly TaskCompletionSource _terminated = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ActorSystem System { get; }
-    public NodeSettings Settings => _settings;
+    public HostSettings Settings => _settings;
 
-    private NodeHost(NodeSettings settings, ActorSystem system)
+    private NodeHost(HostSettings settings, ActorSystem system)
     {
         _settings = settings;
         System = system;
     }
 
-    public static async Task<NodeHost> StartAsync(NodeSettings settings, CancellationToken ct = default)
+    public static async Task<NodeHost> StartAsync(HostSettings settings, CancellationToken ct = default)
     {
         Directory.CreateDirectory(settings.StateDir);
         if (!OperatingSystem.IsWindows())

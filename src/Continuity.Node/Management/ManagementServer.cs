@@ -25,13 +25,13 @@ public sealed class ManagementServer : IAsyncDisposable
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = false };
 
     private readonly ActorSystem _system;
-    private readonly NodeSettings _settings;
+    private readonly HostSettings _settings;
     private readonly string _token;
     private readonly ILoggingAdapter _log;
     private WebApplication? _app;
     private readonly List<Action<WebApplication>> _extensions = new();
 
-    public ManagementServer(ActorSystem system, NodeSettings settings, string token)
+    public ManagementServer(ActorSystem system, HostSettings settings, string token)
     {
         _system = system;
         _settings = settings;
@@ -44,7 +44,7 @@ public sealed class ManagementServer : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken ct)
     {
-        var endpoint = ParseBind(_settings.ManagementBind);
+        var endpoint = BindEndPoint(_settings.Node.Management);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
@@ -158,19 +158,11 @@ public sealed class ManagementServer : IAsyncDisposable
     private void Audit(HttpContext ctx, string action) =>
         _log.Info("audit: {0} requested by {1}", action, ctx.Connection.RemoteIpAddress);
 
-    internal static IPEndPoint ParseBind(string bind)
-    {
-        var colon = bind.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(bind[(colon + 1)..], out var port) || port is < 0 or > 65535)
-            throw new ArgumentException($"continuity.management.bind = \"{bind}\" is not HOST:PORT (example: \"127.0.0.1:8558\")");
-        var host = bind[..colon].Trim('[', ']');
-        if (!IPAddress.TryParse(host, out var ip))
-        {
-            if (host == "localhost") ip = IPAddress.Loopback;
-            else throw new ArgumentException($"continuity.management.bind = \"{bind}\": '{host}' is not an IP address (use an address of this node, or 0.0.0.0 for all)");
-        }
-        return new IPEndPoint(ip, port);
-    }
+    /// <summary>The bind address as Kestrel wants it; a host name is resolved once, at start-up.</summary>
+    private static IPEndPoint BindEndPoint(Continuity.Core.Configuration.ManagementSettings m) =>
+        m.BindEndPoint as IPEndPoint
+        ?? new IPEndPoint(Dns.GetHostAddresses(m.BindHost).FirstOrDefault()
+                          ?? throw new ArgumentException($"continuity.management.bind: host '{m.BindHost}' does not resolve"), m.BindPort);
 
     public async ValueTask DisposeAsync()
     {

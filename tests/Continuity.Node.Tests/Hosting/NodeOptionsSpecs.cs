@@ -33,14 +33,18 @@ public sealed class NodeOptionsSpecs
         var dir = Directory.CreateTempSubdirectory("ct-node-cfg-").FullName;
         var file = Path.Combine(dir, "node.hocon");
         File.WriteAllText(file, "include \"nope.hocon\"\ncontinuity.node.name = \"x\"\n");
-        var e = Assert.ThrowsAny<Exception>(() => NodeConfiguration.Load(file));
+        var e = Assert.ThrowsAny<Exception>(() => HostSettings.Load(file));
         Assert.Contains("nope.hocon", e.ToString());
     }
 
     [Fact]
     public void The_management_bind_must_be_host_and_port()
     {
-        var e = Assert.Throws<ArgumentException>(() => Continuity.Node.Management.ManagementServer.ParseBind("localhost"));
-        Assert.Contains("is not HOST:PORT", e.Message);
+        var dir = Directory.CreateTempSubdirectory("ct-node-cfg-").FullName;
+        var file = Path.Combine(dir, "node.hocon");
+        File.WriteAllText(file, "continuity.management.bind = \"localhost\"\n");
+        var e = Assert.Throws<Continuity.Core.Configuration.ConfigurationException>(() => HostSettings.Load(file));
+        Assert.Contains("continuity.management.bind", e.Message);
+        Assert.Contains("node.hocon:1:", e.Message);
     }
 }

@@ -43,7 +43,7 @@ public sealed class ManagementServerSpecs : IAsyncLifetime
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
             akka.loglevel = WARNING
             """);
-        _host = await NodeHost.StartAsync(NodeConfiguration.Load(file));
+        _host = await NodeHost.StartAsync(HostSettings.Load(file));
         _token = File.ReadAllText(Path.Combine(_dir, "token")).Trim();
         _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{mgmtPort}") };
         // The member is Up within a second or two; the tests below assume it.
