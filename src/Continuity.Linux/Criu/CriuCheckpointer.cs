@@ -155,7 +155,13 @@ public sealed class CriuCheckpointer : ICheckpointer
     /// <remarks>Needs the program's addresses (the VIP) and a route to its clients in this network namespace
     /// before it runs: criu reconnects each TCP socket in repair mode. <paramref name="ct"/> is honoured until
     /// criu starts.</remarks>
-    public async Task<int> RestoreAsync(string imageDir, CancellationToken ct)
+    public Task<int> RestoreAsync(string imageDir, CancellationToken ct) =>
+        RestoreAsync(imageDir, TcpRestore.Established, ct);
+
+    /// <inheritdoc />
+    /// <remarks><see cref="TcpRestore.Closed"/> is criu's <c>--tcp-close</c>: the sockets come back closed, so the
+    /// program sees its connections fail instead of waiting on peers whose bytes were never replayed.</remarks>
+    public async Task<int> RestoreAsync(string imageDir, TcpRestore tcp, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
         EnsureCriu();
@@ -167,7 +173,8 @@ public sealed class CriuCheckpointer : ICheckpointer
         File.Delete(pidFile);
         var args = new List<string>
         {
-            "restore", "-D", imageDir, "-o", "restore.log", "--tcp-established", "--restore-detached",
+            "restore", "-D", imageDir, "-o", "restore.log",
+            tcp == TcpRestore.Closed ? "--tcp-close" : "--tcp-established", "--restore-detached",
             "--pidfile", "restore.pid",
         };
         var stdio = ReadStdio(imageDir);

@@ -1,0 +1,65 @@
+using System.Buffers.Binary;
+using System.Net;
+using Continuity.Core.Platform;
+
+namespace Continuity.Linux.Injection;
+
+/// <summary><see cref="IPacketInspector"/> over <see cref="PacketRewriter"/>.</summary>
+public sealed class PacketInspector : IPacketInspector
+{
+    public static readonly PacketInspector Instance = new();
+
+    public bool TryReadInbound(ReadOnlySpan<byte> ipPacket, out PacketFields fields)
+    {
+        fields = default;
+        IpPacketInfo p;
+        try
+        {
+            p = PacketRewriter.Parse(ipPacket);
+        }
+        catch (MalformedPacketException)
+        {
+            return false;
+        }
+        if (p.IsFragment || !(p.IsTcp || p.IsUdp)) return false;
+        fields = new PacketFields(PacketRewriter.InboundKey(p), p.TcpFlags, p.Sequence,
+            p.IsTcp ? p.SequenceEnd : 0, p.Acknowledgment, p.PayloadLength,
+            p.IsTcp ? BinaryPrimitives.ReadUInt16BigEndian(ipPacket[(p.HeaderLength + 14)..]) : (ushort)0);
+        return true;
+    }
+
+    public void SetAcknowledgment(Span<byte> ipPacket, uint ack)
+    {
+        var p = PacketRewriter.Parse(ipPacket);
+        if (!p.IsTcp)
+            throw new ArgumentException("Only a TCP packet has an acknowledgment number to set.", nameof(ipPacket));
+        BinaryPrimitives.WriteUInt32BigEndian(ipPacket[(p.HeaderLength + 8)..], ack);
+        PacketRewriter.RecomputeChecksums(ipPacket);
+    }
+
+    public void RecomputeChecksums(Span<byte> ipPacket) => PacketRewriter.RecomputeChecksums(ipPacket);
+
+    public byte[] BuildTcp(IPAddress source, ushort sourcePort, IPAddress destination, ushort destinationPort,
+        uint sequence, uint acknowledgment, byte flags, ushort window)
+    {
+        var packet = new byte[40];
+        var s = packet.AsSpan();
+        s[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(s[2..], 40);
+        BinaryPrimitives.WriteUInt16BigEndian(s[6..], 0x4000); // DF
+        s[8] = 64;
+        s[9] = IpPacketInfo.Tcp;
+        if (!source.TryWriteBytes(s[12..16], out _) || !destination.TryWriteBytes(s[16..20], out _))
+            throw new ArgumentException($"Only IPv4 packets can be built ({source} -> {destination}).");
+        var tcp = s[20..];
+        BinaryPrimitives.WriteUInt16BigEndian(tcp, sourcePort);
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[2..], destinationPort);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[4..], sequence);
+        BinaryPrimitives.WriteUInt32BigEndian(tcp[8..], acknowledgment);
+        tcp[12] = 5 << 4;
+        tcp[13] = flags;
+        BinaryPrimitives.WriteUInt16BigEndian(tcp[14..], window);
+        PacketRewriter.RecomputeChecksums(s);
+        return packet;
+    }
+}
