@@ -163,6 +163,11 @@ public interface IPacketInspector
     /// <summary>Sets the TCP acknowledgment number and recomputes the checksums.</summary>
     void SetAcknowledgment(Span<byte> ipPacket, uint ack);
 
+    /// <summary>Overwrites a TCP timestamp option with NOPs and recomputes the checksums: a restored kernel that
+    /// answered a replayed SYN chose its own timestamp offset, and rejects a handshake ACK echoing another.</summary>
+    /// <returns>True when the packet carried a timestamp.</returns>
+    bool RemoveTimestamp(Span<byte> ipPacket);
+
     /// <summary>Recomputes the IPv4 and TCP/UDP checksums (logged packets may carry offloaded partial ones).</summary>
     void RecomputeChecksums(Span<byte> ipPacket);
 

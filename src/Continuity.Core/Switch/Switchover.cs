@@ -67,6 +67,9 @@ public sealed record SwitchOptions
     /// instead of waiting for their backed-off retransmission timers.</summary>
     public bool PromptClients { get; init; } = true;
 
+    /// <summary>How long after the first gratuitous ARP the clients are prompted.</summary>
+    public TimeSpan PromptDelay { get; init; } = TimeSpan.FromMilliseconds(30);
+
     /// <summary>Duplicate ACKs per prompt: fast retransmit needs three, the first may count as a window update.</summary>
     public int DuplicateAcks { get; init; } = 4;
 }
@@ -181,11 +184,21 @@ public sealed class Switchover
         foreach (var c in toReset)
             ResetClient(c);
         var prompted = 0;
-        if (app.Recovery == RecoveryPolicy.Replay && _options.PromptClients)
-            foreach (var c in connections.Values.Where(c => !c.OpenedAfterMark && !c.Closed))
+        var toPrompt = app.Recovery == RecoveryPolicy.Replay && _options.PromptClients
+            ? connections.Values.Where(c => !c.OpenedAfterMark && !c.Closed).ToList()
+            : [];
+        if (toPrompt.Count > 0)
+        {
+            // The clients answer a prompt at once, to the VIP's MAC they know: give the first gratuitous ARP a head
+            // start, and prompt again once the announcement is over in case they still had the dead primary's.
+            await Task.WhenAny(announce, Task.Delay(_options.PromptDelay, ct)).ConfigureAwait(false);
+            foreach (var c in toPrompt)
                 if (Prompt(c))
                     prompted++;
+        }
         await announce.ConfigureAwait(false);
+        foreach (var c in toPrompt)
+            Prompt(c);
         var openTime = Lap(watch);
 
         progress?.Report(new SwitchProgress(SwitchPhase.Done, replayed, replay.Count));
@@ -209,6 +222,7 @@ public sealed class Switchover
         public uint InjectedAck { get; set; }
         public ushort Window { get; set; }
         public bool Closed { get; set; }
+        public bool PacingGivenUp { get; set; }
         /// <summary>For a connection opened after the mark: restored ISN minus the dead primary's, once known.</summary>
         public uint? IsnOffset { get; set; }
         /// <summary>The ACK of the client's first ACK after its SYN: the dead primary's ISN + 1.</summary>
@@ -268,17 +282,31 @@ public sealed class Switchover
                         c.IsnOffset = unchecked(synAckEnd - old);
                     if (c.IsnOffset is { } offset)
                         ack = unchecked(ack + offset);
-                    if (!WaitForSent(f.Connection, ack, out var sent))
-                        _log($"Replay of {pk.Logged.Seq}: the restored program sent nothing on {Describe(f.Connection)} " +
-                             $"within {_options.PacingTimeout.TotalMilliseconds} ms; injected unclamped.");
+                    // A connection that let one packet wait in vain is not waited for again: one stuck socket must not
+                    // cost the timeout on each of its packets while every client waits.
+                    var known = c.PacingGivenUp
+                        ? p.Channel.TryGetHighestSent(f.Connection, out var sent)
+                        : WaitForSent(f.Connection, ack, out sent);
+                    if (!known)
+                    {
+                        if (!c.PacingGivenUp)
+                            _log($"Replay of {pk.Logged.Seq}: the restored program sent nothing on {Describe(f.Connection)} " +
+                                 $"within {_options.PacingTimeout.TotalMilliseconds} ms; its packets go in unclamped.");
+                        c.PacingGivenUp = true;
+                    }
                     else if (PacketFields.IsAfter(ack, sent))
                     {
+                        if (!c.PacingGivenUp)
+                            _log($"Replay of {pk.Logged.Seq}: the restored program sent only up to {sent}, not {ack}, on " +
+                                 $"{Describe(f.Connection)} within {_options.PacingTimeout.TotalMilliseconds} ms; ACKs clamped without waiting from now on.");
+                        c.PacingGivenUp = true;
                         ack = sent;
                         clamped++;
                     }
                 }
                 try
                 {
+                    if (c.OpenedAfterMark) p.Inspector.RemoveTimestamp(bytes);
                     if (ack != f.Acknowledgment) p.Inspector.SetAcknowledgment(bytes, ack);
                     else p.Inspector.RecomputeChecksums(bytes);
                 }

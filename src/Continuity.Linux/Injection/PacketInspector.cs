@@ -37,6 +37,29 @@ public sealed class PacketInspector : IPacketInspector
         PacketRewriter.RecomputeChecksums(ipPacket);
     }
 
+    public bool RemoveTimestamp(Span<byte> ipPacket)
+    {
+        var p = PacketRewriter.Parse(ipPacket);
+        if (!p.IsTcp || p.IsFragment) return false;
+        var options = ipPacket[(p.HeaderLength + 20)..(p.HeaderLength + p.TransportHeaderLength)];
+        for (var i = 0; i < options.Length;)
+        {
+            var kind = options[i];
+            if (kind == 0) break;          // end of options
+            if (kind == 1) { i++; continue; } // NOP
+            if (i + 1 >= options.Length || options[i + 1] < 2 || i + options[i + 1] > options.Length) break;
+            var length = options[i + 1];
+            if (kind == 8)
+            {
+                options.Slice(i, length).Fill(1);
+                PacketRewriter.RecomputeChecksums(ipPacket);
+                return true;
+            }
+            i += length;
+        }
+        return false;
+    }
+
     public void RecomputeChecksums(Span<byte> ipPacket) => PacketRewriter.RecomputeChecksums(ipPacket);
 
     public byte[] BuildTcp(IPAddress source, ushort sourcePort, IPAddress destination, ushort destinationPort,

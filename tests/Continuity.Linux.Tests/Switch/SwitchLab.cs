@@ -44,6 +44,11 @@ internal sealed class SwitchLab : IDisposable
     private int _primaryPid;
     private int _restoredPid;
     private readonly string _imageDir;
+    private Stopwatch? _crashed;
+
+    /// <summary>From the primary's link going down to the end of the switch: the part of a client's stall that
+    /// is not its own retransmission timer.</summary>
+    public TimeSpan CrashToOpen { get; private set; }
 
     public ConcurrentQueue<string> ServerOutput { get; } = new();
 
@@ -123,6 +128,9 @@ internal sealed class SwitchLab : IDisposable
         }
         try
         {
+            // CRIU keeps a TCP socket's queues but not a UDP socket's: let the program read the datagrams already
+            // accepted, or the checkpoint would lose those up to the mark.
+            await Task.Delay(50);
             var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = NetNs.PathOf(Primary) })
                 .DumpAsync(_primaryPid, _imageDir, () => CheckpointFiles.SaveStateDirs(_imageDir, app.StateDirs),
                     CancellationToken.None);
@@ -144,6 +152,7 @@ internal sealed class SwitchLab : IDisposable
     public IReadOnlyList<LoggedPacket> Crash()
     {
         CriuLab.Sh($"ip -n {Primary} link set cts-ea down");
+        _crashed = Stopwatch.StartNew();
         _launcher.Kill(_primaryPid);
         CriuLab.Eventually(() => !_launcher.IsAlive(_primaryPid), TimeSpan.FromSeconds(5), "the primary to die");
         lock (_logLock)
@@ -170,6 +179,8 @@ internal sealed class SwitchLab : IDisposable
         var report = await new Switchover(platform, options, _out)
             .RunAsync(app, _imageDir, mark, log, beforeOpen, new SyncProgress(progress));
         _restoredPid = report.RestoredPid;
+        CrashToOpen = _crashed?.Elapsed ?? TimeSpan.Zero;
+        _out($"crash to open: {CrashToOpen.TotalMilliseconds:F0} ms");
         return report;
     }
 

@@ -36,6 +36,8 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
         output.WriteLine($"switch (prompt clients: {promptClients}): {report}");
 
         var result = FinishAfterSwitch(client);
+        output.WriteLine($"stall beyond the switch (prompt clients: {promptClients}): " +
+                         $"{long.Parse(result["longest_stall_ms"]) - (long)lab.CrashToOpen.TotalMilliseconds} ms");
         Assert.Equal("1", result["ok"]);
         Assert.Equal("0", result["mismatches"]);
         Assert.Equal("0", result["resets"]);
