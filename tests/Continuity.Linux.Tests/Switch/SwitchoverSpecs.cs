@@ -65,6 +65,10 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
         var report = await lab.SwitchAsync(app, mark, log, new SwitchOptions(), []);
         output.WriteLine($"switch: {report}");
         output.WriteLine($"UDP packets replayed: {log.Count(l => l.Seq > mark && l.Packet[9] == 17)}");
+        foreach (var g in log.Where(l => l.Packet[9] == 17)
+                     .GroupBy(l => System.Text.Encoding.ASCII.GetString(l.Packet, 28, l.Packet.Length - 28))
+                     .Where(g => g.Count() > 1))
+            output.WriteLine($"datagram logged {g.Count()} times (mark {mark}): seqs {string.Join(",", g.Select(l => l.Seq))}: {g.Key}");
 
         var result = FinishAfterSwitch(client);
         Assert.Equal("1", result["ok"]);
