@@ -171,6 +171,12 @@ public interface IPacketInspector
     /// <summary>Recomputes the IPv4 and TCP/UDP checksums (logged packets may carry offloaded partial ones).</summary>
     void RecomputeChecksums(Span<byte> ipPacket);
 
+    /// <summary>An ICMP host unreachable from <paramref name="source"/> to <paramref name="destination"/> about the TCP
+    /// segment <paramref name="segmentSource"/>:port → <paramref name="segmentDestination"/>:port at
+    /// <paramref name="sequence"/> that <paramref name="destination"/> sent.</summary>
+    byte[] BuildHostUnreachable(IPAddress source, IPAddress destination, IPAddress segmentSource, ushort segmentSourcePort,
+        IPAddress segmentDestination, ushort segmentDestinationPort, uint sequence);
+
     /// <summary>A TCP segment without payload or options, checksums set.</summary>
     byte[] BuildTcp(IPAddress source, ushort sourcePort, IPAddress destination, ushort destinationPort,
         uint sequence, uint acknowledgment, byte flags, ushort window);

@@ -67,6 +67,10 @@ public sealed record SwitchOptions
     /// instead of waiting for their backed-off retransmission timers.</summary>
     public bool PromptClients { get; init; } = true;
 
+    /// <summary>ICMP host unreachables per prompt, each undoing one step of a sender's RTO back-off (RFC 6069):
+    /// enough for the back-off a few seconds of outage builds up.</summary>
+    public int BackoffReverts { get; init; } = 8;
+
     /// <summary>How long after the first gratuitous ARP the clients are prompted.</summary>
     public TimeSpan PromptDelay { get; init; } = TimeSpan.FromMilliseconds(30);
 
@@ -421,6 +425,18 @@ public sealed class Switchover
         {
             _platform.Sender.Send(toClient);
             _platform.Channel.Inject(toServer);
+        }
+        // SACK-enabled peers (all Linux ones) do not fast-retransmit on bare duplicate ACKs. What does work is RFC
+        // 6069: each ICMP host unreachable about the oldest unacknowledged segment undoes one step of the sender's
+        // RTO back-off, and when the reverted timeout has already passed, the kernel retransmits on the spot.
+        var clientUnreachable = _platform.Inspector.BuildHostUnreachable(k.Server, k.Client,
+            k.Client, k.ClientPort, k.Server, k.ServerPort, c.ClientNext);
+        var serverUnreachable = _platform.Inspector.BuildHostUnreachable(k.Client, k.Server,
+            k.Server, k.ServerPort, k.Client, k.ClientPort, c.InjectedAck);
+        for (var i = 0; i < _options.BackoffReverts; i++)
+        {
+            _platform.Sender.Send(clientUnreachable);
+            _platform.Channel.Inject(serverUnreachable);
         }
         return true;
     }

@@ -62,6 +62,33 @@ public sealed class PacketInspector : IPacketInspector
 
     public void RecomputeChecksums(Span<byte> ipPacket) => PacketRewriter.RecomputeChecksums(ipPacket);
 
+    public byte[] BuildHostUnreachable(IPAddress source, IPAddress destination, IPAddress segmentSource,
+        ushort segmentSourcePort, IPAddress segmentDestination, ushort segmentDestinationPort, uint sequence)
+    {
+        // ICMP quotes the offending datagram's IP header and its first 8 bytes: enough for ports and sequence.
+        var quoted = BuildTcp(segmentSource, segmentSourcePort, segmentDestination, segmentDestinationPort, sequence, 0,
+            IpPacketInfo.Ack, 0).AsSpan(0, 28);
+        var packet = new byte[20 + 8 + 28];
+        var s = packet.AsSpan();
+        s[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(s[2..], (ushort)packet.Length);
+        s[8] = 64;
+        s[9] = 1; // ICMP
+        if (!source.TryWriteBytes(s[12..16], out _) || !destination.TryWriteBytes(s[16..20], out _))
+            throw new ArgumentException($"Only IPv4 packets can be built ({source} -> {destination}).");
+        var icmp = s[20..];
+        icmp[0] = 3; // destination unreachable
+        icmp[1] = 1; // host unreachable: RFC 6069 lets it revert one RTO back-off step
+        quoted.CopyTo(icmp[8..]);
+        var sum = 0u;
+        for (var i = 0; i < icmp.Length; i += 2)
+            sum += BinaryPrimitives.ReadUInt16BigEndian(icmp[i..]);
+        while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+        BinaryPrimitives.WriteUInt16BigEndian(icmp[2..], (ushort)~sum);
+        BinaryPrimitives.WriteUInt16BigEndian(s[10..], PacketRewriter.IpHeaderChecksum(s[..20]));
+        return packet;
+    }
+
     public byte[] BuildTcp(IPAddress source, ushort sourcePort, IPAddress destination, ushort destinationPort,
         uint sequence, uint acknowledgment, byte flags, ushort window)
     {
