@@ -134,7 +134,6 @@ internal sealed class SwitchLab : IDisposable
             var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = NetNs.PathOf(Primary) })
                 .DumpAsync(_primaryPid, _imageDir, () => CheckpointFiles.SaveStateDirs(_imageDir, app.StateDirs),
                     CancellationToken.None);
-            _out("after dump, primary: " + CriuLab.Sh($"ip netns exec {Primary} nft list ruleset | head -20; ip netns exec {Primary} nstat -az UdpInDatagrams UdpRcvbufErrors UdpInErrors IpInDiscards | tr '\\n' ' '"));
             _out($"checkpoint: mark {mark}, {image.Bytes / 1024} KiB, frozen {image.Freeze.TotalMilliseconds:F0} ms, " +
                  $"dump {image.Dump.TotalMilliseconds:F0} ms");
         }
@@ -162,7 +161,6 @@ internal sealed class SwitchLab : IDisposable
     /// <summary>The primary's machine dies: its link first, so no FIN or RST escapes the kill.</summary>
     public IReadOnlyList<LoggedPacket> Crash()
     {
-        _out("before crash, primary: " + CriuLab.Sh($"ip netns exec {Primary} nstat -az UdpInDatagrams UdpRcvbufErrors UdpInErrors IpInDiscards | tr '\\n' ' '"));
         CriuLab.Sh($"ip -n {Primary} link set cts-ea down");
         _crashed = Stopwatch.StartNew();
         _launcher.Kill(_primaryPid);
