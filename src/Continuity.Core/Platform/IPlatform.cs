@@ -85,6 +85,27 @@ public interface ICheckpointer
 
     /// <summary>Restores the program from <paramref name="imageDir"/>, detached; returns its new pid.</summary>
     Task<int> RestoreAsync(string imageDir, CancellationToken ct);
+
+    /// <summary>Restores like <see cref="RestoreAsync(string, CancellationToken)"/>, choosing what becomes of the
+    /// TCP connections that were established at the checkpoint.</summary>
+    /// <remarks>The default keeps them (the only mode an implementation must support); a checkpointer that can
+    /// restore them closed overrides it.</remarks>
+    Task<int> RestoreAsync(string imageDir, TcpRestore tcp, CancellationToken ct) => tcp switch
+    {
+        TcpRestore.Established => RestoreAsync(imageDir, ct),
+        _ => throw new NotSupportedException(
+            $"{GetType().Name} cannot restore TCP connections closed: implement RestoreAsync(string, TcpRestore, CancellationToken) " +
+            "or use the Replay recovery policy."),
+    };
+}
+
+/// <summary>What a restore does with the TCP connections established at the checkpoint.</summary>
+public enum TcpRestore
+{
+    /// <summary>Reconnected as they were (they continue only if the log after the mark is replayed).</summary>
+    Established,
+    /// <summary>Restored closed: the program sees each one fail, the client's is reset by whoever answers it next.</summary>
+    Closed,
 }
 
 /// <summary>
@@ -104,6 +125,68 @@ public interface IInjectionChannel : IDisposable
 
     /// <summary>Removes the reply routes; replies go to the network again.</summary>
     void ReleaseReplies();
+
+    /// <summary>Replies swallowed so far (for reports); 0 from a channel that does not count them.</summary>
+    long RepliesDiscarded => 0;
+}
+
+/// <summary>The TCP/UDP fields of one IPv4 packet that the switch reasons about.</summary>
+/// <param name="Connection">The connection, seen from the server (for a packet from a client: client = source).</param>
+/// <param name="SequenceEnd">The sequence number after this segment (SYN and FIN count one).</param>
+public readonly record struct PacketFields(
+    ConnectionKey Connection,
+    byte TcpFlags,
+    uint Sequence,
+    uint SequenceEnd,
+    uint Acknowledgment,
+    int PayloadLength,
+    ushort Window)
+{
+    public const byte Tcp = 6, Udp = 17;
+    public const byte Fin = 0x01, Syn = 0x02, Rst = 0x04, Psh = 0x08, Ack = 0x10;
+
+    public bool IsTcp => Connection.Protocol == Tcp;
+    public bool IsSyn => IsTcp && (TcpFlags & (Syn | Ack)) == Syn;
+    public bool HasAck => IsTcp && (TcpFlags & Ack) != 0;
+    public bool IsRst => IsTcp && (TcpFlags & Rst) != 0;
+
+    /// <summary>TCP serial-number order (RFC 1982 over 2^32): is <paramref name="a"/> after <paramref name="b"/>?</summary>
+    public static bool IsAfter(uint a, uint b) => unchecked((int)(a - b)) > 0;
+}
+
+/// <summary>Reads and rewrites IPv4 TCP/UDP packets (pure code; in Continuity.Linux over PacketRewriter).</summary>
+public interface IPacketInspector
+{
+    /// <summary>The fields of a packet a client sent to the server; false for anything but unfragmented TCP/UDP.</summary>
+    bool TryReadInbound(ReadOnlySpan<byte> ipPacket, out PacketFields fields);
+
+    /// <summary>Sets the TCP acknowledgment number and recomputes the checksums.</summary>
+    void SetAcknowledgment(Span<byte> ipPacket, uint ack);
+
+    /// <summary>Overwrites a TCP timestamp option with NOPs and recomputes the checksums: a restored kernel that
+    /// answered a replayed SYN chose its own timestamp offset, and rejects a handshake ACK echoing another.</summary>
+    /// <returns>True when the packet carried a timestamp.</returns>
+    bool RemoveTimestamp(Span<byte> ipPacket);
+
+    /// <summary>Recomputes the IPv4 and TCP/UDP checksums (logged packets may carry offloaded partial ones).</summary>
+    void RecomputeChecksums(Span<byte> ipPacket);
+
+    /// <summary>An ICMP host unreachable from <paramref name="source"/> to <paramref name="destination"/> about the TCP
+    /// segment <paramref name="segmentSource"/>:port → <paramref name="segmentDestination"/>:port at
+    /// <paramref name="sequence"/> that <paramref name="destination"/> sent.</summary>
+    byte[] BuildHostUnreachable(IPAddress source, IPAddress destination, IPAddress segmentSource, ushort segmentSourcePort,
+        IPAddress segmentDestination, ushort segmentDestinationPort, uint sequence);
+
+    /// <summary>A TCP segment without payload or options, checksums set.</summary>
+    byte[] BuildTcp(IPAddress source, ushort sourcePort, IPAddress destination, ushort destinationPort,
+        uint sequence, uint acknowledgment, byte flags, ushort window);
+}
+
+/// <summary>Sends raw IPv4 packets out of this node's own interfaces, past the local TCP stack (to prompt or
+/// reset clients on behalf of a restored program).</summary>
+public interface IPacketSender
+{
+    void Send(ReadOnlySpan<byte> ipPacket);
 }
 
 /// <summary>A TCP or UDP connection seen from the server: client endpoint and server endpoint.</summary>

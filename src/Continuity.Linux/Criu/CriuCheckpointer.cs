@@ -31,6 +31,12 @@ public sealed record CriuOptions
 
     /// <summary>Checks criu (present, version, <c>criu check</c>) once before the first dump or restore.</summary>
     public bool ProbeFirst { get; init; } = true;
+
+    /// <summary>On restore, moves each TCP connection's timestamp clock forward by the time since the dump. criu
+    /// restores it as it was at the dump, behind what the dead primary sent its clients since; their PAWS check
+    /// (RFC 7323) then drops every segment of the restored program until its clock catches up: a stall as long as
+    /// the time from the checkpoint to the crash.</summary>
+    public bool AdvanceTcpTimestamps { get; init; } = true;
 }
 
 /// <summary>
@@ -81,6 +87,8 @@ public sealed class CriuCheckpointer : ICheckpointer
 
         Directory.CreateDirectory(imageDir);
         RemoveStaleImages(imageDir);
+        // Taken before criu reads the timestamps, so the advance on restore is never short.
+        TcpTimestamps.RecordDumpTime(imageDir);
         RecordStdio(pid, imageDir);
 
         var control = Directory.CreateTempSubdirectory("continuity-criu-");
@@ -155,7 +163,13 @@ public sealed class CriuCheckpointer : ICheckpointer
     /// <remarks>Needs the program's addresses (the VIP) and a route to its clients in this network namespace
     /// before it runs: criu reconnects each TCP socket in repair mode. <paramref name="ct"/> is honoured until
     /// criu starts.</remarks>
-    public async Task<int> RestoreAsync(string imageDir, CancellationToken ct)
+    public Task<int> RestoreAsync(string imageDir, CancellationToken ct) =>
+        RestoreAsync(imageDir, TcpRestore.Established, ct);
+
+    /// <inheritdoc />
+    /// <remarks><see cref="TcpRestore.Closed"/> is criu's <c>--tcp-close</c>: the sockets come back closed, so the
+    /// program sees its connections fail instead of waiting on peers whose bytes were never replayed.</remarks>
+    public async Task<int> RestoreAsync(string imageDir, TcpRestore tcp, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
         EnsureCriu();
@@ -167,9 +181,12 @@ public sealed class CriuCheckpointer : ICheckpointer
         File.Delete(pidFile);
         var args = new List<string>
         {
-            "restore", "-D", imageDir, "-o", "restore.log", "--tcp-established", "--restore-detached",
+            "restore", "-D", imageDir, "-o", "restore.log",
+            tcp == TcpRestore.Closed ? "--tcp-close" : "--tcp-established", "--restore-detached",
             "--pidfile", "restore.pid",
         };
+        if (_options.AdvanceTcpTimestamps && tcp == TcpRestore.Established)
+            TcpTimestamps.AdvanceSinceDump(imageDir);
         var stdio = ReadStdio(imageDir);
         // criu's stdout (and stderr when the program's stderr was another pipe) stand in for the program's pipes.
         if (stdio.TryGetValue(1, out var outPipe))
@@ -220,7 +237,7 @@ public sealed class CriuCheckpointer : ICheckpointer
         {
             var name = Path.GetFileName(f);
             if (name.EndsWith(".img", StringComparison.Ordinal) || name.StartsWith("stats-", StringComparison.Ordinal) ||
-                name.EndsWith(".log", StringComparison.Ordinal) || name is StdioFile or "restore.pid")
+                name.EndsWith(".log", StringComparison.Ordinal) || name is StdioFile or "restore.pid" or TcpTimestamps.DumpTimeFile)
                 File.Delete(f);
         }
     }

@@ -1,0 +1,452 @@
+using System.Diagnostics;
+using System.Net;
+using Continuity.Core.Apps;
+using Continuity.Core.Log;
+using Continuity.Core.Platform;
+
+namespace Continuity.Core.Switch;
+
+/// <summary>The step a switch is in, for <see cref="SwitchProgress"/>.</summary>
+public enum SwitchPhase
+{
+    /// <summary>VIP up with inbound traffic dropped; replies towards clients captured.</summary>
+    Vip,
+    /// <summary>State directories put back and the program restored.</summary>
+    Restore,
+    /// <summary>Logged packets after the mark re-injected.</summary>
+    Replay,
+    /// <summary>Replies released, caller's beforeOpen, inbound unblocked, VIP announced, clients prompted or reset.</summary>
+    Open,
+    Done,
+}
+
+/// <summary>Where a switch is: its phase and, during the replay, how many packets went in.</summary>
+public readonly record struct SwitchProgress(SwitchPhase Phase, int Replayed, int Total);
+
+/// <summary>What a switch did and how long each phase took.</summary>
+/// <param name="RestoredPid">The pid of the restored program (in this node's pid namespace).</param>
+/// <param name="AcksClamped">Replayed TCP packets whose ACK had to be lowered to what the restored program had
+/// re-sent (it never got that far within the pacing timeout).</param>
+/// <param name="ConnectionsReset">TCP connections reset on purpose: all of them under RestoreOnly, those opened
+/// after the checkpoint under Replay.</param>
+/// <param name="ConnectionsPrompted">Replayed TCP connections whose client (and restored server) were prompted to
+/// retransmit at once.</param>
+public sealed record SwitchReport(
+    int RestoredPid,
+    RecoveryPolicy Policy,
+    TimeSpan Vip,
+    TimeSpan Restore,
+    TimeSpan Replay,
+    TimeSpan Open,
+    int PacketsReplayed,
+    long RepliesDiscarded,
+    int AcksClamped,
+    int ConnectionsReset,
+    int ConnectionsPrompted)
+{
+    public TimeSpan Total => Vip + Restore + Replay + Open;
+
+    public override string ToString() =>
+        $"{Policy}: pid {RestoredPid}; vip {Vip.TotalMilliseconds:F0} ms, restore {Restore.TotalMilliseconds:F0} ms, " +
+        $"replay {Replay.TotalMilliseconds:F0} ms, open {Open.TotalMilliseconds:F0} ms (total {Total.TotalMilliseconds:F0} ms); " +
+        $"{PacketsReplayed} packets replayed, {AcksClamped} ACKs clamped, {RepliesDiscarded} replies discarded, " +
+        $"{ConnectionsReset} connections reset, {ConnectionsPrompted} prompted";
+}
+
+/// <summary>Tuning of <see cref="Switchover"/>; the defaults suit a LAN.</summary>
+public sealed record SwitchOptions
+{
+    /// <summary>How long a replayed TCP packet waits for the restored program to have re-sent what the packet
+    /// acknowledges, before its ACK is clamped. Long enough for the program to answer the previous request.</summary>
+    public TimeSpan PacingTimeout { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How long to wait, all connections together, for the restored sockets to reveal how far they had sent.</summary>
+    public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>After opening, make both ends of each replayed connection retransmit at once (duplicate ACKs),
+    /// instead of waiting for their backed-off retransmission timers.</summary>
+    public bool PromptClients { get; init; } = true;
+
+    /// <summary>ICMP host unreachables per prompt, each undoing one step of a sender's RTO back-off (RFC 6069):
+    /// enough for the back-off a few seconds of outage builds up.</summary>
+    public int BackoffReverts { get; init; } = 8;
+
+    /// <summary>How long after the first gratuitous ARP the clients are prompted.</summary>
+    public TimeSpan PromptDelay { get; init; } = TimeSpan.FromMilliseconds(30);
+
+    /// <summary>Duplicate ACKs per prompt: fast retransmit needs three, the first may count as a window update.</summary>
+    public int DuplicateAcks { get; init; } = 4;
+}
+
+/// <summary>The platform parts a switch drives, all acting in the network namespace of the new primary.</summary>
+/// <param name="Sender">Raw output towards clients, past the local stack (prompts and resets).</param>
+public sealed record SwitchPlatform(
+    IPacketFilter Filter,
+    IVirtualIp VirtualIp,
+    ICheckpointer Checkpointer,
+    IInjectionChannel Channel,
+    IPacketInspector Inspector,
+    IPacketSender Sender);
+
+/// <summary>
+/// The switch run by the elected standby to become the primary of one application: the checkpoint is restored,
+/// the log after its mark replayed with every reply swallowed (the clients already have them), then the VIP opens.
+/// <para>Order matters and is fixed: the VIP comes up with its inbound traffic already dropped, so no client packet
+/// reaches the program before the replay has brought it to where the dead primary was; replies are captured
+/// before the restore, since a restored socket retransmits at once. The caller's <c>beforeOpen</c> runs after the
+/// replay and before inbound traffic is unblocked: install the queue rules of the new primary there, so the first
+/// new client packet is already held and logged.</para>
+/// <para>Connections opened after the checkpoint are replayed (their bytes change the program's state, and the
+/// clients were told they arrived) and then reset on both sides: the restored kernel chose another initial
+/// sequence number than the dead primary, so they cannot continue.</para>
+/// <para>Not thread-safe; one switch per instance at a time. The caller owns the platform objects and disposes the
+/// injection channel afterwards.</para>
+/// </summary>
+public sealed class Switchover
+{
+    private readonly SwitchPlatform _platform;
+    private readonly SwitchOptions _options;
+    private readonly Action<string> _log;
+
+    /// <param name="log">Diagnostics (packets that could not be parsed, connections given up on).</param>
+    public Switchover(SwitchPlatform platform, SwitchOptions? options = null, Action<string>? log = null)
+    {
+        _platform = platform ?? throw new ArgumentNullException(nameof(platform));
+        _options = options ?? new SwitchOptions();
+        _log = log ?? (_ => { });
+    }
+
+    /// <summary>Makes this node the primary of <paramref name="app"/>.</summary>
+    /// <param name="checkpointDir">The CRIU images with the copies of the state directories (<see cref="CheckpointFiles"/>).</param>
+    /// <param name="mark">The log sequence number of the last packet the checkpointed program had received.</param>
+    /// <param name="log">The application's logged inbound packets; those up to the mark are ignored, the rest are
+    /// replayed in Seq order.</param>
+    /// <param name="beforeOpen">Runs after the replay, with replies already released, before inbound traffic to the
+    /// VIP is unblocked: start queueing for the new primary here.</param>
+    /// <returns>The report; the program keeps running whatever happens after the restore.</returns>
+    public async Task<SwitchReport> RunAsync(
+        AppSpec app,
+        string checkpointDir,
+        long mark,
+        IReadOnlyList<LoggedPacket> log,
+        Func<CancellationToken, Task>? beforeOpen = null,
+        IProgress<SwitchProgress>? progress = null,
+        CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(log);
+        var p = _platform;
+        var replay = Prepare(log, mark, app.Vip);
+        var clients = replay.Select(r => r.Fields?.Connection.Client).OfType<IPAddress>().Distinct().ToList();
+        var watch = Stopwatch.StartNew();
+
+        // a-b. VIP up but closed; replies captured before anything can emit one.
+        progress?.Report(new SwitchProgress(SwitchPhase.Vip, 0, replay.Count));
+        p.Filter.BlockInbound(app.Vip);
+        p.VirtualIp.Add(app.Vip, app.VipPrefixLength);
+        if (clients.Count > 0)
+            p.Channel.CaptureRepliesTo(clients);
+        var vipTime = Lap(watch);
+
+        // c. State directories first: the restored program reopens its files by path.
+        progress?.Report(new SwitchProgress(SwitchPhase.Restore, 0, replay.Count));
+        CheckpointFiles.RestoreStateDirs(checkpointDir, app.StateDirs);
+        var tcp = app.Recovery == RecoveryPolicy.Replay ? TcpRestore.Established : TcpRestore.Closed;
+        var pid = await p.Checkpointer.RestoreAsync(checkpointDir, tcp, ct).ConfigureAwait(false);
+        var restoreTime = Lap(watch);
+
+        // d-e. Replay on a thread of its own: pacing polls the channel at millisecond granularity.
+        var connections = new Dictionary<ConnectionKey, Connection>();
+        var replayed = 0;
+        var clamped = 0;
+        if (app.Recovery == RecoveryPolicy.Replay)
+        {
+            (replayed, clamped) = await Task.Run(() => Replay(replay, connections, progress, ct), ct).ConfigureAwait(false);
+            ResetLocally(connections.Values.Where(c => c.OpenedAfterMark));
+        }
+        else
+        {
+            // Nothing replayed: note the connections only, to reset their clients.
+            foreach (var r in replay)
+                if (r.Fields is { IsTcp: true } f)
+                    Track(connections, f, f.Acknowledgment);
+        }
+        var replayTime = Lap(watch);
+
+        // f. Open: replies out, caller's queue in, then inbound in, then the world told.
+        progress?.Report(new SwitchProgress(SwitchPhase.Open, replayed, replay.Count));
+        p.Channel.ReleaseReplies();
+        if (beforeOpen is not null)
+            await beforeOpen(ct).ConfigureAwait(false);
+        p.Filter.UnblockInbound(app.Vip);
+        var announce = Task.Run(() => p.VirtualIp.Announce(app.Vip), CancellationToken.None);
+
+        // g. Resets and prompts go straight to the clients; their answers reach us now that inbound is open.
+        var toReset = app.Recovery == RecoveryPolicy.Replay
+            ? connections.Values.Where(c => c.OpenedAfterMark).ToList()
+            : connections.Values.ToList();
+        foreach (var c in toReset)
+            ResetClient(c);
+        var prompted = 0;
+        var toPrompt = app.Recovery == RecoveryPolicy.Replay && _options.PromptClients
+            ? connections.Values.Where(c => !c.OpenedAfterMark && !c.Closed).ToList()
+            : [];
+        if (toPrompt.Count > 0)
+        {
+            // The clients answer a prompt at once, to the VIP's MAC they know: give the first gratuitous ARP a head
+            // start, and prompt again once the announcement is over in case they still had the dead primary's.
+            await Task.WhenAny(announce, Task.Delay(_options.PromptDelay, ct)).ConfigureAwait(false);
+            foreach (var c in toPrompt)
+                if (Prompt(c))
+                    prompted++;
+        }
+        await announce.ConfigureAwait(false);
+        foreach (var c in toPrompt)
+            Prompt(c);
+        var openTime = Lap(watch);
+
+        progress?.Report(new SwitchProgress(SwitchPhase.Done, replayed, replay.Count));
+        return new SwitchReport(pid, app.Recovery, vipTime, restoreTime, replayTime, openTime, replayed,
+            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted);
+    }
+
+    private sealed record Packet(LoggedPacket Logged, PacketFields? Fields);
+
+    /// <summary>What the replay learned of one TCP connection.</summary>
+    private sealed class Connection(ConnectionKey key)
+    {
+        public ConnectionKey Key { get; } = key;
+        public bool OpenedAfterMark { get; set; }
+        public bool Seen { get; set; }
+        /// <summary>Next client sequence number: what the restored server has received once all is replayed.</summary>
+        public uint ClientNext { get; set; }
+        /// <summary>The highest ACK the client sent in the dead primary's numbering: what the client expects next.</summary>
+        public uint ClientAcked { get; set; }
+        /// <summary>The highest ACK injected (translated, clamped): the restored server's snd_una.</summary>
+        public uint InjectedAck { get; set; }
+        public ushort Window { get; set; }
+        public bool Closed { get; set; }
+        public bool PacingGivenUp { get; set; }
+        /// <summary>For a connection opened after the mark: restored ISN minus the dead primary's, once known.</summary>
+        public uint? IsnOffset { get; set; }
+        /// <summary>The ACK of the client's first ACK after its SYN: the dead primary's ISN + 1.</summary>
+        public uint? OldIsnPlusOne { get; set; }
+    }
+
+    private List<Packet> Prepare(IReadOnlyList<LoggedPacket> log, long mark, IPAddress vip)
+    {
+        var result = new List<Packet>();
+        foreach (var l in log.Where(l => l.Seq > mark).OrderBy(l => l.Seq))
+        {
+            if (_platform.Inspector.TryReadInbound(l.Packet, out var f))
+            {
+                if (!f.Connection.Server.Equals(vip))
+                    _log($"Logged packet {l.Seq} is addressed to {f.Connection.Server}, not the VIP {vip}: replayed anyway.");
+                result.Add(new Packet(l, f));
+            }
+            else
+            {
+                // A fragment or another protocol: the stack reassembles or ignores it as it would have.
+                result.Add(new Packet(l, null));
+            }
+        }
+        return result;
+    }
+
+    private (int Replayed, int Clamped) Replay(List<Packet> packets, Dictionary<ConnectionKey, Connection> connections,
+        IProgress<SwitchProgress>? progress, CancellationToken ct)
+    {
+        var p = _platform;
+        // Which connections start with a SYN in the log, and the dead primary's ISN as their clients saw it.
+        foreach (var pk in packets)
+        {
+            if (pk.Fields is not { IsTcp: true } f) continue;
+            if (!connections.TryGetValue(f.Connection, out var c))
+                connections[f.Connection] = c = new Connection(f.Connection) { OpenedAfterMark = f.IsSyn };
+            if (c.OpenedAfterMark && c.OldIsnPlusOne is null && f.HasAck && !f.IsRst)
+                c.OldIsnPlusOne = f.Acknowledgment;
+        }
+
+        ProbeRestoredSockets(packets, connections);
+
+        var replayed = 0;
+        var clamped = 0;
+        foreach (var pk in packets)
+        {
+            ct.ThrowIfCancellationRequested();
+            var bytes = (byte[])pk.Logged.Packet.Clone();
+            if (pk.Fields is { IsTcp: true } f)
+            {
+                var c = connections[f.Connection];
+                var ack = f.Acknowledgment;
+                if (f.HasAck)
+                {
+                    if (c.OpenedAfterMark && c.IsnOffset is null && c.OldIsnPlusOne is { } old &&
+                        WaitForSent(f.Connection, null, out var synAckEnd))
+                        c.IsnOffset = unchecked(synAckEnd - old);
+                    if (c.IsnOffset is { } offset)
+                        ack = unchecked(ack + offset);
+                    // A connection that let one packet wait in vain is not waited for again: one stuck socket must not
+                    // cost the timeout on each of its packets while every client waits.
+                    var known = c.PacingGivenUp
+                        ? p.Channel.TryGetHighestSent(f.Connection, out var sent)
+                        : WaitForSent(f.Connection, ack, out sent);
+                    if (!known)
+                    {
+                        if (!c.PacingGivenUp)
+                            _log($"Replay of {pk.Logged.Seq}: the restored program sent nothing on {Describe(f.Connection)} " +
+                                 $"within {_options.PacingTimeout.TotalMilliseconds} ms; its packets go in unclamped.");
+                        c.PacingGivenUp = true;
+                    }
+                    else if (PacketFields.IsAfter(ack, sent))
+                    {
+                        if (!c.PacingGivenUp)
+                            _log($"Replay of {pk.Logged.Seq}: the restored program sent only up to {sent}, not {ack}, on " +
+                                 $"{Describe(f.Connection)} within {_options.PacingTimeout.TotalMilliseconds} ms; ACKs clamped without waiting from now on.");
+                        c.PacingGivenUp = true;
+                        ack = sent;
+                        clamped++;
+                    }
+                }
+                try
+                {
+                    if (c.OpenedAfterMark) p.Inspector.RemoveTimestamp(bytes);
+                    if (ack != f.Acknowledgment) p.Inspector.SetAcknowledgment(bytes, ack);
+                    else p.Inspector.RecomputeChecksums(bytes);
+                }
+                catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                {
+                    _log($"Replay of {pk.Logged.Seq}: {e.Message}; injected as logged.");
+                }
+                Track(connections, f, ack);
+            }
+            else if (pk.Fields is not null)
+            {
+                p.Inspector.RecomputeChecksums(bytes);
+            }
+            p.Channel.Inject(bytes);
+            replayed++;
+            if ((replayed & 15) == 0)
+                progress?.Report(new SwitchProgress(SwitchPhase.Replay, replayed, packets.Count));
+        }
+        progress?.Report(new SwitchProgress(SwitchPhase.Replay, replayed, packets.Count));
+        return (replayed, clamped);
+    }
+
+    /// <summary>
+    /// The restored sockets of connections established at the checkpoint have sent nothing since: without knowing
+    /// their snd_nxt, pacing would wait its whole timeout on each connection's first packet. A segment far below the
+    /// receive window makes the kernel answer at once with a duplicate ACK carrying snd_nxt (RFC 793 §3.9), which
+    /// the channel records and swallows.
+    /// </summary>
+    private void ProbeRestoredSockets(List<Packet> packets, Dictionary<ConnectionKey, Connection> connections)
+    {
+        var firsts = packets.Where(pk => pk.Fields is { IsTcp: true })
+            .Select(pk => pk.Fields!.Value)
+            .GroupBy(f => f.Connection)
+            .Select(g => g.First())
+            .Where(f => !connections[f.Connection].OpenedAfterMark && !f.IsRst)
+            .ToList();
+        foreach (var f in firsts)
+        {
+            var k = f.Connection;
+            _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
+                unchecked(f.Sequence - 0x40000000), f.Acknowledgment, PacketFields.Ack, f.Window));
+        }
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < _options.ProbeTimeout && !firsts.All(f => _platform.Channel.TryGetHighestSent(f.Connection, out _)))
+            Thread.Sleep(1);
+    }
+
+    /// <summary>Waits until the restored program has sent up to <paramref name="ack"/> (null: anything at all).</summary>
+    private bool WaitForSent(ConnectionKey key, uint? ack, out uint sent)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            var known = _platform.Channel.TryGetHighestSent(key, out sent);
+            if (known && (ack is null || !PacketFields.IsAfter(ack.Value, sent))) return true;
+            if (watch.Elapsed >= _options.PacingTimeout) return known;
+            Thread.Sleep(1);
+        }
+    }
+
+    private static void Track(Dictionary<ConnectionKey, Connection> connections, PacketFields f, uint injectedAck)
+    {
+        if (!connections.TryGetValue(f.Connection, out var c))
+            connections[f.Connection] = c = new Connection(f.Connection) { OpenedAfterMark = f.IsSyn };
+        if (!c.Seen || PacketFields.IsAfter(f.SequenceEnd, c.ClientNext)) c.ClientNext = f.SequenceEnd;
+        if (f.HasAck)
+        {
+            if (!c.Seen || PacketFields.IsAfter(f.Acknowledgment, c.ClientAcked)) c.ClientAcked = f.Acknowledgment;
+            if (!c.Seen || PacketFields.IsAfter(injectedAck, c.InjectedAck)) c.InjectedAck = injectedAck;
+        }
+        c.Window = f.Window;
+        if ((f.TcpFlags & (PacketFields.Fin | PacketFields.Rst)) != 0) c.Closed = true;
+        c.Seen = true;
+    }
+
+    /// <summary>A RST at exactly the restored socket's rcv_nxt, injected: the program sees the connection reset
+    /// (anything else in the window would only draw a challenge ACK).</summary>
+    private void ResetLocally(IEnumerable<Connection> connections)
+    {
+        foreach (var c in connections)
+        {
+            var k = c.Key;
+            _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
+                c.ClientNext, 0, PacketFields.Rst, 0));
+        }
+    }
+
+    /// <summary>A RST at the sequence number the client expects (its last ACK, in the dead primary's numbering).
+    /// Should the client have received more since, the RST draws a challenge ACK that our kernel, holding no such
+    /// connection, answers with an exact RST: a reset either way, never a hang.</summary>
+    private void ResetClient(Connection c)
+    {
+        var k = c.Key;
+        _platform.Sender.Send(_platform.Inspector.BuildTcp(k.Server, k.ServerPort, k.Client, k.ClientPort,
+            c.ClientAcked, 0, PacketFields.Rst, 0));
+    }
+
+    /// <summary>
+    /// Duplicate ACKs both ways. To the client, from the server's snd_nxt acknowledging the last client byte
+    /// replayed: the client fast-retransmits what it sent after the crash. To the restored server, through the
+    /// channel: it fast-retransmits the replies the channel swallowed and the client never got.
+    /// </summary>
+    private bool Prompt(Connection c)
+    {
+        var k = c.Key;
+        if (!_platform.Channel.TryGetHighestSent(k, out var serverNext)) return false;
+        var toClient = _platform.Inspector.BuildTcp(k.Server, k.ServerPort, k.Client, k.ClientPort,
+            serverNext, c.ClientNext, PacketFields.Ack, c.Window);
+        var toServer = _platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
+            c.ClientNext, c.InjectedAck, PacketFields.Ack, c.Window);
+        for (var i = 0; i < _options.DuplicateAcks; i++)
+        {
+            _platform.Sender.Send(toClient);
+            _platform.Channel.Inject(toServer);
+        }
+        // SACK-enabled peers (all Linux ones) do not fast-retransmit on bare duplicate ACKs. What does work is RFC
+        // 6069: each ICMP host unreachable about the oldest unacknowledged segment undoes one step of the sender's
+        // RTO back-off, and when the reverted timeout has already passed, the kernel retransmits on the spot.
+        var clientUnreachable = _platform.Inspector.BuildHostUnreachable(k.Server, k.Client,
+            k.Client, k.ClientPort, k.Server, k.ServerPort, c.ClientNext);
+        var serverUnreachable = _platform.Inspector.BuildHostUnreachable(k.Client, k.Server,
+            k.Server, k.ServerPort, k.Client, k.ClientPort, c.InjectedAck);
+        for (var i = 0; i < _options.BackoffReverts; i++)
+        {
+            _platform.Sender.Send(clientUnreachable);
+            _platform.Channel.Inject(serverUnreachable);
+        }
+        return true;
+    }
+
+    private static string Describe(ConnectionKey k) => $"{k.Client}:{k.ClientPort} -> {k.Server}:{k.ServerPort}";
+
+    private static TimeSpan Lap(Stopwatch watch)
+    {
+        var t = watch.Elapsed;
+        watch.Restart();
+        return t;
+    }
+}
