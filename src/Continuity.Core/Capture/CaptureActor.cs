@@ -8,7 +8,7 @@ using Continuity.Core.Replication;
 namespace Continuity.Core.Capture;
 
 /// <summary>A standby's app actor, as the primary addresses it (node = the standby's cluster address).</summary>
-public sealed record StandbyRef(string Node, IActorRef AppActor);
+public sealed record StandbyRef(string Node, IActorRef AppActor) : Continuity.Core.Serialization.IControlMessage;
 
 public static class CaptureProtocol
 {
