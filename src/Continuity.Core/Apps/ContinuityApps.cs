@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Persistence.Sql;
 
 namespace Continuity.Core.Apps;
 
@@ -18,6 +19,9 @@ public static class ContinuityApps
         string? nodeName = null)
     {
         Directory.CreateDirectory(stateDir);
+        // The SQL plugin's own defaults (plugin class, table mapping) at the lowest priority, so reference.conf and
+        // the node's file override them. Must happen before the first persistent actor starts.
+        system.Settings.InjectTopLevelFallback(SqlPersistence.DefaultConfiguration);
         nodeName ??= system.Settings.Config.GetString("continuity.node.name", "");
         if (string.IsNullOrEmpty(nodeName)) nodeName = Environment.MachineName;
         return system.ActorOf(AppsGuardian.Props(apps, platform, stateDir, nodeName), GuardianName);

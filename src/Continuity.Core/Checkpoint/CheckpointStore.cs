@@ -109,6 +109,7 @@ public sealed class CheckpointStore : ReceiveActor
                 return;
             }
             var partialDir = _incoming.Path;
+            Directory.CreateDirectory(Path.Combine(partialDir, ImageName));
             TarFile.ExtractToDirectory(Path.Combine(partialDir, ArchiveName), Path.Combine(partialDir, ImageName), overwriteFiles: false);
             File.Delete(Path.Combine(partialDir, ArchiveName));
             var info = new CheckpointInfo(c.Epoch, c.Id, c.Mark, DateTimeOffset.UtcNow, bytes, TimeSpan.Zero);

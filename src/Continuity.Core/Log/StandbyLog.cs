@@ -62,9 +62,13 @@ public sealed class StandbyLog : ReceivePersistentActor
         }));
         Command<DeleteMessagesSuccess>(s => _log.Debug("[{0}] log truncated up to journal entry {1}", _app, s.ToSequenceNr));
         Command<DeleteMessagesFailure>(f => _log.Warning(f.Cause, "[{0}] log truncation failed (retried at the next checkpoint)", _app));
-        Command<StandbyLogProtocol.GetTail>(_ => Sender.Tell(new StandbyLogProtocol.Tail(
-            _checkpointEpoch, _checkpointMark,
-            _tails.TryGetValue(_checkpointEpoch, out var t) ? t.ToArray() : Array.Empty<LoggedPacket>())));
+        Command<StandbyLogProtocol.GetTail>(_ =>
+        {
+            // Before any checkpoint the oldest epoch held is the one a checkpoint will eventually cover.
+            var epoch = _checkpointEpoch > 0 || _tails.Count == 0 ? _checkpointEpoch : _tails.Keys.First();
+            Sender.Tell(new StandbyLogProtocol.Tail(epoch, _checkpointMark,
+                _tails.TryGetValue(epoch, out var t) ? t.ToArray() : Array.Empty<LoggedPacket>()));
+        });
         Command<StandbyLogProtocol.GetStatus>(_ =>
         {
             var epoch = _tails.Count > 0 ? _tails.Keys.Max() : _checkpointEpoch;
