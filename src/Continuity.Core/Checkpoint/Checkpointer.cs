@@ -87,6 +87,8 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         Directory.CreateDirectory(_workDir);
         if (_app.CheckpointInterval > TimeSpan.Zero)
             Timers.StartPeriodicTimer("tick", new Tick(), _app.CheckpointInterval);
+        // Standbys of a new epoch hold no checkpoint of it: they are not ready until the first one arrives.
+        if (_standbys.Count > 0) Self.Tell(new CheckpointerProtocol.Take());
     }
 
     private void Common()
