@@ -339,7 +339,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash
 
     private void EnsureStandbyChildren()
     {
-        _standbyLog ??= Context.ActorOf(Akka.Actor.Props.Create(() => new StandbyLog(_app.Name, _nodeName)), "log");
+        _standbyLog ??= Context.ActorOf(Akka.Actor.Props.Create(() => new StandbyLog(_app.Name, _nodeName, _node)), "log");
         _store ??= Context.ActorOf(Akka.Actor.Props.Create(() =>
             new CheckpointStore(_app.Name, _node, Path.Combine(_appDir, "checkpoints"), _standbyLog)), "store");
     }

@@ -27,6 +27,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private sealed record Reconcile(string Reason);
     private sealed record Statuses(string Reason, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes);
     private sealed record Joined(OwnerProtocol.NodeStatus Node);
+    private sealed record AskJoined(Address Address, int Attempt);
     private sealed record SwitchReleased(IActorRef ReplyTo, StandbyRef Target, OwnerProtocol.Released Released);
     private sealed record SwitchFailed(IActorRef ReplyTo, string Reason);
 
@@ -108,7 +109,14 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (!m.Member.HasRole(DataRole)) return;
             var node = m.Member.Address.ToString();
             if (node == _primary?.Node || _standbys.ContainsKey(node)) return;
-            AskStatus(m.Member.Address).ContinueWith(t => t.Result is { } s ? new Joined(s) : null).PipeTo(Self);
+            Self.Tell(new AskJoined(m.Member.Address, 0));
+        });
+        Receive<AskJoined>(a =>
+        {
+            if (a.Attempt > 60 || !UpDataMembers().Any(m => m.Address == a.Address)) return;
+            // A node joins before its app actors exist (the host starts them after the join): ask again for a while.
+            var retry = a with { Attempt = a.Attempt + 1 };
+            AskStatus(a.Address).ContinueWith(t => t.Result is { } s ? new Joined(s) : (object)retry).PipeTo(Self);
         });
         Receive<Joined>(j =>
         {

@@ -45,11 +45,13 @@ public sealed class StandbyLog : ReceivePersistentActor
     // What each journal event covers, oldest first, to know how far the journal may be truncated.
     private readonly List<(long SequenceNr, long Epoch, long LastSeq, bool IsCheckpoint)> _events = new();
 
-    public StandbyLog(string app, string node)
+    /// <param name="nodeName">Stable name of this node: names the journal (survives restarts, unlike the address).</param>
+    /// <param name="node">This node's cluster address: how the primary tells the acks of its standbys apart.</param>
+    public StandbyLog(string app, string nodeName, string? node = null)
     {
         _app = app;
-        _node = node;
-        PersistenceId = $"log-{app}-{node}";
+        _node = node ?? nodeName;
+        PersistenceId = $"log-{app}-{nodeName}";
 
         Recover<Append>(a => Apply(a, LastSequenceNr));
         Recover<CheckpointComplete>(k => ApplyCheckpoint(k, LastSequenceNr));
