@@ -1,0 +1,413 @@
+using Akka.Actor;
+using Akka.Event;
+using Continuity.Core.Capture;
+using Continuity.Core.Checkpoint;
+using Continuity.Core.Election;
+using Continuity.Core.Log;
+using Continuity.Core.Platform;
+using Continuity.Core.Replication;
+using Continuity.Core.Serialization;
+
+namespace Continuity.Core.Apps;
+
+public static class AppActorProtocol
+{
+    /// <summary>Asked of the primary by the management view. Replies <see cref="PrimaryStatus"/>.</summary>
+    public sealed record GetPrimaryStatus(string App) : IControlMessage;
+
+    public sealed record PrimaryStatus(string App, string Node, AppRole Role, long Epoch, CheckpointInfo? Last, string? Alarm,
+        IReadOnlyCollection<string> Ready, bool Unprotected, long LastSeq, long LastReleased) : IControlMessage;
+
+    /// <summary>Sent to the primary's app actor. Replies AppsProtocol.CheckpointTaken or AppsProtocol.Rejected.</summary>
+    public sealed record CheckpointNow(string App) : IControlMessage;
+}
+
+/// <summary>
+/// One application on one node: the role state machine idle → primary | standby | taking-over. It owns
+/// the role's children (primary: capture + checkpointer; standby: log + checkpoint store) and the OS
+/// resources of the role (program, VIP, queue rule), and releases them whenever the role ends, including
+/// when a newer epoch shows that another node now delivers input to the program.
+/// </summary>
+public sealed class AppActor : ReceiveActor, IWithUnboundedStash
+{
+    private sealed record InstallCapture;
+    private sealed record CaptureInstalled;
+    private sealed record Prepared(CheckpointStoreProtocol.Newest Checkpoint, StandbyLogProtocol.Tail Tail);
+    private sealed record TakeoverDone(TakeoverReport Report);
+    private sealed record TakeoverError(string Reason);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly AppSpec _app;
+    private readonly PlatformServices _platform;
+    private readonly string _node;
+    private readonly string _nodeName;
+    private readonly string _appDir;
+
+    private AppRole _role = AppRole.Idle;
+    private long _epoch;
+    private string? _primaryNode;
+    private IReadOnlyList<StandbyRef> _standbys = [];
+    private ProtectedProcess? _process;
+    private bool _vipUp;
+    private bool _queueing;
+    private IActorRef? _capture;
+    private IActorRef? _checkpointer;
+    private IActorRef? _standbyLog;
+    private IActorRef? _store;
+    private CheckpointInfo? _lastStored;
+    private OwnerProtocol.TakeOver? _takeover;
+    private IActorRef? _owner;
+    private IActorRef? _releaseRequester;
+    private CancellationTokenSource? _takeoverCts;
+
+    public IStash Stash { get; set; } = null!;
+
+    public AppActor(AppSpec app, PlatformServices platform, string node, string nodeName, string appDir)
+    {
+        _app = app;
+        _platform = platform;
+        _node = node;
+        _nodeName = nodeName;
+        _appDir = appDir;
+        Become(Serving);
+    }
+
+    public static Props Props(AppSpec app, PlatformServices platform, string node, string nodeName, string appDir) =>
+        Akka.Actor.Props.Create(() => new AppActor(app, platform, node, nodeName, appDir));
+
+    protected override void PostStop()
+    {
+        // A node going down (downed by the resolver, or stopped) must stop delivering input: the program dies
+        // with the node's role, so the new primary is the only one ever serving.
+        StopPrimaryResources();
+        _takeoverCts?.Cancel();
+    }
+
+    private bool Stale(long epoch)
+    {
+        if (epoch >= _epoch) return false;
+        _log.Info("[{0}] ignoring a command of epoch {1}: this node is at epoch {2}", _app.Name, epoch, _epoch);
+        return true;
+    }
+
+    private void Serving()
+    {
+        Receive<OwnerProtocol.BecomeStandby>(m =>
+        {
+            if (Stale(m.Epoch)) return;
+            if (_role == AppRole.Primary)
+            {
+                _log.Warning("[{0}] epoch {1} names {2} primary: this node stops serving (was primary of epoch {3})",
+                    _app.Name, m.Epoch, m.PrimaryNode, _epoch);
+                StopPrimaryResources();
+            }
+            _epoch = m.Epoch;
+            _primaryNode = m.PrimaryNode;
+            _owner = Sender;
+            _role = AppRole.Standby;
+            EnsureStandbyChildren();
+        });
+        Receive<OwnerProtocol.BecomePrimary>(m =>
+        {
+            if (Stale(m.Epoch)) return;
+            _owner = Sender;
+            if (_role == AppRole.Primary && m.Epoch == _epoch) { SetStandbys(m.Standbys); return; }
+            if (_role == AppRole.Primary) StopPrimaryResources();
+            _epoch = m.Epoch;
+            _standbys = m.Standbys;
+            try
+            {
+                _process = _platform.Launcher.Launch(_app.Command, line => _log.Info("[{0}] {1}", _app.Name, line));
+                _log.Info("[{0}] started as primary of epoch {1}, pid {2}", _app.Name, _epoch, _process.Pid);
+                StartCapture();
+                OpenVip();
+                StartPrimary();
+            }
+            catch (Exception e)
+            {
+                _log.Error(e, "[{0}] could not start as primary", _app.Name);
+                StopPrimaryResources();
+                _role = AppRole.Idle;
+                Sender.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, m.Epoch, _node, e.Message));
+            }
+        });
+        Receive<OwnerProtocol.TakeOver>(m =>
+        {
+            if (m.Epoch <= _epoch && _role is AppRole.Primary or AppRole.TakingOver) return;
+            if (Stale(m.Epoch)) return;
+            if (_role == AppRole.Primary) StopPrimaryResources();
+            _epoch = m.Epoch;
+            _owner = Sender;
+            _takeover = m;
+            _role = AppRole.TakingOver;
+            EnsureStandbyChildren();
+            var timeout = TimeSpan.FromSeconds(10);
+            var store = _store!.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
+            var tail = _standbyLog!.Ask<StandbyLogProtocol.Tail>(new StandbyLogProtocol.GetTail(), timeout);
+            Task.WhenAll(store, tail).ContinueWith(t => t.IsCompletedSuccessfully
+                    ? new Prepared(store.Result, tail.Result)
+                    : (object)new TakeoverError("reading the local checkpoint and log: " + t.Exception?.GetBaseException().Message))
+                .PipeTo(Self);
+            Become(TakingOver);
+        });
+        Receive<OwnerProtocol.SetStandbys>(m =>
+        {
+            if (m.Epoch != _epoch || _role != AppRole.Primary) return;
+            SetStandbys(m.Standbys);
+        });
+        Receive<OwnerProtocol.Release>(m =>
+        {
+            if (m.Epoch != _epoch || _role != AppRole.Primary || _checkpointer is null)
+            {
+                Sender.Tell(new OwnerProtocol.Failed(_app.Name, $"not the primary of epoch {m.Epoch}"));
+                return;
+            }
+            _releaseRequester = Sender;
+            _role = AppRole.Releasing;
+            _checkpointer.Tell(new CheckpointerProtocol.Take(Final: true));
+        });
+        Receive<CheckpointerProtocol.FinalShipped>(f =>
+        {
+            _log.Info("[{0}] final checkpoint {1} shipped; stopping for the planned switch", _app.Name, f.Info.Id);
+            StopPrimaryResources();
+            _role = AppRole.Idle;
+            _releaseRequester?.Tell(new OwnerProtocol.Released(_app.Name, _epoch, f.Info));
+            _releaseRequester = null;
+        });
+        Receive<CheckpointerProtocol.Failed>(f =>
+        {
+            if (_role != AppRole.Releasing) return;
+            _role = AppRole.Primary;
+            _releaseRequester?.Tell(new OwnerProtocol.Failed(_app.Name, f.Reason));
+            _releaseRequester = null;
+        });
+        Receive<AppActorProtocol.CheckpointNow>(_ =>
+        {
+            if (_role != AppRole.Primary || _checkpointer is null)
+            {
+                Sender.Tell(new AppsProtocol.Rejected(_app.Name, $"{_nodeName} is not the primary"));
+                return;
+            }
+            var app = _app.Name;
+            _checkpointer.Ask<object>(new CheckpointerProtocol.Take(), TimeSpan.FromMinutes(2))
+                .ContinueWith(t => t.IsCompletedSuccessfully && t.Result is CheckpointerProtocol.Taken k
+                    ? new AppsProtocol.CheckpointTaken(app, k.Info)
+                    : (object)new AppsProtocol.Rejected(app, t.IsCompletedSuccessfully && t.Result is CheckpointerProtocol.Failed f
+                        ? f.Reason : "checkpoint did not complete"))
+                .PipeTo(Sender);
+        });
+        Common();
+    }
+
+    private void TakingOver()
+    {
+        Receive<Prepared>(p =>
+        {
+            var m = _takeover!;
+            if (p.Checkpoint.Info is not { } cp || p.Checkpoint.ImageDir is null)
+            {
+                FailTakeover("this node holds no complete checkpoint");
+                return;
+            }
+            var log = _app.Recovery == RecoveryPolicy.RestoreOnly || p.Tail.Epoch != cp.Epoch
+                ? (IReadOnlyList<LoggedPacket>)[]
+                : p.Tail.AfterMark.Where(x => x.Seq > cp.Mark).ToArray();
+            _log.Info("[{0}] taking over as primary of epoch {1} from checkpoint {2} (mark {3}) with {4} logged packets",
+                _app.Name, m.Epoch, cp.Id, cp.Mark, log.Count);
+            var self = Self;
+            _takeoverCts = new CancellationTokenSource();
+            var ct = _takeoverCts.Token;
+            // The capture goes in after replay and before the VIP opens: from then on no packet reaches the program unlogged.
+            Func<Task> beforeOpen = () => self.Ask<CaptureInstalled>(new InstallCapture(), TimeSpan.FromSeconds(30), ct);
+            _platform.Takeover.RunAsync(_app, p.Checkpoint.ImageDir, cp.Mark, log, beforeOpen, ct)
+                .PipeTo(Self, success: r => new TakeoverDone(r), failure: e => new TakeoverError(e.GetBaseException().Message));
+        });
+        Receive<InstallCapture>(_ =>
+        {
+            try
+            {
+                StartCapture();
+                Sender.Tell(new CaptureInstalled());
+            }
+            catch (Exception e)
+            {
+                Sender.Tell(new Status.Failure(e));
+            }
+        });
+        Receive<TakeoverDone>(d =>
+        {
+            var m = _takeover!;
+            _process = new ProtectedProcess(d.Report.Pid, DateTimeOffset.UtcNow);
+            _vipUp = true; // the takeover opened it
+            _standbys = m.Standbys;
+            StartPrimary();
+            // The standbys hold a checkpoint of the old epoch only: until a fresh one reaches them they are not ready.
+            _checkpointer!.Tell(new CheckpointerProtocol.Take());
+            var info = new SwitchInfo(m.From, _node, DateTimeOffset.UtcNow, m.Reason, m.Epoch, d.Report.PacketsReplayed, d.Report.Phases);
+            _owner?.Tell(new OwnerProtocol.TookOver(_app.Name, m.Epoch, _node, info));
+            _takeover = null;
+            Become(Serving);
+            Stash.UnstashAll();
+        });
+        Receive<TakeoverError>(e => FailTakeover(e.Reason));
+        Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
+        Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
+        Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void FailTakeover(string reason)
+    {
+        _log.Error("[{0}] takeover of epoch {1} failed: {2}", _app.Name, _epoch, reason);
+        StopPrimaryResources();
+        _role = AppRole.Idle;
+        _owner?.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, _epoch, _node, reason));
+        _takeover = null;
+        Become(Serving);
+        Stash.UnstashAll();
+    }
+
+    private void Common()
+    {
+        Receive<ReplicationProtocol.Append>(a =>
+        {
+            if (_standbyLog is null) { _log.Warning("[{0}] packets received but this node is no standby", _app.Name); return; }
+            _standbyLog.Forward(a);
+        });
+        Receive<ReplicationProtocol.CheckpointChunk>(c =>
+        {
+            if (_store is null) EnsureStandbyChildren();
+            _store!.Forward(c);
+        });
+        Receive<ReplicationProtocol.CheckpointStored>(s =>
+        {
+            // From our store (we are a standby) or relayed by our checkpointer (we are the primary).
+            if (s.Node == _node) _lastStored = new CheckpointInfo(s.Epoch, s.Id, s.Mark, DateTimeOffset.UtcNow, 0, TimeSpan.Zero);
+        });
+        Receive<CheckpointerProtocol.Taken>(_ => { });
+        Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
+        Receive<AppActorProtocol.GetPrimaryStatus>(_ => ReplyPrimaryStatus());
+    }
+
+    private void ReplyNodeStatus()
+    {
+        var (app, node, name, self, role, epoch) = (_app.Name, _node, _nodeName, Self, _role, _epoch);
+        var timeout = TimeSpan.FromSeconds(3);
+        if (role == AppRole.Primary && _checkpointer is not null)
+        {
+            _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout)
+                .ContinueWith(t => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
+                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0))
+                .PipeTo(Sender);
+            return;
+        }
+        if (_store is null || _standbyLog is null)
+        {
+            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0));
+            return;
+        }
+        var newest = _store.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
+        var log = _standbyLog.Ask<StandbyLogProtocol.Status>(new StandbyLogProtocol.GetStatus(), timeout);
+        Task.WhenAll(newest, log).ContinueWith(_ => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
+                newest.IsCompletedSuccessfully ? newest.Result.Info : null,
+                log.IsCompletedSuccessfully ? log.Result.Epoch : 0,
+                log.IsCompletedSuccessfully ? log.Result.LastSeq : 0,
+                log.IsCompletedSuccessfully ? log.Result.Depth : 0))
+            .PipeTo(Sender);
+    }
+
+    private void ReplyPrimaryStatus()
+    {
+        var (app, node, role, epoch) = (_app.Name, _node, _role, _epoch);
+        if (_checkpointer is null || _capture is null)
+        {
+            Sender.Tell(new AppActorProtocol.PrimaryStatus(app, node, role, epoch, null, null, [], true, 0, 0));
+            return;
+        }
+        var timeout = TimeSpan.FromSeconds(3);
+        var cp = _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout);
+        var cap = _capture.Ask<CaptureProtocol.Status>(new CaptureProtocol.GetStatus(), timeout);
+        Task.WhenAll(cp, cap).ContinueWith(_ =>
+            {
+                var c = cp.IsCompletedSuccessfully ? cp.Result : null;
+                var k = cap.IsCompletedSuccessfully ? cap.Result : null;
+                return new AppActorProtocol.PrimaryStatus(app, node, role, epoch, c?.Last, c?.Alarm, c?.Ready ?? [],
+                    k?.Unprotected ?? true, k?.LastSeq ?? 0, k?.LastReleased ?? 0);
+            })
+            .PipeTo(Sender);
+    }
+
+    private void EnsureStandbyChildren()
+    {
+        _standbyLog ??= Context.ActorOf(Akka.Actor.Props.Create(() => new StandbyLog(_app.Name, _nodeName, _node)), "log");
+        _store ??= Context.ActorOf(Akka.Actor.Props.Create(() =>
+            new CheckpointStore(_app.Name, _node, Path.Combine(_appDir, "checkpoints"), _standbyLog)), "store");
+    }
+
+    private void StartCapture()
+    {
+        if (_capture is not null) return;
+        var (app, epoch, factory, standbys) = (_app, _epoch, _platform.PacketQueue, _standbys);
+        _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, factory, standbys)), $"capture-{epoch}");
+        _platform.Filter.QueueInbound(_app.Traffic, _app.QueueNumber);
+        _queueing = true;
+    }
+
+    private void OpenVip()
+    {
+        _platform.VirtualIp.Add(_app.Vip, _app.VipPrefixLength);
+        _vipUp = true;
+        _platform.VirtualIp.Announce(_app.Vip);
+    }
+
+    private void StartPrimary()
+    {
+        _role = AppRole.Primary;
+        _primaryNode = _node;
+        var (app, epoch, criu, capture, standbys) = (_app, _epoch, _platform.Checkpointer(_app), _capture!, _standbys);
+        var workDir = Path.Combine(_appDir, "local-checkpoints");
+        Func<int> pid = () => _process?.Pid ?? throw new InvalidOperationException("no program running");
+        _checkpointer = Context.ActorOf(Akka.Actor.Props.Create(() =>
+            new Checkpointer(app, epoch, pid, criu, capture, workDir, standbys, null)), $"checkpointer-{epoch}");
+        // The standby pieces of this node are not needed while it is primary; their files stay on disk.
+        if (_standbyLog is not null) { Context.Stop(_standbyLog); _standbyLog = null; }
+        if (_store is not null) { Context.Stop(_store); _store = null; }
+    }
+
+    private void SetStandbys(IReadOnlyList<StandbyRef> standbys)
+    {
+        _standbys = standbys;
+        _capture?.Tell(new CaptureProtocol.SetStandbys(_epoch, standbys));
+        _checkpointer?.Tell(new CheckpointerProtocol.SetStandbys(standbys));
+    }
+
+    /// <summary>Stops delivering input: queue rule and capture, VIP, program. Every step is attempted even if one fails.</summary>
+    private void StopPrimaryResources()
+    {
+        if (_checkpointer is not null) { Context.Stop(_checkpointer); _checkpointer = null; }
+        if (_queueing)
+        {
+            Try(() => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber), "removing the queue rule");
+            _queueing = false;
+        }
+        if (_capture is not null) { Context.Stop(_capture); _capture = null; }
+        if (_vipUp)
+        {
+            Try(() => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength), "removing the VIP");
+            _vipUp = false;
+        }
+        if (_process is not null)
+        {
+            var pid = _process.Pid;
+            Try(() => _platform.Launcher.Kill(pid), "killing the program");
+            _process = null;
+        }
+        if (_role is AppRole.Primary or AppRole.Releasing) _role = AppRole.Idle;
+    }
+
+    private void Try(Action a, string what)
+    {
+        try { a(); }
+        catch (Exception e) { _log.Error(e, "[{0}] {1} failed", _app.Name, what); }
+    }
+}

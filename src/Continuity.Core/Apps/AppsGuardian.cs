@@ -1,0 +1,117 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Cluster.Tools.Singleton;
+using Akka.Event;
+using Continuity.Core.Election;
+
+namespace Continuity.Core.Apps;
+
+/// <summary>
+/// The per-node parent of everything Continuity runs for its applications: the app actor of every application
+/// (data nodes only), the application's AppOwner singleton manager (data nodes only) and a proxy to it (every node,
+/// so the management API of a witness node answers too). It also assembles the management view.
+/// </summary>
+public sealed class AppsGuardian : ReceiveActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly IReadOnlyList<AppSpec> _apps;
+    private readonly PlatformServices _platform;
+    private readonly string _stateDir;
+    private readonly string _nodeName;
+    private readonly Dictionary<string, IActorRef> _owners = new();
+
+    public AppsGuardian(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName)
+    {
+        _apps = apps;
+        _platform = platform;
+        _stateDir = stateDir;
+        _nodeName = nodeName;
+
+        Receive<AppsProtocol.GetApps>(_ => BuildView().PipeTo(Sender));
+        Receive<AppsProtocol.Switch>(s => ToOwner(s.App, s));
+        Receive<AppsProtocol.CheckpointNow>(c => ToOwner(c.App, c));
+    }
+
+    public static Props Props(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName) =>
+        Akka.Actor.Props.Create(() => new AppsGuardian(apps, platform, stateDir, nodeName));
+
+    protected override void PreStart()
+    {
+        var cluster = Cluster.Get(Context.System);
+        var isData = cluster.SelfRoles.Contains(AppOwner.DataRole);
+        var node = cluster.SelfAddress.ToString();
+        var singletonSettings = ClusterSingletonManagerSettings.Create(Context.System)
+            .WithRole(AppOwner.DataRole).WithSingletonName("owner");
+        var proxySettings = ClusterSingletonProxySettings.Create(Context.System)
+            .WithRole(AppOwner.DataRole).WithSingletonName("owner");
+        foreach (var app in _apps)
+        {
+            var appActorName = AppActorName(app.Name);
+            if (isData)
+            {
+                var appDir = Path.Combine(_stateDir, "apps", app.Name);
+                Directory.CreateDirectory(appDir);
+                Context.ActorOf(AppActor.Props(app, _platform, node, _nodeName, appDir), appActorName);
+                Context.ActorOf(ClusterSingletonManager.Props(
+                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName),
+                    PoisonPill.Instance, singletonSettings), $"owner-{app.Name}");
+            }
+            _owners[app.Name] = Context.ActorOf(ClusterSingletonProxy.Props(
+                Self.Path.ToStringWithoutAddress() + $"/owner-{app.Name}", proxySettings), $"owner-{app.Name}-proxy");
+        }
+        _log.Info("Continuity apps started on {0} ({1}): {2}", _nodeName, isData ? "data node" : "no data role",
+            string.Join(", ", _apps.Select(a => a.Name)));
+    }
+
+    public static string AppActorName(string app) => $"app-{app}";
+
+    private void ToOwner(string app, object message)
+    {
+        if (_owners.TryGetValue(app, out var owner)) owner.Forward(message);
+        else Sender.Tell(new AppsProtocol.Rejected(app, $"no application named '{app}'"));
+    }
+
+    private async Task<AppsView> BuildView()
+    {
+        var views = await Task.WhenAll(_apps.Select(a => BuildAppView(a.Name, _owners[a.Name]))).ConfigureAwait(false);
+        return new AppsView(views);
+    }
+
+    private static async Task<AppView> BuildAppView(string app, IActorRef ownerProxy)
+    {
+        var timeout = TimeSpan.FromSeconds(3);
+        OwnerProtocol.OwnerView owner;
+        try { owner = await ownerProxy.Ask<OwnerProtocol.OwnerView>(new OwnerProtocol.GetOwnerView(app), timeout).ConfigureAwait(false); }
+        catch (Exception) { return new AppView(app, 0, null, [], "unknown", null, 0, null, "the application's owner does not answer"); }
+
+        var primaryTask = owner.Primary is { } p
+            ? AskOrNull<AppActorProtocol.PrimaryStatus>(p, new AppActorProtocol.GetPrimaryStatus(app), timeout)
+            : Task.FromResult<AppActorProtocol.PrimaryStatus?>(null);
+        var standbyTasks = owner.Standbys
+            .Select(s => AskOrNull<OwnerProtocol.NodeStatus>(s.AppActor, new OwnerProtocol.GetNodeStatus(app), timeout)).ToList();
+        var primary = await primaryTask.ConfigureAwait(false);
+        var standbyStatus = await Task.WhenAll(standbyTasks).ConfigureAwait(false);
+
+        var standbys = owner.Standbys.Select((s, i) =>
+        {
+            var st = standbyStatus[i];
+            var ready = (primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch;
+            return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0);
+        }).ToList();
+        var state = owner.PrimaryNode is null ? "down"
+            : primary is null ? "unknown"
+            : primary.Role is AppRole.TakingOver or AppRole.Releasing ? "switching"
+            : primary.Role != AppRole.Primary ? "switching"
+            : standbys.Count(s => s.Ready) == 0 ? "unprotected"
+            : standbys.All(s => s.Ready) ? "protected"
+            : "degraded";
+        return new AppView(app, owner.Epoch, owner.PrimaryNode, standbys, state, primary?.Last,
+            standbys.Select(s => s.LogDepth).DefaultIfEmpty(0).Max(), owner.LastSwitch, owner.Alarm ?? primary?.Alarm);
+    }
+
+    private static async Task<T?> AskOrNull<T>(IActorRef to, object message, TimeSpan timeout) where T : class
+    {
+        try { return await to.Ask<T>(message, timeout).ConfigureAwait(false); }
+        catch (Exception) { return null; }
+    }
+}

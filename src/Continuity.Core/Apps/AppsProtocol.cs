@@ -1,0 +1,42 @@
+using Continuity.Core.Checkpoint;
+using Continuity.Core.Election;
+using Continuity.Core.Serialization;
+
+namespace Continuity.Core.Apps;
+
+/// <summary>What the management API asks the node's AppsGuardian.</summary>
+public static class AppsProtocol
+{
+    /// <summary>Replies <see cref="AppsView"/>.</summary>
+    public sealed record GetApps : IControlMessage;
+
+    /// <summary>Planned switch of <paramref name="App"/> to <paramref name="ToNode"/> (a node name or cluster address).
+    /// Replies <see cref="SwitchStarted"/> once the target was told to take over, or <see cref="Rejected"/>.</summary>
+    public sealed record Switch(string App, string ToNode) : IControlMessage;
+
+    /// <summary>Replies <see cref="CheckpointTaken"/> or <see cref="Rejected"/>.</summary>
+    public sealed record CheckpointNow(string App) : IControlMessage;
+
+    public sealed record SwitchStarted(string App, string From, string To, long Epoch) : IControlMessage;
+    public sealed record CheckpointTaken(string App, CheckpointInfo Checkpoint) : IControlMessage;
+    public sealed record Rejected(string App, string Reason) : IControlMessage;
+}
+
+public sealed record AppsView(IReadOnlyList<AppView> Apps) : IControlMessage;
+
+/// <param name="State">protected (every standby ready), unprotected (no ready standby), degraded (some not ready),
+/// switching, down (no primary), unknown (owner not reachable).</param>
+/// <param name="LogDepth">Packets logged since the last checkpoint's mark (the most any standby holds).</param>
+public sealed record AppView(
+    string Name,
+    long Epoch,
+    string? Primary,
+    IReadOnlyList<StandbyView> Standbys,
+    string State,
+    CheckpointInfo? LastCheckpoint,
+    long LogDepth,
+    SwitchInfo? LastSwitch,
+    string? Alarm) : IControlMessage;
+
+/// <param name="Ready">Holds a complete checkpoint of the current epoch (can take over without loss).</param>
+public sealed record StandbyView(string Node, string NodeName, bool Ready, long LogDepth) : IControlMessage;

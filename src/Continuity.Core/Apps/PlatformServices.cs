@@ -1,0 +1,17 @@
+using Continuity.Core.Election;
+using Continuity.Core.Platform;
+
+namespace Continuity.Core.Apps;
+
+/// <summary>
+/// The OS, as the actors see it. Per-application pieces are factories (one queue / checkpointer per app);
+/// node-wide ones are shared instances. Tests pass fakes; the node host passes the Continuity.Linux adapters
+/// and an ITakeover over Switch/Switchover.
+/// </summary>
+public sealed record PlatformServices(
+    Func<AppSpec, IPacketQueue> PacketQueue,
+    Func<AppSpec, ICheckpointer> Checkpointer,
+    IPacketFilter Filter,
+    IVirtualIp VirtualIp,
+    IProcessLauncher Launcher,
+    ITakeover Takeover);

@@ -1,0 +1,159 @@
+using Akka.Actor;
+using Akka.Event;
+using Continuity.Core.Apps;
+using Continuity.Core.Log;
+using Continuity.Core.Platform;
+using Continuity.Core.Replication;
+
+namespace Continuity.Core.Capture;
+
+/// <summary>A standby's app actor, as the primary addresses it (node = the standby's cluster address).</summary>
+public sealed record StandbyRef(string Node, IActorRef AppActor) : Continuity.Core.Serialization.IControlMessage;
+
+public static class CaptureProtocol
+{
+    /// <summary>The standbys every packet must reach before it is released. Only AppOwner changes this set
+    /// (a membership decision): a slow standby is never dropped on a local timeout, because releasing a packet
+    /// it has not logged would make it an unsafe successor.</summary>
+    public sealed record SetStandbys(long Epoch, IReadOnlyList<StandbyRef> Standbys);
+
+    /// <summary>Stop giving verdicts (a checkpoint is about to be taken). Replies <see cref="Paused"/>.</summary>
+    public sealed record Pause;
+
+    /// <summary>Every packet up to and including <paramref name="Mark"/> has been released to the program; no later one will be until Resume.</summary>
+    public sealed record Paused(long Mark);
+
+    public sealed record Resume;
+
+    public sealed record GetStatus;
+
+    public sealed record Status(long LastSeq, long LastReleased, bool Paused, bool Unprotected, IReadOnlyDictionary<string, long> AckedByStandby);
+}
+
+/// <summary>
+/// The primary's capture: owns the kernel queue that holds every inbound packet of the application,
+/// numbers the packets, replicates them to every standby and releases each packet only once all
+/// current standbys have logged it. That hold is what makes the log complete at a crash.
+/// </summary>
+public sealed class CaptureActor : ReceiveActor
+{
+    private sealed record Captured(LoggedPacket[] Packets, uint[] PacketIds);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly AppSpec _app;
+    private readonly long _epoch;
+    private readonly Func<AppSpec, IPacketQueue> _queueFactory;
+    private IPacketQueue? _queue;
+
+    private readonly Dictionary<string, (IActorRef Ref, long Acked)> _standbys = new();
+    // Kernel packet id per seq not released yet, oldest first: the highest id of the released prefix is the verdict.
+    private readonly Queue<(long Seq, uint PacketId)> _pending = new();
+    private long _nextSeq;
+    private long _lastReleased;
+    private bool _paused;
+
+    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys)
+    {
+        _app = app;
+        _epoch = epoch;
+        _queueFactory = queueFactory;
+        _nextSeq = firstSeq;
+        _lastReleased = firstSeq - 1;
+        foreach (var s in standbys) _standbys[s.Node] = (s.AppActor, _lastReleased);
+
+        Receive<Captured>(OnCaptured);
+        Receive<ReplicationProtocol.Appended>(OnAppended);
+        Receive<CaptureProtocol.SetStandbys>(OnSetStandbys);
+        Receive<CaptureProtocol.Pause>(_ =>
+        {
+            _paused = true;
+            Sender.Tell(new CaptureProtocol.Paused(_lastReleased));
+        });
+        Receive<CaptureProtocol.Resume>(_ =>
+        {
+            _paused = false;
+            Release();
+        });
+        Receive<CaptureProtocol.GetStatus>(_ => Sender.Tell(new CaptureProtocol.Status(
+            _nextSeq - 1, _lastReleased, _paused, _standbys.Count == 0,
+            _standbys.ToDictionary(kv => kv.Key, kv => kv.Value.Acked))));
+    }
+
+    protected override void PreStart()
+    {
+        var self = Self;
+        _queue = _queueFactory(_app);
+        // Runs on the queue's reader thread: copy out of the kernel buffer and hand over to the actor.
+        _queue.Start(batch =>
+        {
+            var packets = new LoggedPacket[batch.Count];
+            var ids = new uint[batch.Count];
+            for (var i = 0; i < batch.Count; i++)
+            {
+                packets[i] = new LoggedPacket(0, batch[i].Packet.ToArray());
+                ids[i] = batch[i].PacketId;
+            }
+            self.Tell(new Captured(packets, ids));
+        });
+    }
+
+    protected override void PostStop()
+    {
+        // Disposing the queue drops nothing by itself; packets not released stay unanswered and the
+        // kernel drops them when the queue goes away: they were never delivered, so the log stays exact.
+        try { _queue?.Dispose(); }
+        catch (Exception e) { _log.Warning(e, "[{0}] closing the packet queue failed", _app.Name); }
+    }
+
+    private void OnCaptured(Captured c)
+    {
+        var first = _nextSeq;
+        var packets = new LoggedPacket[c.Packets.Length];
+        for (var i = 0; i < packets.Length; i++)
+        {
+            packets[i] = c.Packets[i] with { Seq = _nextSeq };
+            _pending.Enqueue((_nextSeq, c.PacketIds[i]));
+            _nextSeq++;
+        }
+        if (_standbys.Count > 0)
+        {
+            var append = new ReplicationProtocol.Append(_app.Name, _epoch, first, packets);
+            foreach (var s in _standbys.Values) s.Ref.Tell(append);
+        }
+        Release();
+    }
+
+    private void OnAppended(ReplicationProtocol.Appended a)
+    {
+        if (a.Epoch != _epoch || !_standbys.TryGetValue(a.Node, out var s)) return;
+        if (a.Seq > s.Acked) _standbys[a.Node] = (s.Ref, a.Seq);
+        Release();
+    }
+
+    private void OnSetStandbys(CaptureProtocol.SetStandbys m)
+    {
+        if (m.Epoch != _epoch) return;
+        var keep = m.Standbys.Select(s => s.Node).ToHashSet();
+        foreach (var gone in _standbys.Keys.Where(k => !keep.Contains(k)).ToList()) _standbys.Remove(gone);
+        // A new standby holds no checkpoint yet, so it is no successor until the next checkpoint of this
+        // epoch reaches it (which covers everything released before it). It counts as having the packets
+        // held now; from the next batch on it gates the release like every other standby.
+        foreach (var s in m.Standbys.Where(s => !_standbys.ContainsKey(s.Node)))
+            _standbys[s.Node] = (s.AppActor, _nextSeq - 1);
+        Release();
+    }
+
+    private void Release()
+    {
+        if (_paused || _pending.Count == 0) return;
+        var upTo = _standbys.Count == 0 ? long.MaxValue : _standbys.Values.Min(s => s.Acked);
+        uint? verdict = null;
+        while (_pending.Count > 0 && _pending.Peek().Seq <= upTo)
+        {
+            var (seq, id) = _pending.Dequeue();
+            verdict = verdict is { } v ? Math.Max(v, id) : id;
+            _lastReleased = seq;
+        }
+        if (verdict is { } packetId) _queue!.AcceptUpTo(packetId);
+    }
+}

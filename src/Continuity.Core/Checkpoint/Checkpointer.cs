@@ -1,0 +1,274 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Event;
+using Continuity.Core.Apps;
+using Continuity.Core.Capture;
+using Continuity.Core.Platform;
+using static Continuity.Core.Replication.ReplicationProtocol;
+
+namespace Continuity.Core.Checkpoint;
+
+public static class CheckpointerProtocol
+{
+    /// <summary>Take a checkpoint now. <paramref name="Final"/>: for a planned switch; capture stays paused
+    /// afterwards and the reply (<see cref="FinalShipped"/>) comes once every standby stored it.</summary>
+    public sealed record Take(bool Final = false);
+
+    public sealed record Taken(CheckpointInfo Info);
+    public sealed record FinalShipped(CheckpointInfo Info);
+    public sealed record Failed(string Reason);
+
+    public sealed record SetStandbys(IReadOnlyList<StandbyRef> Standbys);
+
+    public sealed record GetStatus;
+
+    /// <param name="Alarm">The last dump's error, until a dump succeeds again.</param>
+    /// <param name="Ready">Standbys that hold a complete checkpoint of this epoch.</param>
+    public sealed record Status(CheckpointInfo? Last, string? Alarm, IReadOnlyCollection<string> Ready);
+}
+
+/// <summary>
+/// The primary's checkpointer: periodically (and on demand) pauses the capture, dumps the program with CRIU while
+/// copying its state directories during the freeze, resumes the capture, and ships the image to every standby.
+/// The mark of a checkpoint is the last packet released to the program before the pause: with verdicts stopped,
+/// the dumped program has seen exactly the packets up to the mark, so a standby replays exactly those after it.
+/// </summary>
+public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStash
+{
+    private sealed record Tick;
+    private sealed record Dumped(CheckpointInfo Info, string ImageDir);
+    private sealed record Archived(CheckpointInfo Info, string Archive, byte[] Sha256);
+    private sealed record StepFailed(string Reason);
+    private sealed record FinalTimeout(string Id);
+
+    public const int ChunkSize = 256 * 1024;
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly AppSpec _app;
+    private readonly long _epoch;
+    private readonly Func<int> _pid;
+    private readonly ICheckpointer _criu;
+    private readonly IActorRef _capture;
+    private readonly string _workDir;
+    private readonly TimeSpan _finalTimeout;
+    private IReadOnlyList<StandbyRef> _standbys;
+
+    private CheckpointInfo? _last;
+    private string? _alarm;
+    private readonly HashSet<string> _ready = new();
+    private long _counter;
+
+    // The checkpoint in progress.
+    private IActorRef? _requester;
+    private bool _final;
+    private long _mark;
+    private readonly HashSet<string> _awaitingStored = new();
+
+    public ITimerScheduler Timers { get; set; } = null!;
+    public IStash Stash { get; set; } = null!;
+
+    public Checkpointer(AppSpec app, long epoch, Func<int> pid, ICheckpointer criu, IActorRef capture, string workDir,
+        IReadOnlyList<StandbyRef> standbys, TimeSpan? finalTimeout = null)
+    {
+        _app = app;
+        _epoch = epoch;
+        _pid = pid;
+        _criu = criu;
+        _capture = capture;
+        _workDir = workDir;
+        _standbys = standbys;
+        _finalTimeout = finalTimeout ?? TimeSpan.FromSeconds(60);
+        Idle();
+    }
+
+    protected override void PreStart()
+    {
+        Directory.CreateDirectory(_workDir);
+        if (_app.CheckpointInterval > TimeSpan.Zero)
+            Timers.StartPeriodicTimer("tick", new Tick(), _app.CheckpointInterval);
+        // Standbys of a new epoch hold no checkpoint of it: they are not ready until the first one arrives.
+        if (_standbys.Count > 0) Self.Tell(new CheckpointerProtocol.Take());
+    }
+
+    private void Common()
+    {
+        Receive<CheckpointerProtocol.SetStandbys>(m =>
+        {
+            _standbys = m.Standbys;
+            _ready.IntersectWith(m.Standbys.Select(s => s.Node));
+            // A standby that just joined gets the newest image at once instead of waiting for the next tick.
+            if (m.Standbys.Any(s => !_ready.Contains(s.Node))) Self.Tell(new CheckpointerProtocol.Take());
+        });
+        Receive<CheckpointStored>(s =>
+        {
+            if (s.Epoch != _epoch) return;
+            _ready.Add(s.Node);
+            Context.Parent.Tell(s);
+            if (_awaitingStored.Remove(s.Node) && _awaitingStored.Count == 0 && _final && _last?.Id == s.Id)
+                FinishFinal();
+        });
+        Receive<CheckpointRejected>(r =>
+        {
+            _log.Warning("[{0}] standby {1} rejected checkpoint {2}: {3}", _app.Name, r.Node, r.Id, r.Reason);
+            if (_final && _awaitingStored.Contains(r.Node)) FailFinal($"standby {r.Node} rejected the final checkpoint: {r.Reason}");
+        });
+        Receive<CheckpointerProtocol.GetStatus>(_ => Sender.Tell(new CheckpointerProtocol.Status(_last, _alarm, _ready.ToArray())));
+    }
+
+    private void Idle()
+    {
+        Common();
+        // Alone, a periodic checkpoint would protect nothing: there is nobody to ship it to.
+        Receive<Tick>(_ => { if (_standbys.Count > 0) Start(null, false); });
+        Receive<CheckpointerProtocol.Take>(t => Start(Sender, t.Final));
+    }
+
+    private void Start(IActorRef? requester, bool final)
+    {
+        _requester = requester == ActorRefs.NoSender || requester == Context.System.DeadLetters ? null : requester;
+        _final = final;
+        _capture.Tell(new CaptureProtocol.Pause());
+        Become(Taking);
+    }
+
+    private void Taking()
+    {
+        Common();
+        Receive<Tick>(_ => { }); // a periodic checkpoint while one is running adds nothing
+        Receive<CheckpointerProtocol.Take>(_ => Stash.Stash());
+        Receive<CaptureProtocol.Paused>(p =>
+        {
+            _mark = p.Mark;
+            var id = $"e{_epoch}-{DateTime.UtcNow:yyyyMMddHHmmssfff}-{++_counter}";
+            var imageDir = Path.Combine(_workDir, id);
+            DumpAsync(id, imageDir).PipeTo(Self, failure: e => new StepFailed(e.Message));
+        });
+        Receive<Dumped>(d =>
+        {
+            if (!_final) _capture.Tell(new CaptureProtocol.Resume());
+            _alarm = null;
+            ArchiveAsync(d.Info, d.ImageDir).PipeTo(Self, failure: e => new StepFailed(e.Message));
+        });
+        Receive<Archived>(a =>
+        {
+            _last = a.Info;
+            Context.Parent.Tell(new CheckpointerProtocol.Taken(a.Info));
+            Ship(a);
+            foreach (var old in Directory.GetDirectories(_workDir).Where(d => Path.GetFileName(d) != a.Info.Id))
+                TryDelete(old);
+            if (_final)
+            {
+                _awaitingStored.Clear();
+                _awaitingStored.UnionWith(_standbys.Select(s => s.Node));
+                if (_awaitingStored.Count == 0) { FinishFinal(); return; }
+                Timers.StartSingleTimer("final", new FinalTimeout(a.Info.Id), _finalTimeout);
+                Become(AwaitingStored);
+                return;
+            }
+            _requester?.Tell(new CheckpointerProtocol.Taken(a.Info));
+            BackToIdle();
+        });
+        Receive<StepFailed>(f =>
+        {
+            // The previous checkpoint stays the standbys' newest; the program keeps running, protected by a longer log.
+            _alarm = $"checkpoint failed: {f.Reason}";
+            _log.Error("[{0}] {1}", _app.Name, _alarm);
+            _capture.Tell(new CaptureProtocol.Resume());
+            _requester?.Tell(new CheckpointerProtocol.Failed(_alarm));
+            BackToIdle();
+        });
+    }
+
+    private void AwaitingStored()
+    {
+        Common();
+        Receive<Tick>(_ => { });
+        Receive<CheckpointerProtocol.Take>(_ => Stash.Stash());
+        Receive<FinalTimeout>(t => { if (t.Id == _last?.Id) FailFinal("standbys did not store the final checkpoint in time"); });
+    }
+
+    private void FinishFinal()
+    {
+        Timers.Cancel("final");
+        _requester?.Tell(new CheckpointerProtocol.FinalShipped(_last!));
+        // Capture stays paused: the program must not receive another packet before it is stopped.
+        BackToIdle();
+    }
+
+    private void FailFinal(string reason)
+    {
+        Timers.Cancel("final");
+        _log.Error("[{0}] {1}", _app.Name, reason);
+        _capture.Tell(new CaptureProtocol.Resume());
+        _requester?.Tell(new CheckpointerProtocol.Failed(reason));
+        BackToIdle();
+    }
+
+    private void BackToIdle()
+    {
+        _requester = null;
+        _final = false;
+        _awaitingStored.Clear();
+        Become(Idle);
+        Stash.UnstashAll();
+    }
+
+    private async Task<Dumped> DumpAsync(string id, string imageDir)
+    {
+        Directory.CreateDirectory(imageDir);
+        var stateDirs = _app.StateDirs;
+        var image = await _criu.DumpAsync(_pid(), imageDir, () =>
+        {
+            // CRIU records the size of every open file: the copy must be taken while the program is frozen.
+            for (var i = 0; i < stateDirs.Count; i++)
+                CopyDirectory(stateDirs[i], Path.Combine(imageDir, "files", i.ToString()));
+        }, CancellationToken.None).ConfigureAwait(false);
+        return new Dumped(new CheckpointInfo(_epoch, id, _mark, DateTimeOffset.UtcNow, image.Bytes, image.Freeze), imageDir);
+    }
+
+    private static async Task<Archived> ArchiveAsync(CheckpointInfo info, string imageDir)
+    {
+        var archive = imageDir + ".tar";
+        await TarFile.CreateFromDirectoryAsync(imageDir, archive, includeBaseDirectory: false).ConfigureAwait(false);
+        await using var s = File.OpenRead(archive);
+        var sha = await SHA256.HashDataAsync(s).ConfigureAwait(false);
+        return new Archived(info with { Bytes = s.Length }, archive, sha);
+    }
+
+    private void Ship(Archived a)
+    {
+        if (_standbys.Count == 0) return;
+        using var s = File.OpenRead(a.Archive);
+        var count = (int)Math.Max(1, (s.Length + ChunkSize - 1) / ChunkSize);
+        for (var i = 0; i < count; i++)
+        {
+            var buffer = new byte[(int)Math.Min(ChunkSize, s.Length - s.Position)];
+            s.ReadExactly(buffer);
+            var chunk = new CheckpointChunk(_app.Name, _epoch, a.Info.Id, a.Info.Mark, i, count, buffer, a.Sha256);
+            foreach (var standby in _standbys) standby.AppActor.Tell(chunk);
+        }
+        s.Dispose();
+        TryDelete(a.Archive);
+    }
+
+    private void TryDelete(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, true);
+            else if (File.Exists(path)) File.Delete(path);
+        }
+        catch (IOException e) { _log.Warning("[{0}] could not delete {1}: {2}", _app.Name, path, e.Message); }
+    }
+
+    internal static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        if (!Directory.Exists(from)) return;
+        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
+            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)), overwrite: true);
+    }
+}

@@ -1,0 +1,308 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using Continuity.Core.Apps;
+using Continuity.Core.Capture;
+using Continuity.Core.Checkpoint;
+
+namespace Continuity.Core.Election;
+
+/// <summary>
+/// Decides which node is an application's primary. One per application, as a Cluster Singleton on the "data" role.
+///
+/// Why a singleton and not sharding: a singleton gives a hard one-owner guarantee that follows membership (it runs
+/// on the oldest data node and only moves after that node is removed), and it never moves by itself. Sharding would
+/// rebalance entities when nodes join, i.e. move an owner (and, if the owner were the primary, the program) on its own
+/// initiative; here a move is only ever a consequence of a membership decision or of an operator's switch.
+///
+/// It keeps no persistent state: a node's own role and epoch live on that node, so a new incarnation of the owner
+/// (after its host was removed) rebuilds the picture by asking every data node, and finishes any failover that its
+/// predecessor could not. It reacts to MemberRemoved only (the Split Brain Resolver's verdict), never to a local
+/// timeout, because two primaries would be worse than a slower failover.
+/// </summary>
+public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
+{
+    public const string DataRole = "data";
+
+    private sealed record Reconcile(string Reason);
+    private sealed record Statuses(string Reason, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes);
+    private sealed record Joined(OwnerProtocol.NodeStatus Node);
+    private sealed record AskJoined(Address Address, int Attempt);
+    private sealed record SwitchReleased(IActorRef ReplyTo, StandbyRef Target, OwnerProtocol.Released Released);
+    private sealed record SwitchFailed(IActorRef ReplyTo, string Reason);
+
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Cluster _cluster = Cluster.Get(Context.System);
+    private readonly string _app;
+    private readonly string _appActorPath;
+    private readonly TimeSpan _askTimeout;
+
+    private long _epoch;
+    private StandbyRef? _primary;
+    private readonly Dictionary<string, StandbyRef> _standbys = new();
+    private readonly Dictionary<string, string> _names = new();
+    private readonly HashSet<string> _failedTakeover = new();
+    private SwitchInfo? _lastSwitch;
+    private string? _alarm;
+
+    public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <param name="appActorPath">Path of the app actor below the root on every node, e.g. "/user/continuity-apps/app-kv".</param>
+    public AppOwner(string app, string appActorPath, TimeSpan? askTimeout = null)
+    {
+        _app = app;
+        _appActorPath = appActorPath;
+        _askTimeout = askTimeout ?? TimeSpan.FromSeconds(5);
+        Deciding();
+    }
+
+    public static Props Props(string app, string appActorPath) => Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null));
+
+    protected override void PreStart()
+    {
+        _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+        Self.Tell(new Reconcile("owner started"));
+    }
+
+    protected override void PostStop() => _cluster.Unsubscribe(Self);
+
+    private ActorSelection AppActorOn(Address address) => Context.ActorSelection(address + _appActorPath);
+
+    private IEnumerable<Member> UpDataMembers() =>
+        _cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(DataRole));
+
+    private Task<OwnerProtocol.NodeStatus?> AskStatus(Address address) =>
+        AppActorOn(address).Ask<OwnerProtocol.NodeStatus>(new OwnerProtocol.GetNodeStatus(_app), _askTimeout)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null);
+
+    /// <summary>Waiting for the nodes' answers: everything else waits, so decisions never interleave.</summary>
+    private void Deciding()
+    {
+        Receive<Reconcile>(r =>
+        {
+            var members = UpDataMembers().Select(m => m.Address).ToList();
+            Task.WhenAll(members.Select(AskStatus))
+                .ContinueWith(t => new Statuses(r.Reason, t.Result.Where(s => s is not null).Select(s => s!).ToList()))
+                .PipeTo(Self);
+        });
+        Receive<Statuses>(s =>
+        {
+            Decide(s);
+            Become(Decided);
+            Stash.UnstashAll();
+        });
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            // Forget it now so a decision in flight does not count on it; the decision re-checks the primary afterwards.
+            _standbys.Remove(m.Member.Address.ToString());
+            Stash.Stash();
+        });
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void Decided()
+    {
+        Receive<ClusterEvent.MemberUp>(m =>
+        {
+            if (!m.Member.HasRole(DataRole)) return;
+            var node = m.Member.Address.ToString();
+            if (node == _primary?.Node || _standbys.ContainsKey(node)) return;
+            Self.Tell(new AskJoined(m.Member.Address, 0));
+        });
+        Receive<AskJoined>(a =>
+        {
+            if (a.Attempt > 60 || !UpDataMembers().Any(m => m.Address == a.Address)) return;
+            // A node joins before its app actors exist (the host starts them after the join): ask again for a while.
+            var retry = a with { Attempt = a.Attempt + 1 };
+            AskStatus(a.Address).ContinueWith(t => t.Result is { } s ? new Joined(s) : (object)retry).PipeTo(Self);
+        });
+        Receive<Joined>(j =>
+        {
+            if (_primary is null || j.Node.Node == _primary.Node) { Self.Tell(new Reconcile("node joined")); Become(Deciding); return; }
+            AddStandby(j.Node);
+            j.Node.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, _primary.Node));
+            TellPrimaryStandbys();
+        });
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            var node = m.Member.Address.ToString();
+            if (node == _primary?.Node)
+            {
+                _log.Warning("[{0}] primary {1} was removed from the cluster: electing a successor", _app, NameOf(node));
+                _primary = null;
+                Self.Tell(new Reconcile($"primary {NameOf(node)} removed"));
+                Become(Deciding);
+            }
+            else if (_standbys.Remove(node))
+            {
+                _log.Info("[{0}] standby {1} was removed", _app, NameOf(node));
+                TellPrimaryStandbys();
+            }
+        });
+        Receive<OwnerProtocol.TookOver>(t =>
+        {
+            if (t.Epoch != _epoch) return;
+            _lastSwitch = t.Switch;
+            _failedTakeover.Clear();
+            _alarm = null;
+            _log.Info("[{0}] {1} is primary of epoch {2} ({3} packets replayed)", _app, NameOf(t.Node), t.Epoch, t.Switch.PacketsReplayed);
+        });
+        Receive<OwnerProtocol.TakeoverFailed>(f =>
+        {
+            if (f.Epoch != _epoch) return;
+            _alarm = $"takeover by {NameOf(f.Node)} failed: {f.Reason}";
+            _log.Error("[{0}] {1}", _app, _alarm);
+            _failedTakeover.Add(f.Node);
+            _primary = null;
+            Self.Tell(new Reconcile("takeover failed"));
+            Become(Deciding);
+        });
+        Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(new OwnerProtocol.OwnerView(_app, _epoch, _primary?.Node,
+            _primary?.AppActor, _standbys.Values.ToList(), _lastSwitch, _alarm)));
+        Receive<AppsProtocol.CheckpointNow>(_ =>
+        {
+            if (_primary is null) { Sender.Tell(new AppsProtocol.Rejected(_app, "no primary")); return; }
+            _primary.AppActor.Forward(new AppActorProtocol.CheckpointNow(_app));
+        });
+        Receive<AppsProtocol.Switch>(OnSwitch);
+        Receive<SwitchReleased>(OnSwitchReleased);
+        Receive<SwitchFailed>(f => f.ReplyTo.Tell(new AppsProtocol.Rejected(_app, f.Reason)));
+        Receive<Reconcile>(r => { Become(Deciding); Self.Tell(r); });
+    }
+
+    private void OnSwitch(AppsProtocol.Switch s)
+    {
+        var target = _standbys.Values.FirstOrDefault(x => x.Node == s.ToNode || NameOf(x.Node) == s.ToNode);
+        if (_primary is null || target is null)
+        {
+            Sender.Tell(new AppsProtocol.Rejected(_app, _primary is null ? "no primary" : $"{s.ToNode} is not a standby of {_app}"));
+            return;
+        }
+        var replyTo = Sender;
+        _log.Info("[{0}] planned switch {1} -> {2}", _app, NameOf(_primary.Node), NameOf(target.Node));
+        _primary.AppActor.Ask<object>(new OwnerProtocol.Release(_app, _epoch), TimeSpan.FromSeconds(90))
+            .ContinueWith(t => t.IsCompletedSuccessfully && t.Result is OwnerProtocol.Released r
+                ? new SwitchReleased(replyTo, target, r)
+                : (object)new SwitchFailed(replyTo, t.IsCompletedSuccessfully && t.Result is OwnerProtocol.Failed f
+                    ? f.Reason : "the primary did not release in time"))
+            .PipeTo(Self);
+        // No other decision while the primary releases: it is neither serving nor replaceable meanwhile.
+        Become(Switching);
+    }
+
+    private void Switching()
+    {
+        Receive<SwitchReleased>(r => { OnSwitchReleased(r); Become(Decided); Stash.UnstashAll(); });
+        Receive<SwitchFailed>(f =>
+        {
+            f.ReplyTo.Tell(new AppsProtocol.Rejected(_app, f.Reason));
+            Become(Decided);
+            Stash.UnstashAll();
+        });
+        Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(new OwnerProtocol.OwnerView(_app, _epoch, _primary?.Node,
+            _primary?.AppActor, _standbys.Values.ToList(), _lastSwitch, _alarm)));
+        ReceiveAny(_ => Stash.Stash());
+    }
+
+    private void OnSwitchReleased(SwitchReleased r)
+    {
+        var old = _primary!;
+        if (!_standbys.ContainsKey(r.Target.Node))
+        {
+            // The target left while the primary was releasing: elect among what is left (the final checkpoint is everywhere).
+            r.ReplyTo.Tell(new AppsProtocol.Rejected(_app, "the target left during the switch; electing another node"));
+            _primary = null;
+            Self.Tell(new Reconcile("switch target left"));
+            return;
+        }
+        _epoch++;
+        _standbys.Remove(r.Target.Node);
+        _standbys[old.Node] = old;
+        _primary = r.Target;
+        var standbys = _standbys.Values.ToList();
+        r.Target.AppActor.Tell(new OwnerProtocol.TakeOver(_app, _epoch, standbys, true, old.Node, "planned switch"));
+        foreach (var s in standbys) s.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, r.Target.Node));
+        r.ReplyTo.Tell(new AppsProtocol.SwitchStarted(_app, NameOf(old.Node), NameOf(r.Target.Node), _epoch));
+    }
+
+    private void Decide(Statuses s)
+    {
+        foreach (var n in s.Nodes) _names[n.Node] = n.NodeName;
+        var maxEpoch = s.Nodes.Select(n => n.Epoch).DefaultIfEmpty(0).Max();
+        _epoch = Math.Max(_epoch, maxEpoch);
+        _standbys.Clear();
+
+        // 1. A node already serves (or is becoming primary) at the newest epoch: adopt it.
+        var serving = s.Nodes.Where(n => n.Epoch == maxEpoch && n.Role is AppRole.Primary or AppRole.TakingOver)
+            .OrderBy(n => n.Node, StringComparer.Ordinal).FirstOrDefault();
+        if (serving is not null && maxEpoch > 0)
+        {
+            _primary = new StandbyRef(serving.Node, serving.AppActor);
+            foreach (var n in s.Nodes.Where(n => n.Node != serving.Node)) MakeStandby(n);
+            TellPrimaryStandbys();
+            _log.Info("[{0}] {1}: {2} is primary of epoch {3}", _app, s.Reason, NameOf(serving.Node), _epoch);
+            return;
+        }
+        if (s.Nodes.Count == 0)
+        {
+            _primary = null;
+            _alarm = "no data node answers";
+            _log.Warning("[{0}] {1}: no data node available", _app, s.Reason);
+            Timers.StartSingleTimer("retry", new Reconcile("retry"), TimeSpan.FromSeconds(2));
+            return;
+        }
+
+        _epoch++;
+        // 2. Someone holds a checkpoint: the newest checkpoint with the longest log after it wins (least to replay-lose).
+        var best = s.Nodes.Where(n => n.Newest is not null && !_failedTakeover.Contains(n.Node))
+            .OrderByDescending(n => n, Comparer<OwnerProtocol.NodeStatus>.Create(Rank))
+            .FirstOrDefault();
+        if (best is not null)
+        {
+            _primary = new StandbyRef(best.Node, best.AppActor);
+            foreach (var n in s.Nodes.Where(n => n.Node != best.Node)) MakeStandby(n);
+            var standbys = _standbys.Values.ToList();
+            _log.Warning($"[{_app}] {s.Reason}: {NameOf(best.Node)} takes over at epoch {_epoch} from checkpoint " +
+                $"{best.Newest!.Id} (mark {best.Newest.Mark}, log to {best.LogTail})");
+            best.AppActor.Tell(new OwnerProtocol.TakeOver(_app, _epoch, standbys, false, null, s.Reason));
+            return;
+        }
+
+        // 3. Nobody has anything (first start, or every checkpoint lost): start the program fresh on the first data node.
+        if (maxEpoch > 0) _alarm = "no checkpoint survived: the program was started fresh (its state is lost)";
+        var first = s.Nodes.OrderBy(n => n.Node, StringComparer.Ordinal).First();
+        _primary = new StandbyRef(first.Node, first.AppActor);
+        foreach (var n in s.Nodes.Where(n => n.Node != first.Node)) MakeStandby(n);
+        _log.Info("[{0}] {1}: starting on {2} as primary of epoch {3}", _app, s.Reason, NameOf(first.Node), _epoch);
+        first.AppActor.Tell(new OwnerProtocol.BecomePrimary(_app, _epoch, _standbys.Values.ToList()));
+    }
+
+    /// <summary>Newer checkpoint first; for the same checkpoint, the longer log after it.</summary>
+    private static int Rank(OwnerProtocol.NodeStatus a, OwnerProtocol.NodeStatus b)
+    {
+        var c = CheckpointInfo.Compare(a.Newest, b.Newest);
+        return c != 0 ? c : LogAfter(a).CompareTo(LogAfter(b));
+    }
+
+    private static long LogAfter(OwnerProtocol.NodeStatus n) =>
+        n.Newest is { } cp && n.LogEpoch == cp.Epoch ? Math.Max(n.LogTail, cp.Mark) : n.Newest?.Mark ?? 0;
+
+    private void MakeStandby(OwnerProtocol.NodeStatus n)
+    {
+        AddStandby(n);
+        n.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, _primary!.Node));
+    }
+
+    private void AddStandby(OwnerProtocol.NodeStatus n)
+    {
+        _names[n.Node] = n.NodeName;
+        _standbys[n.Node] = new StandbyRef(n.Node, n.AppActor);
+    }
+
+    private void TellPrimaryStandbys() =>
+        _primary?.AppActor.Tell(new OwnerProtocol.SetStandbys(_app, _epoch, _standbys.Values.ToList()));
+
+    private string NameOf(string node) => _names.TryGetValue(node, out var n) ? n : node;
+}

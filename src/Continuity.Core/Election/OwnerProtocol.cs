@@ -1,0 +1,48 @@
+using Akka.Actor;
+using Continuity.Core.Capture;
+using Continuity.Core.Checkpoint;
+using Continuity.Core.Serialization;
+
+namespace Continuity.Core.Election;
+
+/// <summary>What a node currently is for one application.</summary>
+public enum AppRole { Idle, Standby, Primary, TakingOver, Releasing }
+
+/// <summary>A completed switch, as shown by the console.</summary>
+public sealed record SwitchInfo(string? From, string To, DateTimeOffset At, string Reason, long Epoch,
+    int PacketsReplayed, IReadOnlyDictionary<string, TimeSpan> Phases) : IControlMessage;
+
+/// <summary>
+/// Between an application's AppOwner (cluster singleton) and the app actor on every data node.
+/// Every command carries the epoch of the decision: a node ignores commands older than what it has seen,
+/// and a primary that learns of a newer epoch stops delivering input at once (fencing).
+/// </summary>
+public static class OwnerProtocol
+{
+    public sealed record BecomePrimary(string App, long Epoch, IReadOnlyList<StandbyRef> Standbys) : IControlMessage;
+    public sealed record BecomeStandby(string App, long Epoch, string PrimaryNode) : IControlMessage;
+    /// <param name="Planned">A switch asked for by an operator (the old primary shipped a final checkpoint and stopped).</param>
+    public sealed record TakeOver(string App, long Epoch, IReadOnlyList<StandbyRef> Standbys, bool Planned, string? From, string Reason) : IControlMessage;
+    public sealed record SetStandbys(string App, long Epoch, IReadOnlyList<StandbyRef> Standbys) : IControlMessage;
+
+    /// <summary>Planned switch, first half: final checkpoint shipped to every standby, then stop serving. Replies Released or Failed.</summary>
+    public sealed record Release(string App, long Epoch) : IControlMessage;
+    public sealed record Released(string App, long Epoch, CheckpointInfo Checkpoint) : IControlMessage;
+
+    public sealed record GetNodeStatus(string App) : IControlMessage;
+
+    /// <param name="Newest">The newest complete checkpoint this node holds (a primary: the last it took).</param>
+    /// <param name="LogEpoch">Epoch of the newest logged packets; <paramref name="LogTail"/> the seq of the newest one.</param>
+    public sealed record NodeStatus(string App, string Node, string NodeName, IActorRef AppActor, AppRole Role, long Epoch,
+        CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth) : IControlMessage;
+
+    public sealed record TookOver(string App, long Epoch, string Node, SwitchInfo Switch) : IControlMessage;
+    public sealed record TakeoverFailed(string App, long Epoch, string Node, string Reason) : IControlMessage;
+
+    /// <summary>Generic failure reply (switch refused, checkpoint failed, ...).</summary>
+    public sealed record Failed(string App, string Reason) : IControlMessage;
+
+    public sealed record GetOwnerView(string App) : IControlMessage;
+    public sealed record OwnerView(string App, long Epoch, string? PrimaryNode, IActorRef? Primary,
+        IReadOnlyList<StandbyRef> Standbys, SwitchInfo? LastSwitch, string? Alarm) : IControlMessage;
+}

@@ -1,0 +1,151 @@
+using Akka.Actor;
+using Akka.Event;
+using Akka.Persistence;
+using Continuity.Core.Replication;
+using static Continuity.Core.Replication.ReplicationProtocol;
+
+namespace Continuity.Core.Log;
+
+public static class StandbyLogProtocol
+{
+    /// <summary>Asks for the packets a takeover must replay. Replies <see cref="Tail"/>.</summary>
+    public sealed record GetTail;
+
+    /// <summary>The packets of <paramref name="Epoch"/> after <paramref name="Mark"/> (the newest complete checkpoint's).</summary>
+    public sealed record Tail(long Epoch, long Mark, IReadOnlyList<LoggedPacket> AfterMark);
+
+    public sealed record GetStatus;
+
+    /// <param name="Epoch">Epoch of the newest packets logged.</param>
+    /// <param name="LastSeq">Seq of the newest packet logged in that epoch.</param>
+    /// <param name="Depth">Packets held in memory (after the checkpoint's mark).</param>
+    public sealed record Status(long Epoch, long LastSeq, int Depth);
+}
+
+/// <summary>
+/// A standby's copy of an application's packet log. One event per Append batch (not per packet: the
+/// journal is round-trip bound), acknowledged only after the write, because the primary releases a
+/// packet to the program once every standby acknowledged it: an ack before the write would let a
+/// standby crash lose a packet the program already consumed. The journal is per node (each standby
+/// keeps its own copy), so this actor never moves: it is a child of the node's app actor.
+/// </summary>
+public sealed class StandbyLog : ReceivePersistentActor
+{
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly string _app;
+    private readonly string _node;
+
+    // The newest complete checkpoint: packets of its epoch up to its mark are no longer needed.
+    private long _checkpointEpoch;
+    private long _checkpointMark;
+    // Packets not covered by that checkpoint, per epoch (a new primary's epoch starts before its first
+    // checkpoint arrives, and until then the previous epoch's tail is still the one a takeover needs).
+    private readonly SortedDictionary<long, List<LoggedPacket>> _tails = new();
+    private readonly Dictionary<long, long> _lastSeq = new();
+    // What each journal event covers, oldest first, to know how far the journal may be truncated.
+    private readonly List<(long SequenceNr, long Epoch, long LastSeq, bool IsCheckpoint)> _events = new();
+
+    /// <param name="nodeName">Stable name of this node: names the journal (survives restarts, unlike the address).</param>
+    /// <param name="node">This node's cluster address: how the primary tells the acks of its standbys apart.</param>
+    public StandbyLog(string app, string nodeName, string? node = null)
+    {
+        _app = app;
+        _node = node ?? nodeName;
+        PersistenceId = $"log-{app}-{nodeName}";
+
+        Recover<Append>(a => Apply(a, LastSequenceNr));
+        Recover<CheckpointComplete>(k => ApplyCheckpoint(k, LastSequenceNr));
+
+        Command<Append>(OnAppend);
+        Command<CheckpointComplete>(k => Persist(k, e =>
+        {
+            ApplyCheckpoint(e, LastSequenceNr);
+            Truncate();
+        }));
+        Command<DeleteMessagesSuccess>(s => _log.Debug("[{0}] log truncated up to journal entry {1}", _app, s.ToSequenceNr));
+        Command<DeleteMessagesFailure>(f => _log.Warning(f.Cause, "[{0}] log truncation failed (retried at the next checkpoint)", _app));
+        Command<StandbyLogProtocol.GetTail>(_ =>
+        {
+            // Before any checkpoint the oldest epoch held is the one a checkpoint will eventually cover.
+            var epoch = _checkpointEpoch > 0 || _tails.Count == 0 ? _checkpointEpoch : _tails.Keys.First();
+            Sender.Tell(new StandbyLogProtocol.Tail(epoch, _checkpointMark,
+                _tails.TryGetValue(epoch, out var t) ? t.ToArray() : Array.Empty<LoggedPacket>()));
+        });
+        Command<StandbyLogProtocol.GetStatus>(_ =>
+        {
+            var epoch = _tails.Count > 0 ? _tails.Keys.Max() : _checkpointEpoch;
+            Sender.Tell(new StandbyLogProtocol.Status(epoch, _lastSeq.GetValueOrDefault(epoch, _checkpointMark),
+                _tails.Values.Sum(t => t.Count)));
+        });
+    }
+
+    public override string PersistenceId { get; }
+
+    private void OnAppend(Append a)
+    {
+        if (a.Packets.Count == 0) return;
+        if (a.Epoch < _checkpointEpoch)
+        {
+            _log.Warning("[{0}] ignoring packets of stale epoch {1} (checkpoint epoch {2})", _app, a.Epoch, _checkpointEpoch);
+            return;
+        }
+        var last = _lastSeq.GetValueOrDefault(a.Epoch, a.Epoch == _checkpointEpoch ? _checkpointMark : 0);
+        if (a.LastSeq <= last)
+        {
+            Sender.Tell(new Appended(_app, a.Epoch, _node, last));
+            return;
+        }
+        if (a.FirstSeq > last + 1 && last > 0)
+        {
+            // A lost batch (remoting dropped it): acknowledging past the hole would let the primary release packets
+            // this log lacks. Holding the acks blocks the app until membership removes one side, which is the rule.
+            _log.Error("[{0}] gap in the log of epoch {1}: have {2}, got {3}..{4}; not acknowledging", _app, a.Epoch, last, a.FirstSeq, a.LastSeq);
+            return;
+        }
+        var replyTo = Sender;
+        // PersistAsync: batches keep arriving while earlier ones are written; replies still follow the write, in order.
+        PersistAsync(a, e =>
+        {
+            Apply(e, LastSequenceNr);
+            replyTo.Tell(new Appended(_app, e.Epoch, _node, e.LastSeq));
+        });
+    }
+
+    private void Apply(Append a, long sequenceNr)
+    {
+        _events.Add((sequenceNr, a.Epoch, a.LastSeq, false));
+        if (a.Epoch < _checkpointEpoch) return;
+        var last = _lastSeq.GetValueOrDefault(a.Epoch, a.Epoch == _checkpointEpoch ? _checkpointMark : 0);
+        if (!_tails.TryGetValue(a.Epoch, out var tail)) _tails[a.Epoch] = tail = new List<LoggedPacket>();
+        foreach (var p in a.Packets)
+            if (p.Seq > last) tail.Add(p);
+        _lastSeq[a.Epoch] = Math.Max(last, a.LastSeq);
+    }
+
+    private void ApplyCheckpoint(CheckpointComplete k, long sequenceNr)
+    {
+        _events.Add((sequenceNr, k.Epoch, k.Mark, true));
+        if (k.Epoch < _checkpointEpoch || (k.Epoch == _checkpointEpoch && k.Mark < _checkpointMark)) return;
+        _checkpointEpoch = k.Epoch;
+        _checkpointMark = k.Mark;
+        foreach (var old in _tails.Keys.Where(e => e < k.Epoch).ToList()) _tails.Remove(old);
+        if (_tails.TryGetValue(k.Epoch, out var tail)) tail.RemoveAll(p => p.Seq <= k.Mark);
+        if (_lastSeq.GetValueOrDefault(k.Epoch) < k.Mark) _lastSeq[k.Epoch] = k.Mark;
+    }
+
+    private bool Obsolete((long SequenceNr, long Epoch, long LastSeq, bool IsCheckpoint) e, long newestCheckpointNr) =>
+        e.IsCheckpoint
+            ? e.SequenceNr < newestCheckpointNr
+            : e.Epoch < _checkpointEpoch || (e.Epoch == _checkpointEpoch && e.LastSeq <= _checkpointMark);
+
+    private void Truncate()
+    {
+        var newestCheckpointNr = _events.Where(e => e.IsCheckpoint).Select(e => e.SequenceNr).DefaultIfEmpty(0).Max();
+        var n = 0;
+        while (n < _events.Count && Obsolete(_events[n], newestCheckpointNr)) n++;
+        if (n == 0) return;
+        var upTo = _events[n - 1].SequenceNr;
+        _events.RemoveRange(0, n);
+        DeleteMessages(upTo);
+    }
+}

@@ -1,0 +1,36 @@
+using Continuity.Core.Log;
+
+namespace Continuity.Core.Replication;
+
+/// <summary>
+/// Data-path messages between a primary and its standbys. They do NOT implement IControlMessage:
+/// they are hot (one per packet batch, one per 256 KiB of checkpoint) and have their own binary
+/// serializer (<see cref="ReplicationSerializer"/>), bound in reference.conf.
+/// </summary>
+public static class ReplicationProtocol
+{
+    /// <summary>A batch of captured packets with consecutive Seq starting at <paramref name="FirstSeq"/>.
+    /// Also the event the standby journal persists.</summary>
+    public sealed record Append(string App, long Epoch, long FirstSeq, IReadOnlyList<LoggedPacket> Packets)
+    {
+        public long LastSeq => FirstSeq + Packets.Count - 1;
+    }
+
+    /// <summary>The standby <paramref name="Node"/> has durably logged every packet up to <paramref name="Seq"/>.</summary>
+    public sealed record Appended(string App, long Epoch, string Node, long Seq);
+
+    /// <summary>One piece of a checkpoint archive. <paramref name="Sha256"/> is the hash of the whole archive,
+    /// repeated in every chunk so the receiver needs no separate header message.</summary>
+    public sealed record CheckpointChunk(string App, long Epoch, string Id, long Mark, int Index, int Count,
+        byte[] Bytes, byte[] Sha256);
+
+    /// <summary>The standby <paramref name="Node"/> holds checkpoint <paramref name="Id"/> complete and verified.</summary>
+    public sealed record CheckpointStored(string App, long Epoch, string Node, string Id, long Mark);
+
+    /// <summary>The standby <paramref name="Node"/> refused a checkpoint (bad checksum, disk error).</summary>
+    public sealed record CheckpointRejected(string App, long Epoch, string Node, string Id, string Reason);
+
+    /// <summary>Told to (and persisted by) a StandbyLog: the packets up to <paramref name="Mark"/> of
+    /// <paramref name="Epoch"/> are inside a complete checkpoint and no longer needed.</summary>
+    public sealed record CheckpointComplete(string App, long Epoch, string Id, long Mark);
+}

@@ -1,0 +1,86 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using Continuity.Core.Capture;
+using Continuity.Core.Replication;
+using Xunit;
+
+namespace Continuity.Core.Tests.Capture;
+
+public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseString("akka.loglevel = INFO"))
+{
+    [Fact]
+    public void Packets_are_released_only_after_every_standby_acknowledged_them()
+    {
+        var queue = new FakePacketQueue();
+        var b = CreateTestProbe();
+        var c = CreateTestProbe();
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
+            new[] { new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref) })));
+        AwaitCondition(() => queue.Started);
+
+        var ids = queue.Push([1], [2], [3]);
+        var toB = b.ExpectMsg<ReplicationProtocol.Append>();
+        c.ExpectMsg<ReplicationProtocol.Append>();
+        Assert.Equal(1, toB.FirstSeq);
+        Assert.Equal([1L, 2, 3], toB.Packets.Select(p => p.Seq));
+
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 3));
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "c", 2));
+        AwaitCondition(() => queue.AnyAccepted);
+        Assert.Equal(ids[1], queue.Accepted); // c has logged only up to seq 2: packet 3 is still held
+
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "c", 3));
+        AwaitCondition(() => queue.Accepted == ids[2]);
+    }
+
+    [Fact]
+    public void An_ack_of_another_epoch_releases_nothing()
+    {
+        var queue = new FakePacketQueue();
+        var b = CreateTestProbe();
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 2, 1, _ => queue,
+            new[] { new StandbyRef("b", b.Ref) })));
+        AwaitCondition(() => queue.Started);
+        queue.Push([1]);
+        b.ExpectMsg<ReplicationProtocol.Append>();
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 1));
+        capture.Tell(new CaptureProtocol.GetStatus());
+        var status = ExpectMsg<CaptureProtocol.Status>();
+        Assert.Equal(0, status.LastReleased);
+        Assert.False(queue.AnyAccepted);
+    }
+
+    [Fact]
+    public void Capture_without_standbys_releases_and_reports_unprotected()
+    {
+        var queue = new FakePacketQueue();
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue, Array.Empty<StandbyRef>())));
+        AwaitCondition(() => queue.Started);
+        var ids = queue.Push([1], [2]);
+        AwaitCondition(() => queue.Accepted == ids[1]);
+        capture.Tell(new CaptureProtocol.GetStatus());
+        var status = ExpectMsg<CaptureProtocol.Status>();
+        Assert.True(status.Unprotected);
+        Assert.Equal(2, status.LastReleased);
+    }
+
+    [Fact]
+    public void A_paused_capture_replicates_but_gives_no_verdict_until_resumed()
+    {
+        var queue = new FakePacketQueue();
+        var b = CreateTestProbe();
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
+            new[] { new StandbyRef("b", b.Ref) })));
+        AwaitCondition(() => queue.Started);
+        capture.Tell(new CaptureProtocol.Pause());
+        Assert.Equal(0, ExpectMsg<CaptureProtocol.Paused>().Mark);
+        var ids = queue.Push([1]);
+        b.ExpectMsg<ReplicationProtocol.Append>();
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 1));
+        capture.Tell(new CaptureProtocol.GetStatus());
+        Assert.Equal(0, ExpectMsg<CaptureProtocol.Status>().LastReleased);
+        capture.Tell(new CaptureProtocol.Resume());
+        AwaitCondition(() => queue.Accepted == ids[0]);
+    }
+}

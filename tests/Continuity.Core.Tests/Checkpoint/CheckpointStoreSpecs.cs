@@ -1,0 +1,79 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using Continuity.Core.Checkpoint;
+using Xunit;
+using static Continuity.Core.Replication.ReplicationProtocol;
+
+namespace Continuity.Core.Tests.Checkpoint;
+
+public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseString("akka.loglevel = INFO"))
+{
+    private static (byte[] Archive, byte[] Sha) Archive()
+    {
+        var src = TestConfig.TempDir();
+        File.WriteAllText(Path.Combine(src, "core-1.img"), "image");
+        Directory.CreateDirectory(Path.Combine(src, "files", "0"));
+        File.WriteAllText(Path.Combine(src, "files", "0", "data"), "state");
+        using var ms = new MemoryStream();
+        TarFile.CreateFromDirectory(src, ms, includeBaseDirectory: false);
+        var bytes = ms.ToArray();
+        return (bytes, SHA256.HashData(bytes));
+    }
+
+    private static IEnumerable<CheckpointChunk> Chunks(string id, byte[] archive, byte[] sha, int size = 1000)
+    {
+        var count = (archive.Length + size - 1) / size;
+        for (var i = 0; i < count; i++)
+            yield return new CheckpointChunk("kv", 1, id, 42, i, count, archive[(i * size)..Math.Min(archive.Length, (i + 1) * size)], sha);
+    }
+
+    [Fact]
+    public void Checkpoint_chunks_with_a_bad_checksum_are_rejected()
+    {
+        var dir = TestConfig.TempDir();
+        var log = CreateTestProbe();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
+        var (archive, sha) = Archive();
+        var badSha = sha.ToArray();
+        badSha[0] ^= 0xff;
+
+        foreach (var c in Chunks("e1-bad", archive, badSha)) store.Tell(c);
+        var rejected = ExpectMsg<CheckpointRejected>();
+        Assert.Equal("e1-bad", rejected.Id);
+        Assert.Contains("SHA-256", rejected.Reason);
+        log.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.Empty(Directory.GetDirectories(dir));
+        store.Tell(new CheckpointStoreProtocol.GetNewest());
+        Assert.Null(ExpectMsg<CheckpointStoreProtocol.Newest>().Info);
+    }
+
+    [Fact]
+    public void A_verified_checkpoint_becomes_the_newest_and_replaces_the_older_one()
+    {
+        var dir = TestConfig.TempDir();
+        var log = CreateTestProbe();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
+        var (archive, sha) = Archive();
+
+        foreach (var c in Chunks("e1-a", archive, sha)) store.Tell(c);
+        Assert.Equal("e1-a", ExpectMsg<CheckpointStored>().Id);
+        Assert.Equal(new CheckpointComplete("kv", 1, "e1-a", 42), log.ExpectMsg<CheckpointComplete>());
+        foreach (var c in Chunks("e1-b", archive, sha) .Select(c => c with { Mark = 50 })) store.Tell(c);
+        Assert.Equal("e1-b", ExpectMsg<CheckpointStored>().Id);
+
+        store.Tell(new CheckpointStoreProtocol.GetNewest());
+        var newest = ExpectMsg<CheckpointStoreProtocol.Newest>();
+        Assert.Equal(("e1-b", 50L), (newest.Info!.Id, newest.Info.Mark));
+        Assert.Equal("state", File.ReadAllText(Path.Combine(newest.ImageDir!, "files", "0", "data")));
+        Assert.Equal(["e1-b"], Directory.GetDirectories(dir).Select(Path.GetFileName));
+
+        // A restarted store finds it again on disk.
+        Watch(store); Sys.Stop(store); ExpectTerminated(store);
+        var again = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
+        again.Tell(new CheckpointStoreProtocol.GetNewest());
+        Assert.Equal("e1-b", ExpectMsg<CheckpointStoreProtocol.Newest>().Info!.Id);
+    }
+}

@@ -1,0 +1,120 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Cluster;
+using Continuity.Core.Apps;
+using Continuity.Core.Election;
+using Xunit;
+using Xunit.Abstractions;
+using static Continuity.Core.Replication.ReplicationProtocol;
+
+namespace Continuity.Core.Tests.Election;
+
+/// <summary>Three data nodes in one process, talking over real Akka.Remote on 127.0.0.1, with fake OS adapters.</summary>
+public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifetime
+{
+    private sealed record Node(ActorSystem System, FakePlatform Platform, string StateDir, IActorRef Guardian, string Name)
+    {
+        public string Address => Cluster.Get(System).SelfAddress.ToString();
+    }
+
+    private readonly List<Node> _nodes = new();
+    private static readonly AppSpec App = TestConfig.App("kv");
+
+    public async Task InitializeAsync()
+    {
+        for (var i = 0; i < 3; i++)
+        {
+            // run-by-actor-system-terminate off: terminating a node's system is a crash (no graceful leave).
+            var system = ActorSystem.Create("continuity", TestConfig.Node("""
+                akka.cluster.roles = [data]
+                akka.coordinated-shutdown.run-by-actor-system-terminate = off
+                akka.loglevel = WARNING
+                """));
+            var cluster = Cluster.Get(system);
+            await cluster.JoinAsync(_nodes.Count == 0 ? cluster.SelfAddress : Cluster.Get(_nodes[0].System).SelfAddress);
+            var platform = new FakePlatform();
+            var dir = TestConfig.TempDir();
+            var guardian = ContinuityApps.Start(system, [App], platform.Services, dir, $"n{i + 1}");
+            _nodes.Add(new Node(system, platform, dir, guardian, $"n{i + 1}"));
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var n in _nodes) await n.System.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+    }
+
+    private static async Task<T> Eventually<T>(Func<Task<T?>> probe, Func<T, bool> ok, TimeSpan timeout, string what) where T : class
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        T? last = null;
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await probe();
+                if (last is not null && ok(last)) return last;
+            }
+            catch (Exception) { }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"{what}; last seen: {last}");
+    }
+
+    private static Task<AppView?> View(Node n) =>
+        n.Guardian.Ask<AppsView>(new AppsProtocol.GetApps(), TimeSpan.FromSeconds(5)).ContinueWith(t => (AppView?)t.Result.Apps[0]);
+
+    private static async Task<IActorRef> AppActor(Node n) =>
+        await n.System.ActorSelection($"/user/{ContinuityApps.GuardianName}/{AppsGuardian.AppActorName(App.Name)}").ResolveOne(TimeSpan.FromSeconds(3));
+
+    [Fact]
+    public async Task Owner_elects_the_standby_with_the_newest_checkpoint_when_the_primary_is_removed()
+    {
+        // 1. The owner starts the program on one node; the checkpoint reaches both standbys.
+        var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
+            TimeSpan.FromSeconds(30), "app protected by two standbys");
+        output.WriteLine($"before: {view}");
+        var primary = _nodes.Single(n => n.Address == view.Primary);
+        var (newer, older) = (_nodes.First(n => n != primary), _nodes.Last(n => n != primary));
+        Assert.Equal(1, primary.Platform.Launcher.Launched);
+        Assert.True(primary.Platform.Vip.Up);
+
+        // 2. Ten packets reach the program once both standbys logged them.
+        var ids = primary.Platform.Queue.Push(Enumerable.Range(1, 10).Select(i => new[] { (byte)i }).ToArray());
+        await Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
+            TimeSpan.FromSeconds(10), "all packets released");
+
+        // 3. One standby got a newer checkpoint (mark 4) than the other (mark 0): it must be the successor.
+        var src = TestConfig.TempDir();
+        await File.WriteAllTextAsync(Path.Combine(src, "core-1.img"), "newer");
+        var ms = new MemoryStream();
+        await TarFile.CreateFromDirectoryAsync(src, ms, includeBaseDirectory: false);
+        var archive = ms.ToArray();
+        var newerApp = await AppActor(newer);
+        newerApp.Tell(new CheckpointChunk(App.Name, view.Epoch, "e1-newer", 4, 0, 1, archive, SHA256.HashData(archive)));
+        await Eventually(() => newerApp.Ask<OwnerProtocol.NodeStatus>(new OwnerProtocol.GetNodeStatus(App.Name), TimeSpan.FromSeconds(3))!,
+            s => s.Newest?.Id == "e1-newer" && s.LogTail == 10, TimeSpan.FromSeconds(10), "newer checkpoint stored");
+
+        // 4. The primary's machine dies; the membership removes it.
+        await primary.System.Terminate();
+        Cluster.Get(newer.System).Down(Address.Parse(primary.Address));
+
+        var call = await newer.Platform.Takeover.Called.Task.WaitAsync(TimeSpan.FromSeconds(40));
+        Assert.EndsWith(Path.Combine("e1-newer", "image"), call.CheckpointDir);
+        Assert.Equal(4, call.Mark);
+        Assert.Equal([5L, 6, 7, 8, 9, 10], call.Log.Select(p => p.Seq));
+        Assert.Equal([5, 6, 7, 8, 9, 10], call.Log.Select(p => (int)p.Packet[0]));
+        Assert.False(older.Platform.Takeover.Called.Task.IsCompleted);
+
+        var after = await Eventually(() => View(older), v => v.Primary == newer.Address && v.LastSwitch is not null && v.Standbys.Count == 1,
+            TimeSpan.FromSeconds(30), "new primary in the view");
+        output.WriteLine($"after: {after}");
+        Assert.Equal(view.Epoch + 1, after.Epoch);
+        Assert.Equal(6, after.LastSwitch!.PacketsReplayed);
+        Assert.Equal(older.Address, after.Standbys[0].Node);
+        // The new primary ships a checkpoint of its own epoch: the remaining standby becomes ready again.
+        await Eventually(() => View(older), v => v.State == "protected", TimeSpan.FromSeconds(20), "protected again");
+        Assert.Equal(1, newer.Platform.Queues.Count); // capture installed during the takeover
+    }
+}

@@ -1,0 +1,152 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Akka.Configuration;
+using Continuity.Core.Apps;
+using Continuity.Core.Election;
+using Continuity.Core.Log;
+using Continuity.Core.Platform;
+
+namespace Continuity.Core.Tests;
+
+internal sealed class FakePacketQueue : IPacketQueue
+{
+    private Action<IReadOnlyList<HeldPacket>>? _onBatch;
+    private uint _nextId = 100;
+    private long _accepted = -1;
+
+    public uint Accepted => (uint)Interlocked.Read(ref _accepted);
+    public bool AnyAccepted => Interlocked.Read(ref _accepted) >= 0;
+    public bool Started => _onBatch is not null;
+    public bool Disposed { get; private set; }
+
+    public void Start(Action<IReadOnlyList<HeldPacket>> onBatch) => _onBatch = onBatch;
+
+    /// <summary>Delivers a batch as the reader thread would; returns the kernel ids given to the packets.</summary>
+    public uint[] Push(params byte[][] packets)
+    {
+        var held = packets.Select(p => new HeldPacket(_nextId++, p)).ToArray();
+        _onBatch!(held);
+        return held.Select(h => h.PacketId).ToArray();
+    }
+
+    public void AcceptUpTo(uint packetId) => Interlocked.Exchange(ref _accepted, packetId);
+    public void DropUpTo(uint packetId) { }
+    public void Dispose() => Disposed = true;
+}
+
+internal sealed class FakeCheckpointer : ICheckpointer
+{
+    public volatile bool Fail;
+    public int Dumps;
+
+    public Task<CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct)
+    {
+        if (Fail) return Task.FromException<CheckpointImage>(new InvalidOperationException("criu: dump failed"));
+        Interlocked.Increment(ref Dumps);
+        Directory.CreateDirectory(imageDir);
+        File.WriteAllBytes(Path.Combine(imageDir, "pages-1.img"), Enumerable.Range(0, 300_000).Select(i => (byte)i).ToArray());
+        whileFrozen();
+        return Task.FromResult(new CheckpointImage(imageDir, 300_000, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(5)));
+    }
+
+    public Task<int> RestoreAsync(string imageDir, CancellationToken ct) => Task.FromResult(4242);
+}
+
+internal sealed class FakeFilter : IPacketFilter
+{
+    public readonly ConcurrentQueue<string> Calls = new();
+    public void QueueInbound(TrafficSelector selector, ushort queueNumber) => Calls.Enqueue("queue");
+    public void StopQueueing(TrafficSelector selector, ushort queueNumber) => Calls.Enqueue("stop-queue");
+    public void BlockInbound(IPAddress vip) => Calls.Enqueue("block");
+    public void UnblockInbound(IPAddress vip) => Calls.Enqueue("unblock");
+}
+
+internal sealed class FakeVip : IVirtualIp
+{
+    public volatile bool Up;
+    public void Add(IPAddress vip, int prefixLength) => Up = true;
+    public void Remove(IPAddress vip, int prefixLength) => Up = false;
+    public void Announce(IPAddress vip) { }
+}
+
+internal sealed class FakeLauncher : IProcessLauncher
+{
+    private static int _pid = 1000;
+    public readonly ConcurrentBag<int> Killed = new();
+    public int Launched;
+
+    public ProtectedProcess Launch(IReadOnlyList<string> command, Action<string> output)
+    {
+        Interlocked.Increment(ref Launched);
+        return new ProtectedProcess(Interlocked.Increment(ref _pid), DateTimeOffset.UtcNow);
+    }
+
+    public bool IsAlive(int pid) => !Killed.Contains(pid);
+    public void Kill(int pid) => Killed.Add(pid);
+}
+
+internal sealed record TakeoverCall(string CheckpointDir, long Mark, IReadOnlyList<LoggedPacket> Log);
+
+internal sealed class FakeTakeover : ITakeover
+{
+    public readonly TaskCompletionSource<TakeoverCall> Called = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public async Task<TakeoverReport> RunAsync(AppSpec app, string checkpointDir, long mark, IReadOnlyList<LoggedPacket> logAfterMark,
+        Func<Task> beforeOpen, CancellationToken ct)
+    {
+        var files = Directory.Exists(checkpointDir) ? Directory.GetFiles(checkpointDir, "*", SearchOption.AllDirectories).Length : 0;
+        if (files == 0) throw new InvalidOperationException($"empty checkpoint dir {checkpointDir}");
+        await beforeOpen();
+        Called.TrySetResult(new TakeoverCall(checkpointDir, mark, logAfterMark));
+        return new TakeoverReport(4242, logAfterMark.Count, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(20),
+            TimeSpan.FromMilliseconds(80), new Dictionary<string, TimeSpan> { ["restore"] = TimeSpan.FromMilliseconds(50) });
+    }
+}
+
+internal sealed class FakePlatform
+{
+    public readonly FakePacketQueue Queue = new();
+    public readonly FakeCheckpointer Criu = new();
+    public readonly FakeFilter Filter = new();
+    public readonly FakeVip Vip = new();
+    public readonly FakeLauncher Launcher = new();
+    public readonly FakeTakeover Takeover = new();
+    public readonly List<FakePacketQueue> Queues = new();
+
+    public PlatformServices Services => new(_ => { lock (Queues) { Queues.Add(Queue); } return Queue; }, _ => Criu, Filter, Vip, Launcher, Takeover);
+}
+
+internal static class TestConfig
+{
+    public static AppSpec App(string name = "kv", TimeSpan? interval = null) => new(name, ["/bin/kv"], IPAddress.Parse("198.18.0.50"), 24,
+        [new PortSpec("tcp", 7000)], interval ?? TimeSpan.Zero, [], RecoveryPolicy.Replay, 100);
+
+    public static Config Reference
+    {
+        get
+        {
+            using var s = typeof(ContinuityApps).Assembly.GetManifestResourceStream("continuity.reference.conf")!;
+            using var r = new StreamReader(s);
+            return ConfigurationFactory.ParseString(r.ReadToEnd());
+        }
+    }
+
+    /// <summary>The project's reference.conf with what a test process must not do (exit the CLR) switched off.</summary>
+    public static Config Node(string extra = "") => ConfigurationFactory.ParseString(extra + """
+
+        akka.loglevel = INFO
+        akka.coordinated-shutdown.exit-clr = off
+        akka.cluster.run-coordinated-shutdown-when-down = off
+        akka.remote.dot-netty.tcp.port = 0
+        akka.remote.dot-netty.tcp.hostname = 127.0.0.1
+        akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+        akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+        """).WithFallback(Reference);
+
+    public static string TempDir()
+    {
+        var d = Path.Combine(Path.GetTempPath(), "continuity-tests", Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(d);
+        return d;
+    }
+}

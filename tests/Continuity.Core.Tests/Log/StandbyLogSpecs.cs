@@ -1,0 +1,101 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using Continuity.Core.Apps;
+using Continuity.Core.Log;
+using Microsoft.Data.Sqlite;
+using Xunit;
+using static Continuity.Core.Replication.ReplicationProtocol;
+
+namespace Continuity.Core.Tests.Log;
+
+public sealed class StandbyLogSpecs : TestKit
+{
+    private readonly string _dir;
+
+    public StandbyLogSpecs() : this(TestConfig.TempDir()) { }
+
+    private StandbyLogSpecs(string dir) : base(SqliteConfig(dir)) => _dir = dir;
+
+    // The real journal of a node: Akka.Persistence.Sql on a SQLite file in the state directory.
+    private static Config SqliteConfig(string dir) =>
+        ContinuityApps.PersistenceConfig(TestConfig.Reference, dir)
+            .WithFallback(ConfigurationFactory.ParseString("""
+                akka.actor.provider = local
+                akka.persistence.journal.plugin = "akka.persistence.journal.sql"
+                akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.sql"
+                """))
+            .WithFallback(TestConfig.Node())
+            .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+
+    private static Append Batch(long epoch, long first, int count) =>
+        new("kv", epoch, first, Enumerable.Range(0, count).Select(i => new LoggedPacket(first + i, [(byte)(first + i)])).ToArray());
+
+    private IActorRef StartLog() => Sys.ActorOf(Props.Create(() => new StandbyLog("kv", "n1")));
+
+    private void Stop(IActorRef log)
+    {
+        Watch(log);
+        Sys.Stop(log);
+        ExpectTerminated(log);
+    }
+
+    [Fact]
+    public void Standby_log_persists_batches_and_survives_a_restart()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 3));
+        log.Tell(Batch(1, 4, 2));
+        Assert.Equal(3, ExpectMsg<Appended>(TimeSpan.FromSeconds(20)).Seq);
+        Assert.Equal(5, ExpectMsg<Appended>().Seq);
+        Stop(log);
+        Assert.True(File.Exists(Path.Combine(_dir, "journal.db")));
+
+        var again = StartLog();
+        again.Tell(new StandbyLogProtocol.GetTail());
+        var tail = ExpectMsg<StandbyLogProtocol.Tail>(TimeSpan.FromSeconds(20));
+        Assert.Equal([1L, 2, 3, 4, 5], tail.AfterMark.Select(p => p.Seq));
+        Assert.Equal([1, 2, 3, 4, 5], tail.AfterMark.Select(p => (int)p.Packet[0]));
+        // A batch already held is acknowledged again, not logged twice.
+        again.Tell(Batch(1, 4, 2));
+        Assert.Equal(5, ExpectMsg<Appended>().Seq);
+    }
+
+    [Fact]
+    public void Checkpoint_complete_truncates_the_log_up_to_its_mark()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 3));
+        log.Tell(Batch(1, 4, 3));
+        log.Tell(Batch(1, 7, 3));
+        for (var i = 0; i < 3; i++) ExpectMsg<Appended>(TimeSpan.FromSeconds(20));
+
+        log.Tell(new CheckpointComplete("kv", 1, "e1-a", 6));
+        log.Tell(new StandbyLogProtocol.GetTail());
+        var tail = ExpectMsg<StandbyLogProtocol.Tail>();
+        Assert.Equal(6, tail.Mark);
+        Assert.Equal([7L, 8, 9], tail.AfterMark.Select(p => p.Seq));
+
+        // The journal rows of the two batches covered by the checkpoint go away.
+        AwaitAssert(() => Assert.Equal(0, LiveRows("log-kv-n1", upToSequenceNr: 2)), TimeSpan.FromSeconds(10));
+        Assert.Equal(1, LiveRows("log-kv-n1", upToSequenceNr: 3) );
+
+        Stop(log);
+        var again = StartLog();
+        again.Tell(new StandbyLogProtocol.GetTail());
+        var recovered = ExpectMsg<StandbyLogProtocol.Tail>(TimeSpan.FromSeconds(20));
+        Assert.Equal((1L, 6L), (recovered.Epoch, recovered.Mark));
+        Assert.Equal([7L, 8, 9], recovered.AfterMark.Select(p => p.Seq));
+    }
+
+    private long LiveRows(string persistenceId, long upToSequenceNr)
+    {
+        using var c = new SqliteConnection($"Data Source={Path.Combine(_dir, "journal.db")}");
+        c.Open();
+        using var cmd = c.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM journal WHERE persistence_id = $p AND sequence_number <= $n AND deleted = 0";
+        cmd.Parameters.AddWithValue("$p", persistenceId);
+        cmd.Parameters.AddWithValue("$n", upToSequenceNr);
+        return (long)cmd.ExecuteScalar()!;
+    }
+}
