@@ -1,6 +1,6 @@
 using Akka.Configuration;
 using Continuity.Core.Apps;
-using Continuity.Core.Cluster;
+using Continuity.Core.Membership;
 using Continuity.Core.Configuration;
 
 namespace Continuity.Node.Hosting;

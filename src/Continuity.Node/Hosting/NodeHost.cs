@@ -3,7 +3,9 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Configuration;
 using Akka.Event;
-using Continuity.Core.Cluster;
+using Continuity.Core.Apps;
+using Continuity.Core.Membership;
+using Continuity.Linux;
 using Continuity.Node.Management;
 
 namespace Continuity.Node.Hosting;
@@ -35,7 +37,8 @@ public sealed class NodeHost : IAsyncDisposable
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(settings.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
-        var system = ActorSystem.Create(SystemName, settings.AkkaConfig);
+        var config = ContinuityApps.PersistenceConfig(settings.AkkaConfig, settings.StateDir).WithFallback(settings.AkkaConfig);
+        var system = ActorSystem.Create(SystemName, config);
         var host = new NodeHost(settings, system);
         system.WhenTerminated.ContinueWith(_ => host._terminated.TrySetResult());
 
@@ -49,10 +52,21 @@ public sealed class NodeHost : IAsyncDisposable
 
         system.ActorOf(Props.Create(() => new JoinWatchdog(settings.SeedNodes, settings.JoinTimeout)), "join-watchdog");
 
+        IActorRef? apps = null;
+        if (settings.Apps.Count > 0 && settings.Roles.Contains("data"))
+        {
+            var appLog = Akka.Event.Logging.GetLogger(system, "continuity.apps");
+            var platform = LinuxPlatform.Create(line => appLog.Info(line), (pid, line) => appLog.Info("[program {0}] {1}", pid, line));
+            apps = ContinuityApps.Start(system, settings.Apps, platform, settings.StateDir, settings.NodeName);
+            log.Info("protecting {0} application(s): {1}", settings.Apps.Count, string.Join(", ", settings.Apps.Select(a => $"{a.Name} (vip {a.Vip}, ports {string.Join(" ", a.Ports)})")));
+        }
+        else if (settings.Apps.Count > 0)
+            log.Info("{0} application(s) declared, but this node has no \"data\" role: it only votes", settings.Apps.Count);
+
         if (settings.ManagementEnabled)
         {
             var token = TokenFile.ReadOrCreate(settings.TokenFile);
-            host._management = new ManagementServer(system, settings, token);
+            host._management = new ManagementServer(system, settings, token, apps);
             await host._management.StartAsync(ct);
             log.Info("management endpoint listening on http://{0} (token in {1})", settings.ManagementBind, settings.TokenFile);
         }

@@ -1,6 +1,6 @@
 using Akka.Actor;
 using Akka.Cluster;
-using Continuity.Core.Cluster;
+using Continuity.Core.Membership;
 
 namespace Continuity.Node.Management;
 

@@ -4,7 +4,7 @@ using System.Threading.Channels;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
-using Continuity.Core.Cluster;
+using Continuity.Core.Membership;
 using Continuity.Node.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -29,18 +29,17 @@ public sealed class ManagementServer : IAsyncDisposable
     private readonly string _token;
     private readonly ILoggingAdapter _log;
     private WebApplication? _app;
-    private readonly List<Action<WebApplication>> _extensions = new();
 
-    public ManagementServer(ActorSystem system, HostSettings settings, string token)
+    private readonly IActorRef? _apps;
+
+    public ManagementServer(ActorSystem system, HostSettings settings, string token, IActorRef? apps)
     {
+        _apps = apps;
         _system = system;
         _settings = settings;
         _token = token;
         _log = Akka.Event.Logging.GetLogger(system, "continuity.management");
     }
-
-    /// <summary>Lets other capabilities (applications, MIB) add their routes before start.</summary>
-    public void Extend(Action<WebApplication> routes) => _extensions.Add(routes);
 
     public async Task StartAsync(CancellationToken ct)
     {
@@ -75,7 +74,7 @@ public sealed class ManagementServer : IAsyncDisposable
         });
 
         MapCluster(app);
-        foreach (var extend in _extensions) extend(app);
+        AppRoutes.Map(app, _apps, Audit);
         app.MapFallback((HttpContext ctx) => Results.Json(new { error = $"no such resource: {ctx.Request.Method} {ctx.Request.Path}" }, Json, statusCode: 404));
 
         await app.StartAsync(ct);

@@ -1,7 +1,7 @@
 using Akka.Actor;
 using Akka.Cluster;
 
-namespace Continuity.Core.Cluster;
+namespace Continuity.Core.Membership;
 
 /// <summary>
 /// People name nodes ("n1"); Akka names them by address. Each node carries its name as a role

@@ -1,0 +1,32 @@
+using Continuity.Core.Apps;
+using Continuity.Core.Switch;
+using Continuity.Linux.Criu;
+using Continuity.Linux.Injection;
+using Continuity.Linux.Netfilter;
+using Continuity.Linux.Network;
+using Continuity.Linux.Processes;
+
+namespace Continuity.Linux;
+
+/// <summary>
+/// The real platform: every adapter acts in the network and mount namespace the node process runs
+/// in, which is where its protected programs run.
+/// </summary>
+public static class LinuxPlatform
+{
+    public static PlatformServices Create(Action<string> log, Action<int, string>? programOutput = null)
+    {
+        var filter = new IptablesFilter();
+        var vip = new VirtualIp();
+        var criu = new CriuCheckpointer(new CriuOptions(), programOutput);
+        return new PlatformServices(
+            PacketQueue: app => new NfQueue(app.QueueNumber),
+            Checkpointer: _ => criu,
+            Filter: filter,
+            VirtualIp: vip,
+            Launcher: new NamespacedLauncher(),
+            Takeover: new SwitchoverTakeover(
+                () => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(), new PacketInspector(), new RawPacketSender()),
+                log: log));
+    }
+}

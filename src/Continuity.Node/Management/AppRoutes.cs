@@ -1,0 +1,93 @@
+using System.Text.Json;
+using Akka.Actor;
+using Continuity.Core.Apps;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Continuity.Node.Management;
+
+/// <summary>The management API's application resources (version 1), answered by the node's AppsGuardian.</summary>
+public static class AppRoutes
+{
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
+
+    public sealed record StandbyDto(string Node, string Address, bool Ready, long LogDepth);
+    public sealed record CheckpointDto(string Id, long Epoch, long Mark, string At, long AgeMs, long Bytes, long FreezeMs);
+    public sealed record SwitchDto(string? From, string To, string At, string Reason, long Epoch, int PacketsReplayed, IReadOnlyDictionary<string, long> Phases);
+    public sealed record AppDto(string Name, long Epoch, string? Primary, IReadOnlyList<StandbyDto> Standbys, string State,
+        CheckpointDto? LastCheckpoint, long LogDepth, SwitchDto? LastSwitch, string? Alarm);
+
+    public static AppDto ToDto(AppView a)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return new AppDto(a.Name, a.Epoch, a.Primary,
+            a.Standbys.Select(s => new StandbyDto(s.NodeName, s.Node, s.Ready, s.LogDepth)).ToList(),
+            a.State,
+            a.LastCheckpoint is { } c
+                ? new CheckpointDto(c.Id, c.Epoch, c.Mark, c.At.ToString("O"), (long)(now - c.At).TotalMilliseconds, c.Bytes, (long)c.Freeze.TotalMilliseconds)
+                : null,
+            a.LogDepth,
+            a.LastSwitch is { } s
+                ? new SwitchDto(s.From, s.To, s.At.ToString("O"), s.Reason, s.Epoch, s.PacketsReplayed,
+                    s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds))
+                : null,
+            a.Alarm);
+    }
+
+    /// <param name="guardian">The node's AppsGuardian, or null on a node that runs no applications (a witness).</param>
+    public static void Map(WebApplication app, IActorRef? guardian, Action<HttpContext, string> audit)
+    {
+        var json = ManagementServer.Json;
+        IResult NoApps() => Results.Json(new { error = "this node runs no applications (it has no \"data\" role or no continuity.apps): ask a data node" }, json, statusCode: 503);
+
+        async Task<AppsView> View() => await guardian!.Ask<AppsView>(new AppsProtocol.GetApps(), AskTimeout);
+
+        app.MapGet("/v1/apps", async () =>
+        {
+            if (guardian is null) return NoApps();
+            var view = await View();
+            return Results.Json(new { apps = view.Apps.Select(ToDto) }, json);
+        });
+
+        app.MapGet("/v1/apps/{name}", async (string name) =>
+        {
+            if (guardian is null) return NoApps();
+            var one = (await View()).Apps.FirstOrDefault(a => a.Name == name);
+            return one is null ? UnknownApp(name) : Results.Json(ToDto(one), json);
+        });
+
+        app.MapPost("/v1/apps/{name}/switch", async (string name, HttpContext ctx) =>
+        {
+            if (guardian is null) return NoApps();
+            JsonElement body;
+            try { body = await JsonSerializer.DeserializeAsync<JsonElement>(ctx.Request.Body, json, ctx.RequestAborted); }
+            catch (JsonException e) { return Results.Json(new { error = $"request body is not valid JSON ({e.Message}): send {{\"to\": \"NODE\"}}" }, json, statusCode: 400); }
+            if (body.ValueKind != JsonValueKind.Object || !body.TryGetProperty("to", out var to) || to.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(to.GetString()))
+                return Results.Json(new { error = "missing \"to\": send {\"to\": \"NODE\"} with the name of a data node" }, json, statusCode: 400);
+            if ((await View()).Apps.All(a => a.Name != name)) return UnknownApp(name);
+            audit(ctx, $"switch {name} to {to.GetString()}");
+            return await guardian.Ask<object>(new AppsProtocol.Switch(name, to.GetString()!), AskTimeout) switch
+            {
+                AppsProtocol.SwitchStarted s => Results.Json(new { result = "switching", from = s.From, to = s.To, epoch = s.Epoch }, json, statusCode: 202),
+                AppsProtocol.Rejected r => Results.Json(new { error = r.Reason }, json, statusCode: 409),
+                var other => Results.Json(new { error = $"unexpected answer {other.GetType().Name}" }, json, statusCode: 500),
+            };
+        });
+
+        app.MapPost("/v1/apps/{name}/checkpoint", async (string name, HttpContext ctx) =>
+        {
+            if (guardian is null) return NoApps();
+            if ((await View()).Apps.All(a => a.Name != name)) return UnknownApp(name);
+            audit(ctx, $"checkpoint {name}");
+            return await guardian.Ask<object>(new AppsProtocol.CheckpointNow(name), TimeSpan.FromSeconds(60)) switch
+            {
+                AppsProtocol.CheckpointTaken t => Results.Json(new { result = "checkpointed", id = t.Checkpoint.Id, mark = t.Checkpoint.Mark, bytes = t.Checkpoint.Bytes, freezeMs = (long)t.Checkpoint.Freeze.TotalMilliseconds }, json, statusCode: 202),
+                AppsProtocol.Rejected r => Results.Json(new { error = r.Reason }, json, statusCode: 409),
+                var other => Results.Json(new { error = $"unexpected answer {other.GetType().Name}" }, json, statusCode: 500),
+            };
+        });
+
+        IResult UnknownApp(string name) => Results.Json(new { error = $"no application '{name}': see GET /v1/apps" }, json, statusCode: 404);
+    }
+}
