@@ -107,6 +107,7 @@ internal sealed class JoinWatchdog : ReceiveActor, IWithTimers
 
         Receive<Tick>(_ =>
         {
+            if (cluster.SelfMember.Status == MemberStatus.Up) { Context.Stop(Self); return; }
             var waited = DateTime.UtcNow - _started;
             if (joinTimeout > TimeSpan.Zero && waited > joinTimeout)
             {

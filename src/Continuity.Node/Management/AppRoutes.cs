@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Akka.Actor;
 using Continuity.Core.Apps;
+using Continuity.Core.Membership;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -18,10 +19,11 @@ public static class AppRoutes
     public sealed record AppDto(string Name, long Epoch, string? Primary, IReadOnlyList<StandbyDto> Standbys, string State,
         CheckpointDto? LastCheckpoint, long LogDepth, SwitchDto? LastSwitch, string? Alarm);
 
-    public static AppDto ToDto(AppView a)
+    /// <param name="nameOf">Maps a member's address to its node name; people and the lab speak in names.</param>
+    public static AppDto ToDto(AppView a, Func<string, string> nameOf)
     {
         var now = DateTimeOffset.UtcNow;
-        return new AppDto(a.Name, a.Epoch, a.Primary,
+        return new AppDto(a.Name, a.Epoch, a.Primary is null ? null : nameOf(a.Primary),
             a.Standbys.Select(s => new StandbyDto(s.NodeName, s.Node, s.Ready, s.LogDepth)).ToList(),
             a.State,
             a.LastCheckpoint is { } c
@@ -29,32 +31,35 @@ public static class AppRoutes
                 : null,
             a.LogDepth,
             a.LastSwitch is { } s
-                ? new SwitchDto(s.From, s.To, s.At.ToString("O"), s.Reason, s.Epoch, s.PacketsReplayed,
+                ? new SwitchDto(s.From is null ? null : nameOf(s.From), nameOf(s.To), s.At.ToString("O"), s.Reason, s.Epoch, s.PacketsReplayed,
                     s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds))
                 : null,
             a.Alarm);
     }
 
     /// <param name="guardian">The node's AppsGuardian, or null on a node that runs no applications (a witness).</param>
-    public static void Map(WebApplication app, IActorRef? guardian, Action<HttpContext, string> audit)
+    public static void Map(WebApplication app, ActorSystem system, IActorRef? guardian, Action<HttpContext, string> audit)
     {
         var json = ManagementServer.Json;
         IResult NoApps() => Results.Json(new { error = "this node runs no applications (it has no \"data\" role or no continuity.apps): ask a data node" }, json, statusCode: 503);
 
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        string NameOf(string address) =>
+            cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == address) is { } m ? NodeNames.NameOf(m) : address;
         async Task<AppsView> View() => await guardian!.Ask<AppsView>(new AppsProtocol.GetApps(), AskTimeout);
 
         app.MapGet("/v1/apps", async () =>
         {
             if (guardian is null) return NoApps();
             var view = await View();
-            return Results.Json(new { apps = view.Apps.Select(ToDto) }, json);
+            return Results.Json(new { apps = view.Apps.Select(a => ToDto(a, NameOf)) }, json);
         });
 
         app.MapGet("/v1/apps/{name}", async (string name) =>
         {
             if (guardian is null) return NoApps();
             var one = (await View()).Apps.FirstOrDefault(a => a.Name == name);
-            return one is null ? UnknownApp(name) : Results.Json(ToDto(one), json);
+            return one is null ? UnknownApp(name) : Results.Json(ToDto(one, NameOf), json);
         });
 
         app.MapPost("/v1/apps/{name}/switch", async (string name, HttpContext ctx) =>

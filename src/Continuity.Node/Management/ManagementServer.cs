@@ -74,7 +74,7 @@ public sealed class ManagementServer : IAsyncDisposable
         });
 
         MapCluster(app);
-        AppRoutes.Map(app, _apps, Audit);
+        AppRoutes.Map(app, _system, _apps, Audit);
         app.MapFallback((HttpContext ctx) => Results.Json(new { error = $"no such resource: {ctx.Request.Method} {ctx.Request.Path}" }, Json, statusCode: 404));
 
         await app.StartAsync(ct);
