@@ -10,7 +10,11 @@ using static Continuity.Core.Replication.ReplicationProtocol;
 
 namespace Continuity.Core.Tests.Election;
 
+[CollectionDefinition("cluster", DisableParallelization = true)]
+public sealed class ClusterCollection;
+
 /// <summary>Three data nodes in one process, talking over real Akka.Remote on 127.0.0.1, with fake OS adapters.</summary>
+[Collection("cluster")]
 public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifetime
 {
     private sealed record Node(ActorSystem System, FakePlatform Platform, string StateDir, IActorRef Guardian, string Name)
@@ -73,7 +77,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
     {
         // 1. The owner starts the program on one node; the checkpoint reaches both standbys.
         var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
-            TimeSpan.FromSeconds(30), "app protected by two standbys");
+            TimeSpan.FromSeconds(60), "app protected by two standbys");
         output.WriteLine($"before: {view}");
         var primary = _nodes.Single(n => n.Address == view.Primary);
         var (newer, older) = (_nodes.First(n => n != primary), _nodes.Last(n => n != primary));
