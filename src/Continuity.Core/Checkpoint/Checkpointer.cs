@@ -126,7 +126,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
 
     private void Start(IActorRef? requester, bool final)
     {
-        _requester = requester == ActorRefs.NoSender || requester == Context.System.DeadLetters ? null : requester;
+        _requester = requester == ActorRefs.NoSender || requester == Context.System.DeadLetters || requester == Self ? null : requester;
         _final = final;
         _capture.Tell(new CaptureProtocol.Pause());
         Become(Taking);

@@ -42,6 +42,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, StandbyRef> _standbys = new();
     private readonly Dictionary<string, string> _names = new();
     private readonly HashSet<string> _failedTakeover = new();
+    private readonly HashSet<Address> _removed = new();
     private SwitchInfo? _lastSwitch;
     private string? _alarm;
 
@@ -95,6 +96,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<ClusterEvent.MemberRemoved>(m =>
         {
+            _removed.Add(m.Member.Address);
             // Forget it now so a decision in flight does not count on it; the decision re-checks the primary afterwards.
             _standbys.Remove(m.Member.Address.ToString());
             Stash.Stash();
@@ -113,7 +115,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<AskJoined>(a =>
         {
-            if (a.Attempt > 60 || !UpDataMembers().Any(m => m.Address == a.Address)) return;
+            // Cluster.State lags behind the events we receive, so only our own record of removals is trusted here.
+            if (a.Attempt > 60 || _removed.Contains(a.Address)) return;
             // A node joins before its app actors exist (the host starts them after the join): ask again for a while.
             var retry = a with { Attempt = a.Attempt + 1 };
             AskStatus(a.Address).ContinueWith(t => t.Result is { } s ? new Joined(s) : (object)retry).PipeTo(Self);
@@ -122,11 +125,13 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             if (_primary is null || j.Node.Node == _primary.Node) { Self.Tell(new Reconcile("node joined")); Become(Deciding); return; }
             AddStandby(j.Node);
+            _log.Info("[{0}] {1} joined: standby of {2} (epoch {3})", _app, j.Node.NodeName, NameOf(_primary.Node), _epoch);
             j.Node.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, _primary.Node));
             TellPrimaryStandbys();
         });
         Receive<ClusterEvent.MemberRemoved>(m =>
         {
+            _removed.Add(m.Member.Address);
             var node = m.Member.Address.ToString();
             if (node == _primary?.Node)
             {

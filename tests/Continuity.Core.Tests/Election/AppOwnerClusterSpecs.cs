@@ -10,7 +10,11 @@ using static Continuity.Core.Replication.ReplicationProtocol;
 
 namespace Continuity.Core.Tests.Election;
 
+[CollectionDefinition("cluster", DisableParallelization = true)]
+public sealed class ClusterCollection;
+
 /// <summary>Three data nodes in one process, talking over real Akka.Remote on 127.0.0.1, with fake OS adapters.</summary>
+[Collection("cluster")]
 public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifetime
 {
     private sealed record Node(ActorSystem System, FakePlatform Platform, string StateDir, IActorRef Guardian, string Name)
@@ -73,7 +77,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
     {
         // 1. The owner starts the program on one node; the checkpoint reaches both standbys.
         var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
-            TimeSpan.FromSeconds(30), "app protected by two standbys");
+            TimeSpan.FromSeconds(60), "app protected by two standbys");
         output.WriteLine($"before: {view}");
         var primary = _nodes.Single(n => n.Address == view.Primary);
         var (newer, older) = (_nodes.First(n => n != primary), _nodes.Last(n => n != primary));
@@ -116,5 +120,42 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         // The new primary ships a checkpoint of its own epoch: the remaining standby becomes ready again.
         await Eventually(() => View(older), v => v.State == "protected", TimeSpan.FromSeconds(20), "protected again");
         Assert.Equal(1, newer.Platform.Queues.Count); // capture installed during the takeover
+    }
+
+    [Fact]
+    public async Task A_planned_switch_ships_a_final_checkpoint_and_moves_the_program_without_replay()
+    {
+        var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
+            TimeSpan.FromSeconds(60), "app protected by two standbys");
+        var primary = _nodes.Single(n => n.Address == view.Primary);
+        var target = _nodes.First(n => n != primary);
+        var ids = primary.Platform.Queue.Push([1], [2], [3]);
+        await Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
+            TimeSpan.FromSeconds(10), "all packets released");
+
+        var reply = await target.Guardian.Ask<object>(new AppsProtocol.Switch(App.Name, target.Name), TimeSpan.FromSeconds(60));
+        var started = Assert.IsType<AppsProtocol.SwitchStarted>(reply);
+        Assert.Equal((primary.Name, target.Name, view.Epoch + 1), (started.From, started.To, started.Epoch));
+
+        var call = await target.Platform.Takeover.Called.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(3, call.Mark);   // the final checkpoint covers every packet the old primary delivered
+        Assert.Empty(call.Log);       // so nothing is replayed
+        Assert.False(primary.Platform.Vip.Up);
+        Assert.NotEmpty(primary.Platform.Launcher.Killed);
+
+        var after = await Eventually(() => View(primary), v => v.Primary == target.Address && v.LastSwitch is not null && v.State == "protected",
+            TimeSpan.FromSeconds(30), "target is primary, old primary a ready standby");
+        Assert.Contains(after.Standbys, s => s.Node == primary.Address);
+        Assert.Equal("planned switch", after.LastSwitch!.Reason);
+    }
+
+    [Fact]
+    public async Task A_switch_to_a_node_that_is_no_standby_is_refused()
+    {
+        await Eventually(() => View(_nodes[0]), v => v.Primary is not null, TimeSpan.FromSeconds(60), "a primary");
+        var reply = await _nodes[0].Guardian.Ask<object>(new AppsProtocol.Switch(App.Name, "nowhere"), TimeSpan.FromSeconds(10));
+        Assert.IsType<AppsProtocol.Rejected>(reply);
+        var unknown = await _nodes[0].Guardian.Ask<object>(new AppsProtocol.CheckpointNow("nope"), TimeSpan.FromSeconds(10));
+        Assert.IsType<AppsProtocol.Rejected>(unknown);
     }
 }
