@@ -51,9 +51,17 @@ public sealed class CaptureActor : ReceiveActor
     private long _nextSeq;
     private long _lastReleased;
     private bool _paused;
+    private readonly IPacketFilter? _filter;
+    private IActorRef? _pauseRequester;
+    private DateTime _drainStarted;
+    private static readonly TimeSpan DrainSettle = TimeSpan.FromMilliseconds(20);
 
-    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys)
+    private sealed class DrainCheck { public static readonly DrainCheck Instance = new(); }
+
+    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys,
+        IPacketFilter? filter = null)
     {
+        _filter = filter;
         _app = app;
         _epoch = epoch;
         _queueFactory = queueFactory;
@@ -66,12 +74,39 @@ public sealed class CaptureActor : ReceiveActor
         Receive<CaptureProtocol.SetStandbys>(OnSetStandbys);
         Receive<CaptureProtocol.Pause>(_ =>
         {
+            if (_filter is null)
+            {
+                _paused = true;
+                Sender.Tell(new CaptureProtocol.Paused(_lastReleased));
+                return;
+            }
+            // New arrivals are dropped before the queue for the length of the checkpoint, and what is
+            // already queued is drained (logged, acknowledged, released) before the mark is taken.
+            // Packets held through a CRIU dump and released after it were seen to never reach the
+            // program, while the log kept them: dropped ones are simply retransmitted by the clients.
+            _filter.BlockInbound(_app.Vip);
+            _pauseRequester = Sender;
+            _drainStarted = DateTime.UtcNow;
+            Self.Tell(DrainCheck.Instance);
+        });
+        Receive<DrainCheck>(_ =>
+        {
+            if (_pauseRequester is null) return;
+            // The queue's reader may still hand over packets that passed the hook before the block rule.
+            if (_pending.Count > 0 || DateTime.UtcNow - _drainStarted < DrainSettle)
+            {
+                Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(5), Self, DrainCheck.Instance, Self);
+                return;
+            }
             _paused = true;
-            Sender.Tell(new CaptureProtocol.Paused(_lastReleased));
+            _pauseRequester.Tell(new CaptureProtocol.Paused(_lastReleased));
+            _pauseRequester = null;
         });
         Receive<CaptureProtocol.Resume>(_ =>
         {
             _paused = false;
+            _pauseRequester = null;
+            _filter?.UnblockInbound(_app.Vip);
             Release();
         });
         Receive<CaptureProtocol.GetStatus>(_ => Sender.Tell(new CaptureProtocol.Status(

@@ -12,7 +12,7 @@ public static class CheckpointStoreProtocol
     public sealed record GetNewest;
 
     /// <summary>The newest complete checkpoint, or none. <paramref name="ImageDir"/> is what CRIU restores from
-    /// (it holds the state directories under files/INDEX/, INDEX being the position in AppSpec.StateDirs).</summary>
+    /// (it holds the copies of the state directories laid out by Switch/CheckpointFiles).</summary>
     public sealed record Newest(CheckpointInfo? Info, string? ImageDir);
 }
 

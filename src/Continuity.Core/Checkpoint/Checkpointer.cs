@@ -7,6 +7,8 @@ using Continuity.Core.Capture;
 using Continuity.Core.Platform;
 using static Continuity.Core.Replication.ReplicationProtocol;
 
+using Continuity.Core.Switch;
+
 namespace Continuity.Core.Checkpoint;
 
 public static class CheckpointerProtocol
@@ -221,8 +223,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         var image = await _criu.DumpAsync(_pid(), imageDir, () =>
         {
             // CRIU records the size of every open file: the copy must be taken while the program is frozen.
-            for (var i = 0; i < stateDirs.Count; i++)
-                CopyDirectory(stateDirs[i], Path.Combine(imageDir, "files", i.ToString()));
+            CheckpointFiles.SaveStateDirs(imageDir, stateDirs);
         }, CancellationToken.None).ConfigureAwait(false);
         return new Dumped(new CheckpointInfo(_epoch, id, _mark, DateTimeOffset.UtcNow, image.Bytes, image.Freeze), imageDir);
     }
@@ -260,15 +261,5 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             else if (File.Exists(path)) File.Delete(path);
         }
         catch (IOException e) { _log.Warning("[{0}] could not delete {1}: {2}", _app.Name, path, e.Message); }
-    }
-
-    internal static void CopyDirectory(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        if (!Directory.Exists(from)) return;
-        foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
-            Directory.CreateDirectory(Path.Combine(to, Path.GetRelativePath(from, dir)));
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-            File.Copy(file, Path.Combine(to, Path.GetRelativePath(from, file)), overwrite: true);
     }
 }
