@@ -79,6 +79,9 @@ public sealed class StandbyLog : ReceivePersistentActor
         });
     }
 
+    /// <summary>Highest seq received per epoch, written or not (see OnAppend).</summary>
+    private readonly Dictionary<long, long> _receivedSeq = new();
+
     public override string PersistenceId { get; }
 
     private void OnAppend(Append a)
@@ -89,12 +92,16 @@ public sealed class StandbyLog : ReceivePersistentActor
             _log.Warning("[{0}] ignoring packets of stale epoch {1} (checkpoint epoch {2})", _app, a.Epoch, _checkpointEpoch);
             return;
         }
-        var last = _lastSeq.GetValueOrDefault(a.Epoch, a.Epoch == _checkpointEpoch ? _checkpointMark : 0);
-        if (a.LastSeq <= last)
+        var persisted = _lastSeq.GetValueOrDefault(a.Epoch, a.Epoch == _checkpointEpoch ? _checkpointMark : 0);
+        if (a.LastSeq <= persisted)
         {
-            Sender.Tell(new Appended(_app, a.Epoch, _node, last));
+            Sender.Tell(new Appended(_app, a.Epoch, _node, persisted));
             return;
         }
+        // Batches keep arriving while earlier ones are still being written: continuity is judged on what was
+        // received, acknowledgements on what was written.
+        var last = Math.Max(persisted, _receivedSeq.GetValueOrDefault(a.Epoch));
+        if (a.LastSeq <= last) return; // a resend of a batch being written: its own write will acknowledge it
         if (a.FirstSeq > last + 1 && last > 0)
         {
             // A lost batch (remoting dropped it): acknowledging past the hole would let the primary release packets
@@ -102,6 +109,7 @@ public sealed class StandbyLog : ReceivePersistentActor
             _log.Error("[{0}] gap in the log of epoch {1}: have {2}, got {3}..{4}; not acknowledging", _app, a.Epoch, last, a.FirstSeq, a.LastSeq);
             return;
         }
+        _receivedSeq[a.Epoch] = a.LastSeq;
         var replyTo = Sender;
         // PersistAsync: batches keep arriving while earlier ones are written; replies still follow the write, in order.
         PersistAsync(a, e =>
