@@ -101,13 +101,18 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
         output.WriteLine($"kv protected: primary {primary}");
 
-        var client = StartClient(connections: 20, durationSeconds: 25, extra: "--udp-flows 4 --udp-port 7001");
+        var client = StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
         Thread.Sleep(TimeSpan.FromSeconds(3 + Random.Shared.NextDouble() * 4));
         _lab.MustRun("crash", "--primary-of", "kv");
         output.WriteLine(_lab.LastOutput.Trim());
 
         var result = Finish(client, TimeSpan.FromSeconds(120));
         Assert.Matches(new Regex(@"RESULT ok=1 .*mismatches=0 resets=0 eofs=0 timeouts=0"), result);
+        // The client must really have talked through the crash: every request answered, UDP too.
+        var requests = int.Parse(Regex.Match(result, @" requests=(\d+)").Groups[1].Value);
+        Assert.True(requests > 1000, $"only {requests} requests were made");
+        Assert.Equal(requests, int.Parse(Regex.Match(result, @" replies=(\d+)").Groups[1].Value));
+        Assert.Matches(new Regex(@"udp_replies=[1-9]\d* .*udp_mismatches=0"), result);
         var stall = Regex.Match(result, @"longest_stall_ms=(\d+)").Groups[1].Value;
         output.WriteLine($"longest client stall through the crash: {stall} ms");
 
