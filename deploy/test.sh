@@ -23,10 +23,12 @@ for p in "${projects[@]}"; do
   log="build/test-results/$p.log"
   dotnet test "$proj" -c Release --no-build -nologo --logger "console;verbosity=normal" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  line=$(grep -E "^(Passed|Failed)! +- " "$log" | tail -1)
-  f=$(sed -nE 's/.*Failed: +([0-9]+).*/\1/p' <<<"$line"); p_=$(sed -nE 's/.*Passed: +([0-9]+).*/\1/p' <<<"$line"); s=$(sed -nE 's/.*Skipped: +([0-9]+).*/\1/p' <<<"$line")
+  # The summary block of 'dotnet test' at normal verbosity: "Total tests: N", then Passed/Failed/Skipped lines.
+  summary=$(sed -n '/^Total tests:/,/Total time:/p' "$log")
+  count() { sed -nE "s/^ *$1: +([0-9]+).*/\\1/p" <<<"$summary" | tail -1; }
+  p_=$(count Passed); f=$(count Failed); s=$(count Skipped)
   passed=$((passed + ${p_:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
-  if [ "$rc" -ne 0 ]; then status=1; [ -z "$line" ] && { echo "deploy/test.sh: $proj did not run to completion (exit $rc)"; failed=$((failed + 1)); }; fi
+  if [ "$rc" -ne 0 ]; then status=1; [ -z "$summary" ] && { echo "deploy/test.sh: $proj did not run to completion (exit $rc)"; failed=$((failed + 1)); }; fi
 done
 echo
 echo "$passed passed, $failed failed, $skipped skipped"
