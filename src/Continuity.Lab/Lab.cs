@@ -455,6 +455,14 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
             var labHocon = Path.Combine(repo, LabHocon);
             if (File.Exists(labHocon)) includes.Add(labHocon);
             if (state.ConfigFile is not null) includes.Add(state.ConfigFile);
+            // A revived node must never be its own first seed: a first seed that hears no other seed in time forms a
+            // cluster of its own, and a second cluster would elect a second primary. It joins through the live nodes.
+            var live = state.Members.Where(m => m.Name != node.Name && !m.Crashed).ToList();
+            // A new incarnation on a new port: the survivors keep the dead incarnation's address quarantined for a
+            // while, and a node they cannot talk to while others can is downed with them as "indirectly connected".
+            node.ClusterPort++;
+            var seeds = live.Count > 0 ? live.Take(2).ToList() : Topology.Seeds(state.Members);
+            File.WriteAllText(Path.Combine(StateDir, node.Name, "node.hocon"), NodeConfig.Generate(node, seeds, includes, StateDir));
             StartNode(node, program, NodeConfig.StateDirs(includes));
         }
         node.Crashed = false;

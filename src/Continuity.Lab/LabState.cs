@@ -17,6 +17,8 @@ internal sealed class LabHost
     /// <summary>Start time from /proc, so a recycled pid is never mistaken for our node.</summary>
     public long? StartTime { get; set; }
     public bool Crashed { get; set; }
+    /// <summary>The node's Akka.Remote port; a revived node takes the next one (see Lab.Revive).</summary>
+    public int ClusterPort { get; set; } = Topology.ClusterPort;
 
     [JsonIgnore] public string Namespace => Topology.NamespaceOf(Name);
     [JsonIgnore] public string BridgePort => Topology.BridgePortOf(Name);

@@ -30,7 +30,7 @@ internal static class NodeConfig
         sb.Append("continuity.management.bind = ").Append(Quote($"{node.Address}:{Topology.ManagementPort}")).Append('\n');
         sb.Append("continuity.management.token-file = ").Append(Quote(Path.Combine(stateDir, "token"))).Append('\n');
         sb.Append("akka.remote.dot-netty.tcp.hostname = ").Append(Quote(node.Address)).Append('\n');
-        sb.Append("akka.remote.dot-netty.tcp.port = ").Append(Topology.ClusterPort).Append('\n');
+        sb.Append("akka.remote.dot-netty.tcp.port = ").Append(node.ClusterPort).Append('\n');
         sb.Append("akka.cluster.seed-nodes = [").Append(string.Join(", ", seeds.Select(s => Quote(Topology.AkkaAddress(s))))).Append("]\n");
         sb.Append("akka.cluster.roles = [").Append(Quote(node.Role)).Append("]\n");
         return sb.ToString();

@@ -51,5 +51,5 @@ internal static partial class Topology
         return seeds;
     }
 
-    public static string AkkaAddress(LabHost host) => $"akka.tcp://continuity@{host.Address}:{ClusterPort}";
+    public static string AkkaAddress(LabHost host) => $"akka.tcp://continuity@{host.Address}:{host.ClusterPort}";
 }

@@ -68,7 +68,22 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
             }
             Thread.Sleep(500);
         }
-        throw new Xunit.Sdk.XunitException($"kv not protected by {standbys} ready standbys within {timeout.TotalSeconds} s");
+        throw new Xunit.Sdk.XunitException($"kv not protected by {standbys} ready standbys within {timeout.TotalSeconds} s\n{Diagnostics()}");
+    }
+
+    /// <summary>What each node says of kv, and the app lines of its log: the lab is deleted after the test.</summary>
+    private string Diagnostics()
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (var node in new[] { "n1", "n2", "n3" })
+        {
+            text.AppendLine($"--- {node}: {App(node)?.ToString() ?? "(no answer)"}");
+            var log = Path.Combine(_lab.StateDir, node, "node.log");
+            if (File.Exists(log))
+                foreach (var line in File.ReadLines(log).Where(l => l.Contains("[kv]") || l.Contains("ERROR")).TakeLast(25))
+                    text.AppendLine(line.Length > 300 ? line[..300] : line);
+        }
+        return text.ToString();
     }
 
     private Process StartClient(int connections, int durationSeconds, string extra = "")
@@ -97,20 +112,34 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     /// during a checkpoint is resent after 1 s, and checkpoints come every 2 s.</summary>
     private const int LongLived = 6;
 
-    private void AssertEveryByteExactlyOnce(string result, bool udp)
+    private void AssertEveryByteExactlyOnce(string result, int connections, bool udp)
     {
         Assert.Matches(new Regex(@"RESULT ok=1 .*mismatches=0 resets=0 eofs=0 timeouts=0"), result);
         // The client must really have talked through the fault: every request answered.
         var requests = int.Parse(Regex.Match(result, @" requests=(\d+)").Groups[1].Value);
         Assert.True(requests > 1000, $"only {requests} requests were made");
-        Assert.Equal(requests, int.Parse(Regex.Match(result, @" replies=(\d+)").Groups[1].Value));
+        // When its time is up the client stops with at most one request in flight per connection.
+        var replies = int.Parse(Regex.Match(result, @" replies=(\d+)").Groups[1].Value);
+        Assert.InRange(requests - replies, 0, connections);
         if (udp) Assert.Matches(new Regex(@"udp_replies=[1-9]\d* .*udp_mismatches=0"), result);
         output.WriteLine($"longest client stall: {Regex.Match(result, @"longest_stall_ms=(\d+)").Groups[1].Value} ms");
     }
 
-    private string PrimaryNow(IEnumerable<string> ask) =>
-        ask.Select(App).FirstOrDefault(a => a is not null)?.GetProperty("primary").GetString()
-        ?? throw new Xunit.Sdk.XunitException("no node answers for kv");
+    /// <summary>The primary as the first answering node says, or null: a node may be slow to answer while the
+    /// owner singleton moves or a takeover runs.</summary>
+    private string? PrimaryNow(IEnumerable<string> ask) =>
+        ask.Select(App).FirstOrDefault(a => a is not null)?.GetProperty("primary").GetString();
+
+    private void WaitForPrimary(string expected, IEnumerable<string> ask, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (PrimaryNow(ask) != expected)
+        {
+            if (clock.Elapsed > timeout)
+                throw new Xunit.Sdk.XunitException($"{expected} did not become kv's primary within {timeout.TotalSeconds} s\n{Diagnostics()}");
+            Thread.Sleep(500);
+        }
+    }
 
     private void Post(string node, string path, string body)
     {
@@ -126,7 +155,8 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     [RootFact]
     public void A_second_crash_fails_over_to_the_last_node()
     {
-        Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
+        // A witness keeps a majority (2 of 3 remaining members) once two of the three data nodes are gone.
+        Assert.True(_lab.Run("up", "--nodes", "3", "--witness", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
         var first = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
         var client = StartClient(connections: 10, durationSeconds: 75);
@@ -139,12 +169,9 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         Thread.Sleep(TimeSpan.FromSeconds(3));
         _lab.MustRun("crash", second);
         var last = survivors.Single(n => n != second);
-        var clock = Stopwatch.StartNew();
-        while (PrimaryNow([last]) != last && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(500);
-        output.WriteLine($"second switch: {second} -> {PrimaryNow([last])}");
-
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(150)), udp: false);
-        Assert.Equal(last, PrimaryNow([last]));
+        WaitForPrimary(last, [last], TimeSpan.FromSeconds(90));
+        output.WriteLine($"second switch: {second} -> {last}");
+        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(150)), connections: 10, udp: false);
     }
 
     [RootFact]
@@ -165,8 +192,8 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         // Crash the other survivor too, so only the revived node can take over.
         _lab.MustRun("crash", second);
         var other = survivors.Single(n => n != second);
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), udp: false);
-        output.WriteLine($"after the revive of {first}: {second} crashed, primary now {PrimaryNow([first, other])}");
+        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), connections: 10, udp: false);
+        output.WriteLine($"after the revive of {first}: {second} crashed, primary now {PrimaryNow([first, other]) ?? "(no answer)"}");
     }
 
     [RootFact]
@@ -180,10 +207,9 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         Thread.Sleep(TimeSpan.FromSeconds(5));
         Post(from, "/v1/apps/kv/switch", $"{{\"to\":\"{to}\"}}");
         var clock = Stopwatch.StartNew();
-        while (PrimaryNow(nodes) != to && clock.Elapsed < TimeSpan.FromSeconds(60)) Thread.Sleep(250);
+        WaitForPrimary(to, nodes, TimeSpan.FromSeconds(60));
         output.WriteLine($"planned switch {from} -> {to} done after {clock.Elapsed.TotalSeconds:F1} s");
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), udp: true);
-        Assert.Equal(to, PrimaryNow(nodes));
+        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), connections: 20, udp: true);
     }
 
     [RootFact]
@@ -217,7 +243,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         _lab.MustRun("crash", "--primary-of", "kv");
         output.WriteLine(_lab.LastOutput.Trim());
 
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), udp: true);
+        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), connections: 20, udp: true);
 
         var survivors = nodes.Where(n => n != primary).ToArray();
         var next = WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
