@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Continuity needs on a Debian 12 host, idempotently:
-#   iptables, nftables, iproute2, libnetfilter-queue, libpcap, sqlite, and a CRIU that can
+#   iptables, nftables, iproute2, libnetfilter-queue, libpcap, sqlite, gcc and redis-server (the
+#   tests build a test server and protect a real Redis), and a CRIU that can
 #   dump AND restore a process holding an established TCP connection on the running kernel.
 # Debian 12's own criu (3.17) fails on kernels >= 6.x here, and 13's (4.1) cannot dump TCP
 # sockets on kernels >= 6.16, so CRIU comes from Debian unstable with a low apt pin: only
@@ -14,7 +15,7 @@ fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || fail "apt-get not found: Continuity's installer supports Debian 12 (bookworm) and later"
 
 export DEBIAN_FRONTEND=noninteractive
-BASE_PKGS=(gcc libc6-dev iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping)
+BASE_PKGS=(gcc libc6-dev redis-server iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping)
 
 missing=()
 for p in "${BASE_PKGS[@]}"; do
