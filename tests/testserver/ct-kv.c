@@ -237,9 +237,27 @@ static void handle_udp(int fd)
     }
 }
 
+/* Resident, incompressible memory, so that a checkpoint takes as long as a real program's of that size
+ * (the tests aim crashes at the middle of a dump or of its shipping). Kept in a global so it stays live. */
+static volatile uint64_t *ballast;
+
+static void fill_ballast(size_t bytes)
+{
+    ballast = malloc(bytes);
+    if (!ballast) {
+        fprintf(stderr, "ct-kv: cannot allocate %zu bytes of ballast\n", bytes);
+        exit(1);
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < bytes / sizeof(uint64_t); i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        ballast[i] = x;
+    }
+}
+
 static void usage(void)
 {
-    fputs("usage: ct-kv --tcp PORT [--udp PORT] [--bind ADDR]\n", stderr);
+    fputs("usage: ct-kv --tcp PORT [--udp PORT] [--bind ADDR] [--ballast-mb N]\n", stderr);
     exit(2);
 }
 
@@ -247,6 +265,7 @@ int main(int argc, char **argv)
 {
     int tcp_port = 0, udp_port = 0;
     const char *bind_addr = "0.0.0.0";
+    int ballast_mb = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--tcp") == 0 && i + 1 < argc)
             tcp_port = atoi(argv[++i]);
@@ -254,6 +273,8 @@ int main(int argc, char **argv)
             udp_port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
             bind_addr = argv[++i];
+        else if (strcmp(argv[i], "--ballast-mb") == 0 && i + 1 < argc)
+            ballast_mb = atoi(argv[++i]);
         else
             usage();
     }
@@ -263,6 +284,8 @@ int main(int argc, char **argv)
      * only after a failover, on the wrong node. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
+    if (ballast_mb > 0)
+        fill_ballast((size_t)ballast_mb << 20);
 
     int lfd = tcp_port ? listen_on(SOCK_STREAM, bind_addr, tcp_port) : -1;
     int ufd = udp_port ? listen_on(SOCK_DGRAM, bind_addr, udp_port) : -1;

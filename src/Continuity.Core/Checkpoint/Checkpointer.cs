@@ -144,6 +144,8 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             _mark = p.Mark;
             var id = $"e{_epoch}-{DateTime.UtcNow:yyyyMMddHHmmssfff}-{++_counter}";
             var imageDir = Path.Combine(_workDir, id);
+            // Operators (and the tests that aim a crash at a checkpoint) follow each checkpoint's phases in the log.
+            _log.Info("[{0}] checkpoint {1}: frozen at mark {2}, dumping", _app.Name, id, _mark);
             DumpAsync(id, imageDir).PipeTo(Self, failure: e => new StepFailed(e.Message));
         });
         Receive<Dumped>(d =>
@@ -156,6 +158,8 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         {
             _last = a.Info;
             Context.Parent.Tell(new CheckpointerProtocol.Taken(a.Info));
+            _log.Info("[{0}] checkpoint {1}: {2:F1} MB, frozen {3:F0} ms, shipping to {4}", _app.Name, a.Info.Id,
+                a.Info.Bytes / 1048576.0, a.Info.Freeze.TotalMilliseconds, _standbys.Count == 0 ? "nobody" : string.Join(", ", _standbys.Select(s => s.Node)));
             Ship(a);
             foreach (var old in Directory.GetDirectories(_workDir).Where(d => Path.GetFileName(d) != a.Info.Id))
                 TryDelete(old);

@@ -25,12 +25,12 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         _http.Dispose();
     }
 
-    private string WriteAppConfig(string recovery = "replay", string interval = "2s")
+    private string WriteAppConfig(string recovery = "replay", string interval = "2s", int ballastMb = 0)
     {
         var file = Path.Combine(_lab.StateDir, "kv.hocon");
         File.WriteAllText(file, $$"""
             continuity.apps.kv {
-              command = ["{{_root}}/build/testserver/ct-kv", "--tcp", "7000", "--udp", "7001"]
+              command = ["{{_root}}/build/testserver/ct-kv", "--tcp", "7000", "--udp", "7001", "--ballast-mb", "{{ballastMb}}"]
               vip = "198.18.0.50/24"
               ports = ["tcp/7000", "udp/7001"]
               checkpoint-interval = {{interval}}
@@ -261,6 +261,77 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var replies = Finish(client, TimeSpan.FromSeconds(150)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal(Enumerable.Range(1, count).Select(i => $"(integer) {i}"), replies);
         Assert.Equal(0, client.ExitCode);
+    }
+
+    /// <summary>Waits for the next line of <paramref name="node"/>'s log, written after this call, that matches.</summary>
+    private Match WaitForLogLine(string node, Regex pattern, TimeSpan timeout)
+    {
+        var path = Path.Combine(_lab.StateDir, node, "node.log");
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        stream.Seek(0, SeekOrigin.End);
+        using var reader = new StreamReader(stream);
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < timeout)
+        {
+            if (reader.ReadLine() is { } line)
+            {
+                if (pattern.Match(line) is { Success: true } m) return m;
+            }
+            else Thread.Sleep(10);
+        }
+        throw new Xunit.Sdk.XunitException($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds} s\n{Diagnostics()}");
+    }
+
+    [RootFact]
+    public void Clients_keep_every_byte_when_the_primary_crashes_in_the_middle_of_a_checkpoint()
+    {
+        // 128 MB of resident memory makes each checkpoint long enough to aim at: the crash lands while the program
+        // is frozen and being dumped, or while its image is on the way to the standbys. Either way the standbys
+        // must fall back on the checkpoint before it and replay the longer log after its mark.
+        Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(ballastMb: 128), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
+        var nodes = new[] { "n1", "n2", "n3" };
+        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
+        var client = StartClient(connections: 20, durationSeconds: 50, extra: "--udp-flows 4 --udp-port 7001");
+        Thread.Sleep(TimeSpan.FromSeconds(LongLived + 2));
+
+        var phase = Random.Shared.Next(2) == 0 ? "dumping" : "shipping";
+        var line = WaitForLogLine(primary, new Regex(@"\[kv\] checkpoint (\S+?):.*" + phase), TimeSpan.FromSeconds(30));
+        _lab.MustRun("crash", primary);
+        var interrupted = line.Groups[1].Value;
+        output.WriteLine($"crashed {primary} while checkpoint {interrupted} was {phase}");
+
+        var survivors = nodes.Where(n => n != primary).ToArray();
+        var next = WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(90));
+        var takeover = File.ReadLines(Path.Combine(_lab.StateDir, next, "node.log"))
+            .Select(l => Regex.Match(l, @"\[kv\] taking over as primary of epoch \d+ from checkpoint (\S+) \(mark (\d+)\) with (\d+) logged packets"))
+            .Last(m => m.Success);
+        output.WriteLine($"{next} took over from checkpoint {takeover.Groups[1].Value}, mark {takeover.Groups[2].Value}, {takeover.Groups[3].Value} logged packets");
+        // A checkpoint still being dumped was never shipped: the switch must have used an earlier one.
+        if (phase == "dumping") Assert.NotEqual(interrupted, takeover.Groups[1].Value);
+
+        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(150)), connections: 20, udp: true);
+    }
+
+    [RootFact]
+    public void Connections_opened_after_the_last_checkpoint_are_reset_cleanly_while_older_ones_survive()
+    {
+        // No periodic checkpoint: the test decides which connections a checkpoint covers.
+        Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(interval: "1h"), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
+        var nodes = new[] { "n1", "n2", "n3" };
+        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var covered = StartClient(connections: 5, durationSeconds: 40);
+        Thread.Sleep(TimeSpan.FromSeconds(3));
+        Post(primary, "/v1/apps/kv/checkpoint", "{}");
+        var late = StartClient(connections: 5, durationSeconds: 40);
+        Thread.Sleep(TimeSpan.FromSeconds(4));
+        _lab.MustRun("crash", primary);
+        var clock = Stopwatch.StartNew();
+
+        var lateResult = Finish(late, TimeSpan.FromSeconds(120));
+        output.WriteLine($"late client ended {clock.Elapsed.TotalSeconds:F1} s after the crash");
+        // Reset, not left hanging until a timeout; and what they did get was right.
+        Assert.Matches(new Regex(@"RESULT ok=0 .*mismatches=0 resets=[1-9]\d* .*timeouts=0"), lateResult);
+        AssertEveryByteExactlyOnce(Finish(covered, TimeSpan.FromSeconds(120)), connections: 5, udp: false);
     }
 
     [RootFact]
