@@ -138,7 +138,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash
             if (_role == AppRole.Primary) StopPrimaryResources();
             _epoch = m.Epoch;
             _owner = Sender;
-            _takeover = m;
+            // After a crash the deciding owner may be a new singleton that never knew the old primary; this standby did.
+            _takeover = m.From is null && _primaryNode is not null && _primaryNode != _node ? m with { From = _primaryNode } : m;
             _role = AppRole.TakingOver;
             EnsureStandbyChildren();
             var timeout = TimeSpan.FromSeconds(10);

@@ -116,6 +116,8 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         output.WriteLine($"after: {after}");
         Assert.Equal(view.Epoch + 1, after.Epoch);
         Assert.Equal(6, after.LastSwitch!.PacketsReplayed);
+        // The owner that decided died with the primary; the switch still says whom it replaced.
+        Assert.Equal(primary.Address, after.LastSwitch.From);
         Assert.Equal(older.Address, after.Standbys[0].Node);
         // The new primary ships a checkpoint of its own epoch: the remaining standby becomes ready again.
         await Eventually(() => View(older), v => v.State == "protected", TimeSpan.FromSeconds(20), "protected again");
