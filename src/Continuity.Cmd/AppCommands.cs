@@ -57,11 +57,12 @@ internal static class AppCommands
         {
             var s = standbys[i];
             w.WriteLine($"{(i == 0 ? "standbys:" : ""),-17}{Str(s["node"])} {(Bool(s["ready"]) ? "ready" : "NOT READY")}, " +
-                        $"checkpoint {Duration(Long(s["checkpointAgeMs"]))} old, log depth {Long(s["logDepth"])?.ToString() ?? "-"}");
+                        (s["checkpointId"] is null ? "no checkpoint" : $"checkpoint {Str(s["checkpointId"])} {Duration(Long(s["checkpointAgeMs"]))} old") +
+                        $", log depth {Long(s["logDepth"])?.ToString() ?? "-"}");
         }
 
         if (a["lastCheckpoint"] is JsonObject cp)
-            w.WriteLine($"last checkpoint: #{Long(cp["id"])?.ToString() ?? "?"}, {Duration(Long(cp["ageMs"]))} ago, " +
+            w.WriteLine($"last checkpoint: {Str(cp["id"])}, {Duration(Long(cp["ageMs"]))} ago, " +
                         $"{Bytes(Long(cp["bytes"]))}, froze the app {Duration(Long(cp["freezeMs"]))}, mark {Long(cp["mark"])?.ToString() ?? "-"}");
         else
             w.WriteLine("last checkpoint: (none yet)");

@@ -109,12 +109,12 @@ internal static class Canned
          "unreachable":["{{N3}}"]}
         """;
 
-    public const string Apps = """
+    public const string Apps = $$$"""
         {"apps":[{"name":"kv","primary":"n1",
-          "standbys":[{"node":"n2","ready":true,"checkpointAgeMs":1234,"logDepth":57},
-                      {"node":"n3","ready":false,"checkpointAgeMs":90000,"logDepth":900}],
+          "standbys":[{"node":"n2","address":"{{{N2}}}","ready":true,"logDepth":57,"checkpointId":"e3-20261127095900000-12","checkpointAgeMs":1234},
+                      {"node":"n3","address":"{{{N3}}}","ready":false,"logDepth":900,"checkpointId":null,"checkpointAgeMs":null}],
           "state":"protected",
-          "lastCheckpoint":{"id":12,"ageMs":1234,"bytes":123456,"freezeMs":80,"mark":1000},
+          "lastCheckpoint":{"id":"e3-20261127095900000-12","epoch":3,"mark":1000,"at":"2026-11-27T09:59:00Z","ageMs":1234,"bytes":123456,"freezeMs":80},
           "logDepth":57,
           "lastSwitch":{"from":"n1","to":"n2","at":"2026-11-27T09:59:00Z","reason":"crash",
             "phases":{"vipMs":3,"restoreMs":120,"replayMs":40,"openMs":2},"packetsReplayed":57}}]}

@@ -197,7 +197,9 @@ public sealed class ConsoleSpecs : IAsyncLifetime
         Assert.Contains("last switch:     n1 -> n2 at 2026-11-27T09:59:00Z (crash)", _run.Out);
         Assert.Contains("phases:        vip 3ms, restore 120ms, replay 40ms, open 2ms (total 165ms)", _run.Out);
         Assert.Contains("replayed:      57 packets", _run.Out);
-        Assert.Contains("n3 NOT READY", _run.Out);
+        Assert.Contains("n3 NOT READY, no checkpoint", _run.Out);
+        Assert.Contains("n2 ready, checkpoint e3-20261127095900000-12 1.2s old, log depth 57", _run.Out);
+        Assert.Contains("last checkpoint: e3-20261127095900000-12, 1.2s ago", _run.Out);
     }
 
     [Fact]

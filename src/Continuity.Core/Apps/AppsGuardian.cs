@@ -96,7 +96,7 @@ public sealed class AppsGuardian : ReceiveActor
         {
             var st = standbyStatus[i];
             var ready = (primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch;
-            return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0);
+            return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0, st?.Newest);
         }).ToList();
         var state = owner.PrimaryNode is null ? "down"
             : primary is null ? "unknown"

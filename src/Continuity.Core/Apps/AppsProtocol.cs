@@ -39,4 +39,5 @@ public sealed record AppView(
     string? Alarm) : IControlMessage;
 
 /// <param name="Ready">Holds a complete checkpoint of the current epoch (can take over without loss).</param>
-public sealed record StandbyView(string Node, string NodeName, bool Ready, long LogDepth) : IControlMessage;
+/// <param name="Checkpoint">The newest complete checkpoint this standby holds, if any.</param>
+public sealed record StandbyView(string Node, string NodeName, bool Ready, long LogDepth, CheckpointInfo? Checkpoint = null) : IControlMessage;

@@ -44,7 +44,13 @@ public static class CheckpointFiles
                 throw new DirectoryNotFoundException(
                     $"The checkpoint in {checkpointDir} has no copy of state directory {dir} (expected {copy}): it was taken " +
                     "with other state-dirs, or shipped incompletely. Take a new checkpoint, or fix the app's state-dirs.");
-            if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+            // Empty the directory but keep it: it is often a mount point (a volume, or a lab node's private
+            // copy), which cannot be removed or replaced.
+            if (Directory.Exists(dir))
+            {
+                foreach (var sub in Directory.EnumerateDirectories(dir)) Directory.Delete(sub, recursive: true);
+                foreach (var file in Directory.EnumerateFiles(dir)) File.Delete(file);
+            }
             CopyTree(copy, dir);
         }
     }

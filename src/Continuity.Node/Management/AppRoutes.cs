@@ -13,7 +13,7 @@ public static class AppRoutes
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(10);
 
-    public sealed record StandbyDto(string Node, string Address, bool Ready, long LogDepth);
+    public sealed record StandbyDto(string Node, string Address, bool Ready, long LogDepth, string? CheckpointId, long? CheckpointAgeMs);
     public sealed record CheckpointDto(string Id, long Epoch, long Mark, string At, long AgeMs, long Bytes, long FreezeMs);
     public sealed record SwitchDto(string? From, string To, string At, string Reason, long Epoch, int PacketsReplayed, IReadOnlyDictionary<string, long> Phases);
     public sealed record AppDto(string Name, long Epoch, string? Primary, IReadOnlyList<StandbyDto> Standbys, string State,
@@ -24,7 +24,8 @@ public static class AppRoutes
     {
         var now = DateTimeOffset.UtcNow;
         return new AppDto(a.Name, a.Epoch, a.Primary is null ? null : nameOf(a.Primary),
-            a.Standbys.Select(s => new StandbyDto(s.NodeName, s.Node, s.Ready, s.LogDepth)).ToList(),
+            a.Standbys.Select(s => new StandbyDto(s.NodeName, s.Node, s.Ready, s.LogDepth, s.Checkpoint?.Id,
+                s.Checkpoint is { } sc ? (long)(now - sc.At).TotalMilliseconds : null)).ToList(),
             a.State,
             a.LastCheckpoint is { } c
                 ? new CheckpointDto(c.Id, c.Epoch, c.Mark, c.At.ToString("O"), (long)(now - c.At).TotalMilliseconds, c.Bytes, (long)c.Freeze.TotalMilliseconds)

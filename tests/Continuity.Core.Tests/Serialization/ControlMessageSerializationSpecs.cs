@@ -36,7 +36,7 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
     private static List<StandbyRef> Standbys(IActorRef actor) => new[] { "n2", "n3" }.Select(n => new StandbyRef(n, actor)).ToList();
 
     private static AppView View(string state) => new("kv", 2, "n1",
-        new[] { new StandbyView("n2", "n2", true, 3), new StandbyView("n3", "n3", false, 0) }.ToList(),
+        new[] { new StandbyView("n2", "n2", true, 3, new CheckpointInfo(1, "e1-1", 7, DateTimeOffset.UnixEpoch, 1024, TimeSpan.FromMilliseconds(5))), new StandbyView("n3", "n3", false, 0) }.ToList(),
         state, Newest, 3, Switch, null);
 
     /// <summary>One or more samples of every concrete control message; the argument is an actor reference to carry.</summary>

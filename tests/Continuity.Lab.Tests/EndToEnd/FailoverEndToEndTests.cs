@@ -292,6 +292,21 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         throw new Xunit.Sdk.XunitException($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds} s\n{Diagnostics()}");
     }
 
+    /// <summary>Waits until every standby of kv holds checkpoint <paramref name="id"/> or a newer one (ids of one
+    /// epoch sort by time).</summary>
+    private void WaitUntilStandbysHold(string primary, string id, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (App(primary) is not { } app || !app.GetProperty("standbys").EnumerateArray().All(st =>
+                   st.GetProperty("checkpointId").GetString() is { } held && string.CompareOrdinal(held, id) >= 0))
+        {
+            if (clock.Elapsed > timeout)
+                throw new Xunit.Sdk.XunitException($"the standbys did not store checkpoint {id} within {timeout.TotalSeconds} s\n{Diagnostics()}");
+            Thread.Sleep(100);
+        }
+        output.WriteLine($"every standby holds checkpoint {id} after {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
     [RootFact]
     public void Clients_keep_every_byte_when_the_primary_crashes_in_the_middle_of_a_checkpoint()
     {
@@ -302,7 +317,11 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var nodes = new[] { "n1", "n2", "n3" };
         var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
         var client = StartClient(connections: 20, durationSeconds: 50, extra: "--udp-flows 4 --udp-port 7001");
-        Thread.Sleep(TimeSpan.FromSeconds(LongLived + 2));
+        Thread.Sleep(TimeSpan.FromSeconds(LongLived));
+        // A checkpoint that covers every connection and that every standby holds: without it, the connections
+        // would be younger than anything the standbys could restore, and reset by design.
+        var covering = WaitForLogLine(primary, new Regex(@"\[kv\] checkpoint (\S+?): frozen"), TimeSpan.FromSeconds(30)).Groups[1].Value;
+        WaitUntilStandbysHold(primary, covering, TimeSpan.FromSeconds(60));
 
         var phase = Random.Shared.Next(2) == 0 ? "dumping" : "shipping";
         var line = WaitForLogLine(primary, new Regex(@"\[kv\] checkpoint (\S+?):.*" + phase), TimeSpan.FromSeconds(30));

@@ -87,6 +87,43 @@ public sealed class SwitchPartsSpecs
     }
 
     [Fact]
+    public void A_state_directory_that_is_a_mount_point_is_restored_in_place()
+    {
+        // Volumes and the lab's node-private copies are mount points: they cannot be deleted or renamed.
+        var root = Directory.CreateTempSubdirectory("cts-mount-").FullName;
+        var state = Path.Combine(root, "data");
+        var backing = Path.Combine(root, "backing");
+        Directory.CreateDirectory(state);
+        Directory.CreateDirectory(backing);
+        Run("mount", "--bind", backing, state);
+        try
+        {
+            var checkpoint = Path.Combine(root, "cp");
+            File.WriteAllText(Path.Combine(state, "aof"), "at checkpoint");
+            CheckpointFiles.SaveStateDirs(checkpoint, [state]);
+            File.WriteAllText(Path.Combine(state, "aof"), "at checkpoint, and later");
+            Directory.CreateDirectory(Path.Combine(state, "later"));
+
+            CheckpointFiles.RestoreStateDirs(checkpoint, [state]);
+
+            Assert.Equal("at checkpoint", File.ReadAllText(Path.Combine(backing, "aof")));
+            Assert.False(Directory.Exists(Path.Combine(backing, "later")));
+        }
+        finally
+        {
+            Run("umount", state);
+            Directory.Delete(root, true);
+        }
+    }
+
+    private static void Run(string program, params string[] args)
+    {
+        using var p = System.Diagnostics.Process.Start(program, args);
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"{program} {string.Join(' ', args)} exited {p.ExitCode}");
+    }
+
+    [Fact]
     public void State_directories_come_back_as_the_checkpoint_saw_them()
     {
         var root = Directory.CreateTempSubdirectory("cts-state-").FullName;
