@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what Continuity needs on a Debian 12 host, idempotently:
 #   iptables, nftables, iproute2, libnetfilter-queue, libpcap, sqlite, gcc and redis-server (the
-#   tests build a test server and protect a real Redis), and a CRIU that can
-#   dump AND restore a process holding an established TCP connection on the running kernel.
+#   tests build a test server and protect a real Redis), postgresql (the server binaries, Debian 12's
+#   PostgreSQL 15 under /usr/lib/postgresql/15/bin: the journal tests initdb and start a throwaway
+#   server of their own, so the system service Debian sets up is neither needed nor used), and a
+#   CRIU that can dump AND restore a process holding an established TCP connection on the running kernel.
 # Debian 12's own criu (3.17) fails on kernels >= 6.x here, and 13's (4.1) cannot dump TCP
 # sockets on kernels >= 6.16, so CRIU comes from Debian unstable with a low apt pin: only
 # the packages named below are taken from there.
@@ -15,7 +17,7 @@ fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || fail "apt-get not found: Continuity's installer supports Debian 12 (bookworm) and later"
 
 export DEBIAN_FRONTEND=noninteractive
-BASE_PKGS=(gcc libc6-dev redis-server iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping)
+BASE_PKGS=(gcc libc6-dev redis-server postgresql iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping)
 
 missing=()
 for p in "${BASE_PKGS[@]}"; do
@@ -32,6 +34,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   say "base packages already installed"
 fi
+
+# The PostgreSQL tests need initdb, pg_ctl and postgres (from the Debian release itself, never the pinned ones below).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+  || fail "postgresql is installed but no /usr/lib/postgresql/<version>/bin/initdb and pg_ctl: run 'apt-get install --reinstall postgresql' to see why"
+say "PostgreSQL server binaries: $(ls -d /usr/lib/postgresql/*/bin | tr '\n' ' ')"
 
 criu_ok() {
   command -v criu >/dev/null 2>&1 || return 1

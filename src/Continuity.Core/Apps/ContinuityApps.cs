@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Persistence.Sql;
+using Continuity.Core.Log;
 
 namespace Continuity.Core.Apps;
 
@@ -24,24 +25,33 @@ public static class ContinuityApps
         system.Settings.InjectTopLevelFallback(SqlPersistence.DefaultConfiguration);
         nodeName ??= system.Settings.Config.GetString("continuity.node.name", "");
         if (string.IsNullOrEmpty(nodeName)) nodeName = Environment.MachineName;
+        // A journal on a database server is checked at once, so an unreachable one is reported in one clear line.
+        if (JournalProbe.PropsFor(system.Settings.Config) is { } probe) system.ActorOf(probe, "journal-probe");
         return system.ActorOf(AppsGuardian.Props(apps, platform, stateDir, nodeName), GuardianName);
     }
 
     /// <summary>
     /// The journal and snapshot-store connection settings for <paramref name="config"/>'s continuity.persistence.backend.
     /// For SQLite the files live in the node's state directory (HOCON cannot build that path when the node's own file
-    /// overrides state-dir). Put the result in front of the node's configuration before creating the ActorSystem.
+    /// overrides state-dir). For PostgreSQL both live in the database of continuity.persistence.postgresql.connection-string
+    /// (tables created on first use). Put the result in front of the node's configuration before creating the ActorSystem.
     /// </summary>
+    /// <exception cref="ConfigurationException">The backend is unknown, or the PostgreSQL settings are unusable (the
+    /// message names the key; it never repeats a password).</exception>
     public static Config PersistenceConfig(Config config, string stateDir)
     {
-        var backend = config.GetString("continuity.persistence.backend", "sqlite");
+        var backend = config.GetString(JournalBackend.BackendKey, "sqlite");
         if (backend == "postgresql")
         {
-            var cs = config.GetString("continuity.persistence.postgresql.connection-string", "");
-            var provider = config.GetString("continuity.persistence.postgresql.provider-name", "PostgreSQL.15");
+            var cs = config.GetString(JournalBackend.ConnectionStringKey, "");
+            var provider = config.GetString(JournalBackend.ProviderNameKey, "PostgreSQL.15");
+            if (JournalBackend.ConnectionStringProblem(cs) is { } csProblem)
+                throw new ConfigurationException($"'{JournalBackend.ConnectionStringKey}' {csProblem}");
+            if (JournalBackend.ProviderProblem(provider) is { } providerProblem)
+                throw new ConfigurationException($"'{JournalBackend.ProviderNameKey}' {providerProblem}");
             return Build(cs, cs, provider);
         }
-        if (backend != "sqlite") throw new ConfigurationException($"continuity.persistence.backend must be sqlite or postgresql, not '{backend}'");
+        if (backend != "sqlite") throw new ConfigurationException($"'{JournalBackend.BackendKey}' must be sqlite or postgresql, not '{backend}'");
         var full = Path.GetFullPath(stateDir);
         return Build($"Data Source={Path.Combine(full, "journal.db")}", $"Data Source={Path.Combine(full, "snapshots.db")}", "SQLite.MS");
     }

@@ -79,6 +79,32 @@ public sealed class StandbyLog : ReceivePersistentActor
         });
     }
 
+    private string? _journalName;
+    private string JournalName => _journalName ??= JournalBackend.Describe(Context.System.Settings.Config);
+
+    // Akka's defaults log these with a bare stack; an operator needs the backend, where it is, and what it said.
+    protected override void OnRecoveryFailure(Exception reason, object? message = null)
+    {
+        _log.Error("[{0}] cannot read the packet log {1} from the {2}: {3}. The log of {0} on this node stops: it acknowledges " +
+            "no packets (the primary waits for it) until the journal is reachable and the node restarts.",
+            _app, PersistenceId, JournalName, JournalBackend.Reason(reason));
+        _log.Debug("[{0}] journal recovery failure: {1}", _app, reason);
+    }
+
+    protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error("[{0}] cannot write entry {1} of the packet log {2} to the {3}: {4}. The batch is not acknowledged and the " +
+            "log of {0} on this node stops until the node restarts.",
+            _app, sequenceNr, PersistenceId, JournalName, JournalBackend.Reason(cause));
+        _log.Debug("[{0}] journal write failure: {1}", _app, cause);
+    }
+
+    protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
+    {
+        _log.Error("[{0}] the {1} rejected entry {2} of the packet log {3}: {4}. The batch is not acknowledged.",
+            _app, JournalName, sequenceNr, PersistenceId, JournalBackend.Reason(cause));
+    }
+
     /// <summary>Highest seq received per epoch, written or not (see OnAppend).</summary>
     private readonly Dictionary<long, long> _receivedSeq = new();
 

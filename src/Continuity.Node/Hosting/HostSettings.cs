@@ -28,6 +28,7 @@ public sealed record HostSettings(
         var loaded = ContinuityConfigLoader.Load(path);
         var node = NodeSettings.From(loaded);
         var apps = AppSettingsParser.Parse(loaded);
+        PersistenceSettings.Validate(loaded);
         var config = loaded.Config;
         var roles = config.GetStringList("akka.cluster.roles", []).ToList();
 

@@ -1,0 +1,29 @@
+using Continuity.Core.Log;
+
+namespace Continuity.Core.Configuration;
+
+/// <summary>
+/// continuity.persistence, checked when the node's file is loaded (and by --check), so a bad journal setting is reported
+/// with its file and line before anything starts. The values themselves are applied by ContinuityApps.PersistenceConfig.
+/// </summary>
+public static class PersistenceSettings
+{
+    /// <returns>The backend: "sqlite" or "postgresql".</returns>
+    /// <exception cref="ConfigurationException">A value is invalid; the message names the key and where it was set, never a password.</exception>
+    public static string Validate(LoadedConfig config)
+    {
+        var backend = ConfigValues.String(config, JournalBackend.BackendKey);
+        if (backend is not ("sqlite" or "postgresql"))
+            throw ConfigValues.Bad(config, JournalBackend.BackendKey, $"= \"{backend}\" is invalid: expected sqlite or postgresql");
+        if (backend == "postgresql")
+        {
+            var cs = ConfigValues.String(config, JournalBackend.ConnectionStringKey, required: false);
+            if (JournalBackend.ConnectionStringProblem(cs) is { } csProblem)
+                throw ConfigValues.Bad(config, JournalBackend.ConnectionStringKey, csProblem);
+            var provider = ConfigValues.String(config, JournalBackend.ProviderNameKey);
+            if (JournalBackend.ProviderProblem(provider) is { } providerProblem)
+                throw ConfigValues.Bad(config, JournalBackend.ProviderNameKey, providerProblem);
+        }
+        return backend;
+    }
+}
