@@ -32,6 +32,9 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
             new OwnerProtocol.Failed("kv", "x"),
             new OwnerProtocol.GetOwnerView("kv"),
             new OwnerProtocol.OwnerView("kv", 2, "n2", ActorRefs.Nobody, standbys, sw, null),
+            new OwnerProtocol.OwnerView("kv", 2, null, null, standbys, sw, "failed: n1: /bin/kv exited with code 3", true),
+            new OwnerProtocol.ProgramFailed("kv", 2, "n1", "/bin/kv (pid 7) exited with code 3 after 0.1 s; last output: fatal"),
+            new OwnerProtocol.Started("kv", 2, "n1"),
             new AppActorProtocol.GetPrimaryStatus("kv"),
             new AppActorProtocol.PrimaryStatus("kv", "n1", AppRole.Primary, 1, cp, null, ["n2"], false, 5, 5),
             new AppActorProtocol.CheckpointNow("kv"),
@@ -63,6 +66,17 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         var serializer = (Akka.Serialization.SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(AppsProtocol.GetApps));
         Assert.ThrowsAny<Exception>(() => serializer.FromBinary("{}"u8.ToArray(), "System.IO.FileInfo, System.Private.CoreLib"));
         Assert.ThrowsAny<Exception>(() => serializer.FromBinary("{}"u8.ToArray(), "Continuity.Core.Apps.AppSpec, Continuity.Core"));
+    }
+
+    [Fact]
+    public void A_failed_owner_view_keeps_its_failed_flag_and_alarm_across_nodes()
+    {
+        var m = new OwnerProtocol.OwnerView("kv", 2, null, null, [], null, "failed: n1: why", true);
+        var serializer = Sys.Serialization.FindSerializerFor(m);
+        var back = (OwnerProtocol.OwnerView)Sys.Serialization.Deserialize(serializer.ToBinary(m), serializer.Identifier,
+            Akka.Serialization.Serialization.ManifestFor(serializer, m));
+        Assert.True(back.Failed);
+        Assert.Equal("failed: n1: why", back.Alarm);
     }
 
     [Fact]
