@@ -18,13 +18,19 @@ public static class LinuxPlatform
     {
         var filter = new IptablesFilter();
         var vip = new VirtualIp();
-        var criu = new CriuCheckpointer(new CriuOptions(), programOutput);
+        var launcher = new NamespacedLauncher();
+        // A restored program's output arrives through criu: the launcher keeps its last lines too, to tell why it ended.
+        var criu = new CriuCheckpointer(new CriuOptions(), (pid, line) =>
+        {
+            launcher.NoteOutput(pid, line);
+            programOutput?.Invoke(pid, line);
+        });
         return new PlatformServices(
             PacketQueue: app => new NfQueue(app.QueueNumber),
             Checkpointer: _ => criu,
             Filter: filter,
             VirtualIp: vip,
-            Launcher: new NamespacedLauncher(),
+            Launcher: launcher,
             Takeover: new SwitchoverTakeover(
                 () => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(), new PacketInspector(), new RawPacketSender()),
                 log: log));

@@ -72,17 +72,35 @@ internal sealed class FakeVip : IVirtualIp
 internal sealed class FakeLauncher : IProcessLauncher
 {
     private static int _pid = 1000;
+    private readonly ConcurrentDictionary<int, ProgramExit?> _ended = new();
     public readonly ConcurrentBag<int> Killed = new();
     public int Launched;
+    public volatile int LastPid;
+
+    /// <summary>When set, Launch throws InvalidOperationException with this message (the program could not start).</summary>
+    public volatile string? FailWith;
+
+    /// <summary>How many of the next launched programs end right after Launch returned, with this status.</summary>
+    public int ExitAfterStart;
+    public ProgramExit ExitAfterStartStatus = new(3, ["loading /etc/kv.conf", "fatal: port 7000 is in use"]);
 
     public ProtectedProcess Launch(IReadOnlyList<string> command, Action<string> output)
     {
         Interlocked.Increment(ref Launched);
-        return new ProtectedProcess(Interlocked.Increment(ref _pid), DateTimeOffset.UtcNow);
+        if (FailWith is { } message) throw new InvalidOperationException(message);
+        var pid = Interlocked.Increment(ref _pid);
+        LastPid = pid;
+        if (Interlocked.Decrement(ref ExitAfterStart) >= 0) _ended[pid] = ExitAfterStartStatus;
+        else Interlocked.Exchange(ref ExitAfterStart, 0);
+        return new ProtectedProcess(pid, DateTimeOffset.UtcNow);
     }
 
-    public bool IsAlive(int pid) => !Killed.Contains(pid);
+    /// <summary>The program ends on its own; a null status: the launcher does not know how (a restored program).</summary>
+    public void End(int pid, ProgramExit? status) => _ended[pid] = status;
+
+    public bool IsAlive(int pid) => !Killed.Contains(pid) && !_ended.ContainsKey(pid);
     public void Kill(int pid) => Killed.Add(pid);
+    public ProgramExit? ExitOf(int pid) => _ended.TryGetValue(pid, out var e) ? e : null;
 }
 
 internal sealed record TakeoverCall(string CheckpointDir, long Mark, IReadOnlyList<LoggedPacket> Log);

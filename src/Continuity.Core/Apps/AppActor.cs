@@ -28,8 +28,16 @@ public static class AppActorProtocol
 /// resources of the role (program, VIP, queue rule), and releases them whenever the role ends, including
 /// when a newer epoch shows that another node now delivers input to the program.
 /// </summary>
-public sealed class AppActor : ReceiveActor, IWithUnboundedStash
+public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
+    /// <summary>How often the primary checks that its program still runs.</summary>
+    public static readonly TimeSpan DefaultWatchInterval = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Checks of a dead program's exit status before reporting it as unknown (the launcher records it once
+    /// it reaped the program, a moment after the program is gone).</summary>
+    private const int ExitStatusChecks = 4;
+
+    private sealed record WatchProgram;
     private sealed record InstallCapture;
     private sealed record CaptureInstalled;
     private sealed record Prepared(CheckpointStoreProtocol.Newest Checkpoint, StandbyLogProtocol.Tail Tail);
@@ -59,21 +67,29 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash
     private IActorRef? _owner;
     private IActorRef? _releaseRequester;
     private CancellationTokenSource? _takeoverCts;
+    private readonly TimeSpan _watchInterval;
+    private int _exitChecks;
 
     public IStash Stash { get; set; } = null!;
+    public ITimerScheduler Timers { get; set; } = null!;
 
-    public AppActor(AppSpec app, PlatformServices platform, string node, string nodeName, string appDir)
+    /// <param name="watchInterval">How often the primary checks that its program runs; null for <see cref="DefaultWatchInterval"/>.</param>
+    public AppActor(AppSpec app, PlatformServices platform, string node, string nodeName, string appDir, TimeSpan? watchInterval = null)
     {
         _app = app;
         _platform = platform;
         _node = node;
         _nodeName = nodeName;
         _appDir = appDir;
+        _watchInterval = watchInterval ?? DefaultWatchInterval;
         Become(Serving);
     }
 
-    public static Props Props(AppSpec app, PlatformServices platform, string node, string nodeName, string appDir) =>
-        Akka.Actor.Props.Create(() => new AppActor(app, platform, node, nodeName, appDir));
+    public static Props Props(AppSpec app, PlatformServices platform, string node, string nodeName, string appDir,
+        TimeSpan? watchInterval = null) =>
+        Akka.Actor.Props.Create(() => new AppActor(app, platform, node, nodeName, appDir, watchInterval));
+
+    protected override void PreStart() => Timers.StartPeriodicTimer("watch", new WatchProgram(), _watchInterval);
 
     protected override void PostStop()
     {
@@ -118,19 +134,24 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash
             try
             {
                 _process = _platform.Launcher.Launch(_app.Command, line => _log.Info("[{0}] {1}", _app.Name, line));
+                _exitChecks = 0;
                 _log.Info("[{0}] started as primary of epoch {1}, pid {2}", _app.Name, _epoch, _process.Pid);
                 StartCapture();
                 OpenVip();
                 StartPrimary();
+                Sender.Tell(new OwnerProtocol.Started(_app.Name, m.Epoch, _node));
             }
             catch (Exception e)
             {
-                _log.Error(e, "[{0}] could not start as primary", _app.Name);
+                // The launcher's message already says what happened (exit code, last output): no stack trace needed.
+                var reason = $"could not start {string.Join(' ', _app.Command)}: {e.Message}";
+                _log.Error("[{0}] epoch {1}: {2} This node does not serve it; the owner decides what next.", _app.Name, m.Epoch, reason);
                 StopPrimaryResources();
                 _role = AppRole.Idle;
-                Sender.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, m.Epoch, _node, e.Message));
+                Sender.Tell(new OwnerProtocol.ProgramFailed(_app.Name, m.Epoch, _node, reason));
             }
         });
+        Receive<WatchProgram>(_ => WatchTheProgram());
         Receive<OwnerProtocol.TakeOver>(m =>
         {
             if (m.Epoch <= _epoch && _role is AppRole.Primary or AppRole.TakingOver) return;
@@ -239,6 +260,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash
         {
             var m = _takeover!;
             _process = new ProtectedProcess(d.Report.Pid, DateTimeOffset.UtcNow);
+            _exitChecks = 0;
             _vipUp = true; // the takeover opened it
             _standbys = m.Standbys;
             StartPrimary();
@@ -251,11 +273,50 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash
             Stash.UnstashAll();
         });
         Receive<TakeoverError>(e => FailTakeover(e.Reason));
+        Receive<WatchProgram>(_ => { }); // no program of ours runs until the takeover is done
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
         Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
         Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
         ReceiveAny(_ => Stash.Stash());
     }
+
+    /// <summary>
+    /// A program that exits on its own must not leave the node pretending to serve it: the VIP would take clients'
+    /// packets to nobody while the view said "protected". The node stops serving (VIP and queue rules removed, so
+    /// nothing more is acknowledged; what was logged stays with the standbys) and tells the owner, which elects a
+    /// successor or starts the program again within its restart limits.
+    /// </summary>
+    private void WatchTheProgram()
+    {
+        if (_process is not { } p || _role is not (AppRole.Primary or AppRole.Releasing))
+        {
+            _exitChecks = 0;
+            return;
+        }
+        if (_platform.Launcher.IsAlive(p.Pid)) return;
+        var exit = _platform.Launcher.ExitOf(p.Pid);
+        if (exit is null && ++_exitChecks < ExitStatusChecks) return;
+        _exitChecks = 0;
+        exit ??= new ProgramExit(null, []);
+
+        var ran = DateTimeOffset.UtcNow - p.StartedAt;
+        var reason = $"{_app.Command[0]} (pid {p.Pid}) {exit.Status} after {Took(ran)}; {exit.Output}";
+        _log.Error("[{0}] the program {1}. This node stops serving epoch {2} (VIP and queue rules removed) and reports it to the owner.",
+            _app.Name, reason, _epoch);
+        // Gone and reaped: its pid may already be someone else's, so it is not signalled.
+        _process = null;
+        StopPrimaryResources();
+        _role = AppRole.Idle;
+        if (_releaseRequester is not null)
+        {
+            _releaseRequester.Tell(new OwnerProtocol.Failed(_app.Name, $"the program ended during the switch: {reason}"));
+            _releaseRequester = null;
+        }
+        _owner?.Tell(new OwnerProtocol.ProgramFailed(_app.Name, _epoch, _node, reason));
+    }
+
+    private static string Took(TimeSpan t) =>
+        t < TimeSpan.FromMinutes(2) ? $"{t.TotalSeconds:F1} s" : t < TimeSpan.FromHours(2) ? $"{t.TotalMinutes:F0} min" : $"{t.TotalHours:F1} h";
 
     private void FailTakeover(string reason)
     {

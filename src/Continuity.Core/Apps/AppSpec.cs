@@ -25,4 +25,30 @@ public sealed record AppSpec(
     ushort QueueNumber)
 {
     public TrafficSelector Traffic => new(Vip, Ports);
+
+    /// <summary>What the owner does when the program exits on its own or cannot be started.</summary>
+    public RestartPolicy Restarts { get; init; } = RestartPolicy.Default;
+}
+
+/// <summary>
+/// Bounded restarts of a program that exits on its own or fails to start (max-restarts, restart-backoff,
+/// restart-window under continuity.apps.NAME or app-defaults).
+/// </summary>
+/// <param name="MaxRestarts">Starts allowed after failures within <paramref name="Window"/>; one more failure stops the
+/// application (state "failed", with an alarm) until a data node (re)joins the cluster. 0: never start it again.</param>
+/// <param name="Backoff">Delay before the first restart, doubled for each further failure within the window, at most
+/// <see cref="MaxBackoff"/>.</param>
+/// <param name="Window">Failures older than this are forgotten.</param>
+public sealed record RestartPolicy(int MaxRestarts, TimeSpan Backoff, TimeSpan Window)
+{
+    public static readonly TimeSpan MaxBackoff = TimeSpan.FromMinutes(1);
+
+    public static readonly RestartPolicy Default = new(3, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10));
+
+    /// <summary>The delay before restart number <paramref name="restart"/> (1-based).</summary>
+    public TimeSpan DelayBefore(int restart)
+    {
+        var ms = Backoff.TotalMilliseconds * Math.Pow(2, Math.Clamp(restart - 1, 0, 30));
+        return TimeSpan.FromMilliseconds(Math.Min(ms, MaxBackoff.TotalMilliseconds));
+    }
 }

@@ -53,7 +53,7 @@ public sealed class AppsGuardian : ReceiveActor
                 Directory.CreateDirectory(appDir);
                 Context.ActorOf(AppActor.Props(app, _platform, node, _nodeName, appDir), appActorName);
                 Context.ActorOf(ClusterSingletonManager.Props(
-                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName),
+                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName, app.Restarts),
                     PoisonPill.Instance, singletonSettings), $"owner-{app.Name}");
             }
             _owners[app.Name] = Context.ActorOf(ClusterSingletonProxy.Props(
@@ -98,7 +98,8 @@ public sealed class AppsGuardian : ReceiveActor
             var ready = (primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch;
             return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0, st?.Newest);
         }).ToList();
-        var state = owner.PrimaryNode is null ? "down"
+        var state = owner.Failed ? "failed"
+            : owner.PrimaryNode is null ? "down"
             : primary is null ? "unknown"
             : primary.Role is AppRole.TakingOver or AppRole.Releasing ? "switching"
             : primary.Role != AppRole.Primary ? "switching"

@@ -25,7 +25,9 @@ public static class AppsProtocol
 public sealed record AppsView(IReadOnlyList<AppView> Apps) : IControlMessage;
 
 /// <param name="State">protected (every standby ready), unprotected (no ready standby), degraded (some not ready),
-/// switching, down (no primary), unknown (owner not reachable).</param>
+/// switching, down (no primary; the alarm says why, e.g. the program exited and is started again after a back-off),
+/// failed (the program failed more often than max-restarts allows: it is not started again until a data node joins),
+/// unknown (owner not reachable).</param>
 /// <param name="LogDepth">Packets logged since the last checkpoint's mark (the most any standby holds).</param>
 public sealed record AppView(
     string Name,

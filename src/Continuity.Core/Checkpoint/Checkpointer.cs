@@ -65,6 +65,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private IActorRef? _requester;
     private bool _final;
     private long _mark;
+    private string? _imageDir;
     private readonly HashSet<string> _awaitingStored = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -146,6 +147,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             var imageDir = Path.Combine(_workDir, id);
             // Operators (and the tests that aim a crash at a checkpoint) follow each checkpoint's phases in the log.
             _log.Info("[{0}] checkpoint {1}: frozen at mark {2}, dumping", _app.Name, id, _mark);
+            _imageDir = imageDir;
             DumpAsync(id, imageDir).PipeTo(Self, failure: e => new StepFailed(e.Message));
         });
         Receive<Dumped>(d =>
@@ -177,9 +179,19 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         });
         Receive<StepFailed>(f =>
         {
-            // The previous checkpoint stays the standbys' newest; the program keeps running, protected by a longer log.
-            _alarm = $"checkpoint failed: {f.Reason}";
-            _log.Error("[{0}] {1}", _app.Name, _alarm);
+            // The previous checkpoint stays the standbys' newest (nothing of this one was shipped) and the program keeps
+            // running, protected by a longer log: nothing acknowledged is lost, a failover only replays more.
+            var kept = _last is { } l
+                ? $"the previous checkpoint {l.Id} (mark {l.Mark}) stays the newest"
+                : "no checkpoint of this epoch exists yet";
+            _alarm = $"checkpoint failed, {kept} and the log grows until a dump succeeds: {OneLine(f.Reason)}";
+            _log.Error("[{0}] checkpoint failed, {1}: {2}", _app.Name, kept, f.Reason);
+            // A partial image must never be mistaken for a checkpoint, and it holds disk space the next dump needs.
+            if (_imageDir is { } partial)
+            {
+                TryDelete(partial);
+                TryDelete(partial + ".tar");
+            }
             _capture.Tell(new CaptureProtocol.Resume());
             _requester?.Tell(new CheckpointerProtocol.Failed(_alarm));
             BackToIdle();
@@ -211,9 +223,14 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         BackToIdle();
     }
 
+    /// <summary>criu's report spans lines (what failed, its error lines, the log's tail): one line for the alarm.</summary>
+    private static string OneLine(string text) =>
+        string.Join(" ", text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
     private void BackToIdle()
     {
         _requester = null;
+        _imageDir = null;
         _final = false;
         _awaitingStored.Clear();
         Become(Idle);

@@ -16,16 +16,21 @@ public static partial class AppSettingsParser
     /// <param name="fileExists">Seam for tests; defaults to the real file system.</param>
     /// <param name="isExecutable">Seam for tests; defaults to checking the Unix execute bits.</param>
     /// <param name="searchPath">The PATH used for bare command names; defaults to the environment's.</param>
+    /// <param name="localSubnet">Seam for tests: the interface and prefix length this machine gives an address, or null
+    /// when the address is not one of this machine's; defaults to the machine's network interfaces.</param>
     /// <exception cref="ConfigurationException">A value is invalid; the message names the key, where it was set, the value and what is expected.</exception>
     public static IReadOnlyList<AppSpec> Parse(
         LoadedConfig config,
         Func<string, bool>? fileExists = null,
         Func<string, bool>? isExecutable = null,
-        string? searchPath = null)
+        string? searchPath = null,
+        Func<IPAddress, (string Interface, int PrefixLength)?>? localSubnet = null)
     {
         fileExists ??= File.Exists;
         isExecutable ??= IsExecutable;
         searchPath ??= Environment.GetEnvironmentVariable("PATH") ?? "";
+        localSubnet ??= LocalSubnet;
+        var node = NodeAddress(config, localSubnet);
 
         var names = AppNames(config);
         var queueBase = QueueBase(config);
@@ -35,7 +40,16 @@ public static partial class AppSettingsParser
 
         var specs = new List<AppSpec>(names.Count);
         for (var i = 0; i < names.Count; i++)
-            specs.Add(ParseApp(config, names[i], (ushort)(queueBase + i), fileExists, isExecutable, searchPath));
+            specs.Add(ParseApp(config, names[i], (ushort)(queueBase + i), fileExists, isExecutable, searchPath, node));
+
+        // Each application adds and removes its VIP on its own: two applications sharing one would take it away
+        // from each other at the first switch.
+        foreach (var same in specs.GroupBy(a => a.Vip).Where(g => g.Count() > 1))
+        {
+            var list = same.ToList();
+            throw ConfigValues.Bad(config, $"{Apps}.{list[1].Name}.vip",
+                $"= \"{same.Key}/{list[1].VipPrefixLength}\" is already the VIP of application {list[0].Name}: give each application its own VIP");
+        }
         return specs;
     }
 
@@ -72,31 +86,37 @@ public static partial class AppSettingsParser
     }
 
     private static AppSpec ParseApp(LoadedConfig config, string name, ushort queue,
-        Func<string, bool> fileExists, Func<string, bool> isExecutable, string searchPath)
+        Func<string, bool> fileExists, Func<string, bool> isExecutable, string searchPath, NodeAddressInfo? node)
     {
         var p = $"{Apps}.{name}.";
         // An application's own setting wins over app-defaults; both carry their position for errors.
         string Key(string k) => config.Config.HasPath(p + k) ? p + k : $"{Defaults}.{k}";
 
         var command = ConfigValues.StringList(config, p + "command", "a non-empty array of strings, e.g. [\"/usr/local/bin/kv-server\", \"--port\", \"7000\"]");
-        if (command.Count == 0 || command[0].Length == 0)
-            throw ConfigValues.Bad(config, p + "command", "is invalid: expected a non-empty array of strings whose first element is the program");
+        if (command.Count == 0 || string.IsNullOrWhiteSpace(command[0]))
+            throw ConfigValues.Bad(config, p + "command",
+                $"= [{string.Join(", ", command.Select(c => $"\"{c}\""))}] is invalid: expected a non-empty array of strings whose first element is the program, e.g. [\"/usr/local/bin/kv-server\", \"--port\", \"7000\"]");
         CheckExecutable(config, p + "command", command[0], fileExists, isExecutable, searchPath);
 
-        var vipText = ConfigValues.String(config, p + "vip");
+        var vipKey = p + "vip";
+        var vipText = ConfigValues.String(config, vipKey);
         if (!TryParseVip(vipText, out var vip, out var prefix))
-            throw ConfigValues.Bad(config, p + "vip", $"= \"{vipText}\" is invalid: expected an IPv4 address with prefix length \"A.B.C.D/N\" (N 1-32), e.g. \"198.18.0.50/24\"");
+            throw ConfigValues.Bad(config, vipKey, $"= \"{vipText}\" is invalid: expected an IPv4 address with prefix length \"A.B.C.D/N\" (N 1-30), e.g. \"198.18.0.50/24\"");
+        CheckVip(config, vipKey, vipText, vip, prefix, node);
 
         var portsKey = p + "ports";
         var ports = new List<PortSpec>();
         foreach (var entry in ConfigValues.StringList(config, portsKey, "an array like [\"tcp/7000\", \"udp/7001\"]"))
         {
             if (!TryParsePort(entry, out var port))
-                throw ConfigValues.Bad(config, portsKey, $"entry \"{entry}\" is invalid: expected \"tcp/PORT\" or \"udp/PORT\" with PORT 1-65535, e.g. \"tcp/7000\"");
+                throw ConfigValues.Bad(config, portsKey, $"entry \"{entry}\" is invalid: {PortProblem(entry)}");
             if (ports.Contains(port))
                 throw ConfigValues.Bad(config, portsKey, $"entry \"{entry}\" is listed twice: remove the duplicate");
             ports.Add(port);
         }
+        if (ports.Count == 0)
+            // Traffic to a port that is not listed reaches the program unlogged: a failover would lose what it acknowledged.
+            throw ConfigValues.Bad(config, portsKey, "= [] is invalid: expected at least one \"tcp/PORT\" or \"udp/PORT\" clients connect to, e.g. [\"tcp/7000\"] (only listed ports are logged and survive a failover)");
 
         var interval = ConfigValues.Duration(config, Key("checkpoint-interval"), MinCheckpointInterval, "2s");
 
@@ -114,7 +134,124 @@ public static partial class AppSettingsParser
             var other => throw ConfigValues.Bad(config, recoveryKey, $"= \"{other}\" is invalid: expected replay or restore-only"),
         };
 
-        return new AppSpec(name, command, vip, prefix, ports, interval, dirs, recovery, queue);
+        var maxRestartsKey = Key("max-restarts");
+        var maxRestartsText = ConfigValues.String(config, maxRestartsKey);
+        if (!int.TryParse(maxRestartsText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var maxRestarts)
+            || maxRestarts > 100)
+            throw ConfigValues.Bad(config, maxRestartsKey, $"= \"{maxRestartsText}\" is invalid: expected a whole number 0-100 (0 = never start a failed program again)");
+        var backoff = ConfigValues.Duration(config, Key("restart-backoff"), MinCheckpointInterval, "1s");
+        var windowKey = Key("restart-window");
+        var window = ConfigValues.Duration(config, windowKey, TimeSpan.FromSeconds(1), "10m");
+        if (window < backoff)
+            throw ConfigValues.Bad(config, windowKey, $"= \"{ConfigValues.String(config, windowKey)}\" is invalid: expected a duration at least as long as restart-backoff ({ConfigValues.FormatDuration(backoff)})");
+
+        return new AppSpec(name, command, vip, prefix, ports, interval, dirs, recovery, queue)
+        {
+            Restarts = new RestartPolicy(maxRestarts, backoff, window),
+        };
+    }
+
+    private static string PortProblem(string entry)
+    {
+        const string expected = "expected \"tcp/PORT\" or \"udp/PORT\" with PORT 1-65535, e.g. \"tcp/7000\"";
+        var slash = entry.IndexOf('/');
+        if (slash < 0)
+            return entry.All(char.IsAsciiDigit) && entry.Length > 0
+                ? $"the protocol is missing: {expected} (write \"tcp/{entry}\" or \"udp/{entry}\")"
+                : expected;
+        var proto = entry[..slash];
+        var number = entry[(slash + 1)..];
+        if (proto.Length > 0 && proto.All(char.IsAsciiDigit))
+            return number.ToLowerInvariant() is "tcp" or "udp"
+                ? $"protocol and port are swapped: {expected} (write \"{number.ToLowerInvariant()}/{proto}\")"
+                : expected;
+        if (proto is not ("tcp" or "udp"))
+            return proto.ToLowerInvariant() is "tcp" or "udp"
+                ? $"protocol \"{proto}\" must be lower case: {expected}"
+                : $"protocol \"{proto}\" is not supported (only tcp and udp are logged): {expected}";
+        if (number.Length > 0 && number.All(char.IsAsciiDigit))
+            return $"port {number.TrimStart('0')} is out of range: {expected}";
+        return expected;
+    }
+
+    /// <summary>This node's own IPv4 address, when the configuration gives one that clients could reach it on.</summary>
+    private sealed record NodeAddressInfo(IPAddress Address, string Key, ConfigPosition? Position, (string Interface, int PrefixLength)? Local);
+
+    private static NodeAddressInfo? NodeAddress(LoadedConfig config, Func<IPAddress, (string Interface, int PrefixLength)?> localSubnet)
+    {
+        // Akka advertises public-hostname when it is set, hostname otherwise: that is the address the other nodes
+        // (and the VIP's neighbours) know this node by.
+        foreach (var key in new[] { "akka.remote.dot-netty.tcp.public-hostname", "akka.remote.dot-netty.tcp.hostname" })
+        {
+            string text;
+            try
+            {
+                if (!config.Config.HasPath(key)) continue;
+                var value = config.Config.GetValue(key);
+                if (value is null || value.IsEmpty || !value.IsString()) continue;
+                text = value.GetString().Trim();
+            }
+            catch (Exception)
+            {
+                continue; // not this parser's key to judge: Akka reports it when the node starts
+            }
+            if (text.Length == 0) continue;
+            // A host name is not resolved here (a check must not depend on DNS), and loopback or "any" says nothing
+            // about the subnet clients use.
+            if (!TryParseDottedQuad(text, out var address) || IPAddress.IsLoopback(address) || address.Equals(IPAddress.Any))
+                return null;
+            (string, int)? local = null;
+            try { local = localSubnet(address); }
+            catch (Exception) { }
+            return new NodeAddressInfo(address, key, config.PositionOf(key), local);
+        }
+        return null;
+    }
+
+    private static void CheckVip(LoadedConfig config, string key, string text, IPAddress vip, int prefix, NodeAddressInfo? node)
+    {
+        var b = vip.GetAddressBytes();
+        if (b[0] is 0 or 127 || b[0] >= 224)
+            throw ConfigValues.Bad(config, key, $"= \"{text}\" is invalid: {vip} is {(b[0] == 127 ? "a loopback" : b[0] == 0 ? "a \"this network\"" : b[0] < 240 ? "a multicast" : "a reserved")} address; expected a unicast address in the subnet of the nodes, e.g. \"198.18.0.50/24\"");
+        var value = ToUInt(vip);
+        var mask = Mask(prefix);
+        if (prefix > 30)
+            throw ConfigValues.Bad(config, key, $"= \"{text}\" is invalid: a /{prefix} holds no other address, but the VIP must share the subnet of the nodes' own addresses; expected its prefix length (e.g. \"{vip}/24\")");
+        if (value == (value & mask) || value == (value | ~mask))
+            throw ConfigValues.Bad(config, key, $"= \"{text}\" is invalid: {vip} is the {(value == (value & mask) ? "network" : "broadcast")} address of {FromUInt(value & mask)}/{prefix}; expected a free host address in that subnet");
+        if (node is null) return;
+
+        var where = $"this node's address {node.Address} ('{node.Key}'{(node.Position is { } pos ? $" at {pos}" : "")})";
+        if (vip.Equals(node.Address))
+            throw ConfigValues.Bad(config, key, $"= \"{text}\" is invalid: it is {where}; the VIP moves between nodes and must be a free address of their subnet");
+        if ((ToUInt(node.Address) & mask) != (value & mask))
+            throw ConfigValues.Bad(config, key, $"= \"{text}\" is outside the subnet of {where}: {node.Address} is not in {FromUInt(value & mask)}/{prefix}; expected a free address in the nodes' subnet with its prefix length (or fix '{node.Key}')");
+        if (node.Local is { } local)
+        {
+            var ifaceMask = Mask(local.PrefixLength);
+            if ((ToUInt(node.Address) & ifaceMask) != (value & ifaceMask))
+                throw ConfigValues.Bad(config, key, $"= \"{text}\" is outside the subnet of {where}: {local.Interface} carries {node.Address}/{local.PrefixLength}, which does not contain {vip}; expected a free address in {FromUInt(ToUInt(node.Address) & ifaceMask)}/{local.PrefixLength}");
+        }
+    }
+
+    private static uint ToUInt(IPAddress a)
+    {
+        var b = a.GetAddressBytes();
+        return (uint)b[0] << 24 | (uint)b[1] << 16 | (uint)b[2] << 8 | b[3];
+    }
+
+    private static IPAddress FromUInt(uint v) => new([(byte)(v >> 24), (byte)(v >> 16), (byte)(v >> 8), (byte)v]);
+
+    private static uint Mask(int prefix) => prefix <= 0 ? 0 : prefix >= 32 ? uint.MaxValue : uint.MaxValue << (32 - prefix);
+
+    /// <summary>The interface that carries <paramref name="address"/> on this machine and its prefix length, if any.</summary>
+    private static (string Interface, int PrefixLength)? LocalSubnet(IPAddress address)
+    {
+        foreach (var nic in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces())
+            foreach (var u in nic.GetIPProperties().UnicastAddresses)
+                if (u.Address.Equals(address))
+                    return (nic.Name, u.PrefixLength);
+        return null;
     }
 
     private static void CheckExecutable(LoadedConfig config, string key, string program,
@@ -122,6 +259,8 @@ public static partial class AppSettingsParser
     {
         if (Path.IsPathFullyQualified(program))
         {
+            if (Directory.Exists(program))
+                throw ConfigValues.Bad(config, key, $"program \"{program}\" is a directory: expected the program file itself, e.g. \"{Path.Combine(program, "server")}\"");
             if (!fileExists(program))
                 throw ConfigValues.Bad(config, key, $"program \"{program}\" does not exist: install it or fix the path");
             if (!isExecutable(program))
@@ -161,9 +300,16 @@ public static partial class AppSettingsParser
         // IPAddress.TryParse accepts "10" or "10.1" as IPv4, so the dotted quad is checked first.
         var m = VipSyntax().Match(text);
         if (!m.Success || !int.TryParse(m.Groups[2].Value, out prefix) || prefix is < 1 or > 32) return false;
-        var octets = m.Groups[1].Value.Split('.');
-        if (octets.Any(o => o.Length > 3 || int.Parse(o) > 255 || (o.Length > 1 && o[0] == '0'))) return false;
-        address = IPAddress.Parse(m.Groups[1].Value);
+        return TryParseDottedQuad(m.Groups[1].Value, out address);
+    }
+
+    private static bool TryParseDottedQuad(string text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        var octets = text.Split('.');
+        if (octets.Length != 4 || octets.Any(o => o.Length is 0 or > 3 || !o.All(char.IsAsciiDigit) || int.Parse(o) > 255 || (o.Length > 1 && o[0] == '0')))
+            return false;
+        address = IPAddress.Parse(text);
         return true;
     }
 

@@ -31,7 +31,7 @@ public static class ContinuityConfigLoader
 
     /// <summary>The keys an application block may hold. "placement" is reserved for a later version.</summary>
     public static readonly IReadOnlyList<string> AppKeys =
-        ["command", "vip", "ports", "checkpoint-interval", "state-dirs", "recovery", "placement"];
+        ["command", "vip", "ports", "checkpoint-interval", "state-dirs", "recovery", "max-restarts", "restart-backoff", "restart-window", "placement"];
 
     private static readonly Lazy<(string Text, HoconCheckResult Check, Config Config)> Reference = new(LoadReference);
 

@@ -46,19 +46,28 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private SwitchInfo? _lastSwitch;
     private string? _alarm;
 
+    // Failures of the program (exited on its own, or could not be started) within the restart window, oldest first.
+    private readonly RestartPolicy _restarts;
+    private readonly List<(DateTimeOffset At, string Reason)> _failures = new();
+    private DateTimeOffset? _restartAt;
+    private bool _gaveUp;
+
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <param name="appActorPath">Path of the app actor below the root on every node, e.g. "/user/continuity-apps/app-kv".</param>
-    public AppOwner(string app, string appActorPath, TimeSpan? askTimeout = null)
+    /// <param name="restarts">How often a failing program is started again; null for <see cref="RestartPolicy.Default"/>.</param>
+    public AppOwner(string app, string appActorPath, TimeSpan? askTimeout = null, RestartPolicy? restarts = null)
     {
         _app = app;
         _appActorPath = appActorPath;
         _askTimeout = askTimeout ?? TimeSpan.FromSeconds(5);
+        _restarts = restarts ?? RestartPolicy.Default;
         Deciding();
     }
 
-    public static Props Props(string app, string appActorPath) => Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null));
+    public static Props Props(string app, string appActorPath, RestartPolicy? restarts = null) =>
+        Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null, restarts));
 
     protected override void PreStart()
     {
@@ -123,6 +132,15 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<Joined>(j =>
         {
+            if (_gaveUp)
+            {
+                // The documented way out of "failed": fix the cause, restart a data node. Its arrival counts as a fresh start.
+                _log.Warning("[{0}] {1} joined: starting the application again after it was stopped for failing ({2})",
+                    _app, j.Node.NodeName, _failures.LastOrDefault().Reason);
+                _gaveUp = false;
+                _failures.Clear();
+                _failedTakeover.Clear();
+            }
             if (_primary is null || j.Node.Node == _primary.Node) { Self.Tell(new Reconcile("node joined")); Become(Deciding); return; }
             AddStandby(j.Node);
             _log.Info("[{0}] {1} joined: standby of {2} (epoch {3})", _app, j.Node.NodeName, NameOf(_primary.Node), _epoch);
@@ -152,6 +170,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _lastSwitch = t.Switch;
             _failedTakeover.Clear();
             _alarm = null;
+            _restartAt = null;
             _log.Info("[{0}] {1} is primary of epoch {2} ({3} packets replayed)", _app, NameOf(t.Node), t.Epoch, t.Switch.PacketsReplayed);
         });
         Receive<OwnerProtocol.TakeoverFailed>(f =>
@@ -164,8 +183,15 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             Self.Tell(new Reconcile("takeover failed"));
             Become(Deciding);
         });
-        Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(new OwnerProtocol.OwnerView(_app, _epoch, _primary?.Node,
-            _primary?.AppActor, _standbys.Values.ToList(), _lastSwitch, _alarm)));
+        Receive<OwnerProtocol.ProgramFailed>(OnProgramFailed);
+        Receive<OwnerProtocol.Started>(st =>
+        {
+            if (st.Epoch != _epoch) return;
+            _restartAt = null;
+            _failedTakeover.Clear();
+            _log.Info("[{0}] the program runs on {1} (epoch {2})", _app, NameOf(st.Node), st.Epoch);
+        });
+        Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(View()));
         Receive<AppsProtocol.CheckpointNow>(_ =>
         {
             if (_primary is null) { Sender.Tell(new AppsProtocol.Rejected(_app, "no primary")); return; }
@@ -206,10 +232,57 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             Become(Decided);
             Stash.UnstashAll();
         });
-        Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(new OwnerProtocol.OwnerView(_app, _epoch, _primary?.Node,
-            _primary?.AppActor, _standbys.Values.ToList(), _lastSwitch, _alarm)));
+        Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(View()));
         ReceiveAny(_ => Stash.Stash());
     }
+
+    private OwnerProtocol.OwnerView View() => new(_app, _epoch, _primary?.Node, _primary?.AppActor,
+        _standbys.Values.ToList(), _lastSwitch, Alarm(), _gaveUp);
+
+    /// <summary>A failure of the program (its node already stopped serving): start it again after a back-off, or give up.</summary>
+    private void OnProgramFailed(OwnerProtocol.ProgramFailed f)
+    {
+        // Only the primary of the current epoch runs the program; anything else is a late report.
+        if (f.Epoch != _epoch || _primary is null || _primary.Node != f.Node) return;
+        var now = DateTimeOffset.UtcNow;
+        _failures.RemoveAll(x => now - x.At > _restarts.Window);
+        _failures.Add((now, $"{NameOf(f.Node)}: {f.Reason.TrimEnd('.', ' ')}"));
+        // Its successor is elected among the others first; the node stays a standby.
+        _failedTakeover.Add(f.Node);
+        _primary = null;
+
+        if (_failures.Count > _restarts.MaxRestarts)
+        {
+            _gaveUp = true;
+            _restartAt = null;
+            Timers.Cancel("restart");
+            _log.Error("[{0}] {1}", _app, Alarm());
+            return;
+        }
+        var delay = _restarts.DelayBefore(_failures.Count);
+        _restartAt = now + delay;
+        _log.Error("[{0}] {1}", _app, Alarm());
+        Timers.StartSingleTimer("restart", new Reconcile($"restart {_failures.Count} after the program failed on {NameOf(f.Node)}"), delay);
+    }
+
+    /// <summary>What the management view shows: the program's failures first, then any other alarm.</summary>
+    private string? Alarm()
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (!_gaveUp) _failures.RemoveAll(x => now - x.At > _restarts.Window);
+        if (_failures.Count == 0) return _alarm;
+        var last = _failures[^1].Reason;
+        var window = ConfigWindow(_restarts.Window);
+        if (_gaveUp)
+            return $"failed: {last}; stopped after {_failures.Count} failure(s) within {window} (max-restarts = {_restarts.MaxRestarts}): " +
+                "nothing is started again until a data node joins; fix the cause, then restart continuity-node on a data node";
+        if (_restartAt is { } at)
+            return $"{last}; starting it again in {Math.Max(0, (at - now).TotalSeconds):0.#} s (restart {_failures.Count} of {_restarts.MaxRestarts} within {window})";
+        return $"{last}; started again (restart {_failures.Count} of {_restarts.MaxRestarts} within {window})";
+    }
+
+    private static string ConfigWindow(TimeSpan t) =>
+        t.TotalMinutes >= 1 && t.TotalMinutes == Math.Floor(t.TotalMinutes) ? $"{t.TotalMinutes}m" : $"{t.TotalSeconds}s";
 
     private void OnSwitchReleased(SwitchReleased r)
     {
@@ -259,6 +332,15 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
 
+        if (_gaveUp)
+        {
+            // Stopped for failing: nothing starts; the nodes keep what they hold for when it is started again.
+            _primary = null;
+            foreach (var n in s.Nodes) AddStandby(n);
+            _log.Warning("[{0}] {1}: not started, the application is stopped for failing ({2})", _app, s.Reason, _failures.LastOrDefault().Reason);
+            return;
+        }
+
         _epoch++;
         // 2. Someone holds a checkpoint: the newest checkpoint with the longest log after it wins (least to replay-lose).
         var best = s.Nodes.Where(n => n.Newest is not null && !_failedTakeover.Contains(n.Node))
@@ -277,7 +359,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 
         // 3. Nobody has anything (first start, or every checkpoint lost): start the program fresh on the first data node.
         if (maxEpoch > 0) _alarm = "no checkpoint survived: the program was started fresh (its state is lost)";
-        var first = s.Nodes.OrderBy(n => n.Node, StringComparer.Ordinal).First();
+        // A node where the program just failed comes last (its own files or PATH may be what is wrong).
+        var first = s.Nodes.OrderBy(n => _failedTakeover.Contains(n.Node)).ThenBy(n => n.Node, StringComparer.Ordinal).First();
         _primary = new StandbyRef(first.Node, first.AppActor);
         foreach (var n in s.Nodes.Where(n => n.Node != first.Node)) MakeStandby(n);
         _log.Info("[{0}] {1}: starting on {2} as primary of epoch {3}", _app, s.Reason, NameOf(first.Node), _epoch);

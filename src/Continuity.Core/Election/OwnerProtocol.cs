@@ -39,10 +39,19 @@ public static class OwnerProtocol
     public sealed record TookOver(string App, long Epoch, string Node, SwitchInfo Switch) : IControlMessage;
     public sealed record TakeoverFailed(string App, long Epoch, string Node, string Reason) : IControlMessage;
 
+    /// <summary>The program of <paramref name="Epoch"/> could not be started on <paramref name="Node"/>, or exited there on
+    /// its own; that node has already stopped serving (VIP and queue rules removed). <paramref name="Reason"/> gives the
+    /// exit status and last output lines.</summary>
+    public sealed record ProgramFailed(string App, long Epoch, string Node, string Reason) : IControlMessage;
+
+    /// <summary>The program of <paramref name="Epoch"/> was started fresh on <paramref name="Node"/> (after BecomePrimary).</summary>
+    public sealed record Started(string App, long Epoch, string Node) : IControlMessage;
+
     /// <summary>Generic failure reply (switch refused, checkpoint failed, ...).</summary>
     public sealed record Failed(string App, string Reason) : IControlMessage;
 
     public sealed record GetOwnerView(string App) : IControlMessage;
+    /// <param name="Failed">The program failed more often than max-restarts allows: nothing is started until a data node joins.</param>
     public sealed record OwnerView(string App, long Epoch, string? PrimaryNode, IActorRef? Primary,
-        IReadOnlyList<StandbyRef> Standbys, SwitchInfo? LastSwitch, string? Alarm) : IControlMessage;
+        IReadOnlyList<StandbyRef> Standbys, SwitchInfo? LastSwitch, string? Alarm, bool Failed = false) : IControlMessage;
 }

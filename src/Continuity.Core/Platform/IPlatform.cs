@@ -64,14 +64,40 @@ public interface IVirtualIp
 /// <summary>A protected program running on this node.</summary>
 public sealed record ProtectedProcess(int Pid, DateTimeOffset StartedAt);
 
+/// <summary>How a protected program ended.</summary>
+/// <param name="ExitCode">Its exit status; null when unknown (a restored program is no child of the node).</param>
+/// <param name="LastOutput">Its last lines of output (stderr is merged into stdout), oldest first.</param>
+public sealed record ProgramExit(int? ExitCode, IReadOnlyList<string> LastOutput)
+{
+    /// <summary>"exited with code 3", "was killed by signal 9", "exited (exit status unknown)".</summary>
+    public string Status => ExitCode switch
+    {
+        null => "exited (exit status unknown)",
+        // unshare re-raises the signal that killed the program; .NET reports that as 128 + signal.
+        > 128 and < 160 => $"was killed by signal {ExitCode - 128} (exit code {ExitCode})",
+        var c => $"exited with code {c}",
+    };
+
+    /// <summary>The last lines as one line, or a note that there were none.</summary>
+    public string Output => LastOutput.Count == 0
+        ? "no output"
+        : "last output: " + string.Join(" | ", LastOutput.Select(l => l.Length > 300 ? l[..300] + "..." : l));
+}
+
 /// <summary>Starts and stops protected programs in a way CRIU can later dump them.</summary>
 public interface IProcessLauncher
 {
     /// <summary>Starts <paramref name="command"/> as init of its own PID namespace and as session
     /// leader, with only fds 0-2 open, stdout/stderr piped to <paramref name="output"/>.</summary>
+    /// <exception cref="InvalidOperationException">The program could not be started or exited at once; the message
+    /// gives its exit code and last output lines.</exception>
     ProtectedProcess Launch(IReadOnlyList<string> command, Action<string> output);
     bool IsAlive(int pid);
     void Kill(int pid);
+
+    /// <summary>How the program <paramref name="pid"/> ended, once it has and the launcher knows; null otherwise
+    /// (still running, not yet reaped, or a pid this launcher knows nothing of).</summary>
+    ProgramExit? ExitOf(int pid) => null;
 }
 
 public sealed record CheckpointImage(string Directory, long Bytes, TimeSpan Freeze, TimeSpan Dump);

@@ -41,8 +41,18 @@ public sealed class NamespacedLauncher : IProcessLauncher
         "for f in /proc/self/fd/*; do n=${f##*/}; if [ \"$n\" -gt 2 ]; then exec {n}>&-; fi; done; " +
         "exec \"$@\" </dev/null 2>&1";
 
+    /// <summary>Lines of output kept per program, to say why it ended.</summary>
+    public const int TailLines = 10;
+
+    /// <summary>How many ended programs (and restored programs' outputs) are remembered.</summary>
+    private const int Remembered = 64;
+
     private readonly string? _netNsPath;
     private readonly ConcurrentDictionary<int, System.Diagnostics.Process> _launchers = new();
+    private readonly ConcurrentDictionary<int, ProgramExit> _exits = new();
+    private readonly ConcurrentQueue<int> _exitOrder = new();
+    private readonly ConcurrentDictionary<int, OutputTail> _restoredOutput = new();
+    private readonly ConcurrentQueue<int> _restoredOrder = new();
 
     /// <param name="netNsPath">Network namespace to start the program in (e.g. <c>/run/netns/NAME</c>), entered with
     /// nsenter so the mount namespace stays the caller's. Null: the caller's own network namespace (the node
@@ -87,9 +97,10 @@ public sealed class NamespacedLauncher : IProcessLauncher
             psi.ArgumentList.Add(a);
 
         var launcher = new System.Diagnostics.Process { StartInfo = psi };
-        launcher.OutputDataReceived += (_, e) => { if (e.Data is not null) output(e.Data); };
+        var tail = new OutputTail();
+        launcher.OutputDataReceived += (_, e) => { if (e.Data is not null) { tail.Add(e.Data); output(e.Data); } };
         // unshare/nsenter/setsid report their own failures on stderr; the program's stderr is merged into stdout.
-        launcher.ErrorDataReceived += (_, e) => { if (e.Data is not null) output(e.Data); };
+        launcher.ErrorDataReceived += (_, e) => { if (e.Data is not null) { tail.Add(e.Data); output(e.Data); } };
         try
         {
             launcher.Start();
@@ -109,20 +120,151 @@ public sealed class NamespacedLauncher : IProcessLauncher
         {
             pid = WaitForInit(launcher, command[0]);
         }
+        catch (StartFailed f)
+        {
+            // Wait for the exit status and the last lines: they are the only explanation the user gets.
+            var exit = EndedAt(launcher, tail, TimeSpan.FromSeconds(2));
+            TryKill(launcher);
+            launcher.Dispose();
+            throw f.Describe(command[0], exit);
+        }
         catch
         {
             TryKill(launcher);
             launcher.Dispose();
             throw;
         }
+        _exits.TryRemove(pid, out _);
+        _restoredOutput.TryRemove(pid, out _);
         _launchers[pid] = launcher;
         launcher.EnableRaisingEvents = true;
-        launcher.Exited += (_, _) =>
+        launcher.Exited += async (_, _) =>
         {
+            try
+            {
+                // unshare --fork exits with the program's status (see ExitFrom for a program killed by SIGKILL). The
+                // wait lets the last lines arrive: the output is read on other threads.
+                using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2)))
+                {
+                    try { await launcher.WaitForExitAsync(cts.Token).ConfigureAwait(false); }
+                    catch (OperationCanceledException) { }
+                }
+                Remember(_exits, _exitOrder, pid, ExitFrom(launcher, tail));
+            }
+            catch (Exception)
+            {
+                // An event handler must not bring the node down; ExitOf then says the status is unknown.
+            }
             if (_launchers.TryRemove(new KeyValuePair<int, System.Diagnostics.Process>(pid, launcher)))
                 launcher.Dispose();
         };
         return new ProtectedProcess(pid, startedAt);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>For a program started by <see cref="Launch"/>: its exit status and last lines. For a restored program
+    /// whose output was passed to <see cref="NoteOutput"/>: its last lines, the status being unknown (criu restores it
+    /// detached: it is no child of the node).</remarks>
+    public ProgramExit? ExitOf(int pid)
+    {
+        if (_exits.TryGetValue(pid, out var exit)) return exit;
+        if (_restoredOutput.TryGetValue(pid, out var tail) && !ProcessNative.IsAlive(pid))
+            return new ProgramExit(null, tail.Lines);
+        return null;
+    }
+
+    /// <summary>Records a line a restored program wrote (its output reaches the node through criu, not through
+    /// <see cref="Launch"/>), so that <see cref="ExitOf"/> can tell its last lines.</summary>
+    public void NoteOutput(int pid, string line)
+    {
+        if (pid <= 0) return;
+        if (!_restoredOutput.TryGetValue(pid, out var tail))
+        {
+            tail = new OutputTail();
+            Remember(_restoredOutput, _restoredOrder, pid, tail);
+        }
+        tail.Add(line);
+    }
+
+    private static void Remember<T>(ConcurrentDictionary<int, T> map, ConcurrentQueue<int> order, int pid, T value)
+    {
+        map[pid] = value;
+        order.Enqueue(pid);
+        while (order.Count > Remembered && order.TryDequeue(out var old))
+            if (!order.Contains(old)) map.TryRemove(old, out _);
+    }
+
+    private static int? SafeExitCode(System.Diagnostics.Process p)
+    {
+        try { return p.HasExited ? p.ExitCode : null; }
+        catch (InvalidOperationException) { return null; }
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the launcher to end and its output to drain.</summary>
+    private static ProgramExit EndedAt(System.Diagnostics.Process launcher, OutputTail tail, TimeSpan timeout)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(timeout);
+            launcher.WaitForExitAsync(cts.Token).Wait(timeout + TimeSpan.FromMilliseconds(100));
+        }
+        catch (AggregateException) { }
+        catch (OperationCanceledException) { }
+        return ExitFrom(launcher, tail);
+    }
+
+    /// <summary>unshare's line when its child was killed by SIGKILL: it tries to re-raise the signal, cannot reset
+    /// SIGKILL's handler, and exits 1 with this complaint instead.</summary>
+    private const string UnshareSigkill = "unshare: sigprocmask unblock failed";
+
+    private static ProgramExit ExitFrom(System.Diagnostics.Process launcher, OutputTail tail)
+    {
+        var code = SafeExitCode(launcher);
+        var lines = tail.Lines;
+        if (code == 1 && lines.Any(l => l.StartsWith(UnshareSigkill, StringComparison.Ordinal)))
+            return new ProgramExit(128 + ProcessNative.SIGKILL, lines.Where(l => !l.StartsWith(UnshareSigkill, StringComparison.Ordinal)).ToArray());
+        return new ProgramExit(code, lines);
+    }
+
+    /// <summary>The last <see cref="TailLines"/> lines of a program's output.</summary>
+    private sealed class OutputTail
+    {
+        private readonly Queue<string> _lines = new();
+
+        public void Add(string line)
+        {
+            lock (_lines)
+            {
+                _lines.Enqueue(line);
+                while (_lines.Count > TailLines) _lines.Dequeue();
+            }
+        }
+
+        public IReadOnlyList<string> Lines
+        {
+            get { lock (_lines) return _lines.ToArray(); }
+        }
+    }
+
+    /// <summary>The program never ran, or stopped before it could be seen running.</summary>
+    private sealed class StartFailed(string program) : Exception(program)
+    {
+        public InvalidOperationException Describe(string program, ProgramExit exit)
+        {
+            var unshareFailed = exit.LastOutput.Any(l => l.StartsWith("unshare:", StringComparison.Ordinal)
+                || l.StartsWith("nsenter:", StringComparison.Ordinal) || l.StartsWith("setsid:", StringComparison.Ordinal));
+            var hint = unshareFailed
+                ? "The launcher itself failed: unshare --pid needs root or CAP_SYS_ADMIN, and util-linux (run deploy/install-deps.sh)."
+                : exit.ExitCode switch
+                {
+                    127 => $"{program} (or the interpreter on its #! line) was not found on this node: install it or fix the path.",
+                    126 => $"{program} cannot be executed: check its execute bits and its #! line.",
+                    _ => "A protected program must stay in the foreground (a daemon that forks away ends its pid namespace); " +
+                         "run the command by hand to see why it stops.",
+                };
+            return new InvalidOperationException(
+                $"{program} {exit.Status} right after start; {exit.Output}. {hint}");
+        }
     }
 
     /// <summary>
@@ -151,9 +293,7 @@ public sealed class NamespacedLauncher : IProcessLauncher
                 // whole pid namespace with it: protected programs must stay in the foreground). An empty cmdline
                 // alone means nothing: it reads empty while an exec is under way.
                 if (cmdline is null || !ProcessNative.IsAlive(child))
-                    throw new InvalidOperationException(
-                        $"{program} exited right after start (pid {child}); its output says why (not found? daemonized " +
-                        "instead of staying in the foreground?).");
+                    throw new StartFailed(program);
                 // Past the wrapper chain (forked unshare, setsid, bash): not matched by the program's name, because
                 // the program may already have exec'd something else by the time we look.
                 var args = cmdline.Split('\0');
@@ -161,9 +301,7 @@ public sealed class NamespacedLauncher : IProcessLauncher
                     return child;
             }
             if (launcher.HasExited)
-                throw new InvalidOperationException(
-                    $"Launching {program} failed: unshare exited with code {launcher.ExitCode} (see the output " +
-                    "callback; unshare --pid needs root or CAP_SYS_ADMIN).");
+                throw new StartFailed(program);
             Thread.Sleep(5);
         }
         throw new TimeoutException(

@@ -54,4 +54,74 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
         Assert.NotNull(status.Alarm);
         Assert.Null(status.Last);
     }
+
+    [Fact]
+    public void A_failed_dump_keeps_the_previous_complete_checkpoint_current_and_the_alarm_carries_criu_s_error_line()
+    {
+        var criu = new ScriptedCheckpointer();
+        var capture = CreateTestProbe();
+        var standby = CreateTestProbe();
+        var workDir = TestConfig.TempDir();
+        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", null), 1, () => 42, criu, capture.Ref,
+            workDir, new[] { new StandbyRef("n2", standby.Ref) }, null)));
+
+        // 1. A complete checkpoint, stored by the standby.
+        capture.ExpectMsg<CaptureProtocol.Pause>();
+        capture.Reply(new CaptureProtocol.Paused(17));
+        capture.ExpectMsg<CaptureProtocol.Resume>();
+        var first = standby.ExpectMsg<CheckpointChunk>();
+        for (var i = 1; i < first.Count; i++) standby.ExpectMsg<CheckpointChunk>();
+        cp.Tell(new CheckpointStored("kv", 1, "n2", first.Id, 17));
+
+        // 2. CRIU cannot dump the program any more.
+        criu.FailWith = "criu dump of pid 42 failed (exit 1).\ncriu errors:\n  (00.012345) Error (criu/sk-unix.c:706): unix: Can't dump half of stream unix connection.\n" +
+            "last log lines (/x/dump.log):\n  (00.020000) Dumping FAILED.";
+        cp.Tell(new CheckpointerProtocol.Take());
+        capture.ExpectMsg<CaptureProtocol.Pause>();
+        capture.Reply(new CaptureProtocol.Paused(30));
+        capture.ExpectMsg<CaptureProtocol.Resume>(); // the program is never left without input
+
+        var failed = ExpectMsg<CheckpointerProtocol.Failed>();
+        Assert.Contains("Error (criu/sk-unix.c:706): unix: Can't dump half of stream unix connection.", failed.Reason);
+        standby.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // nothing of the failed dump reaches a standby
+
+        cp.Tell(new CheckpointerProtocol.GetStatus());
+        var status = ExpectMsg<CheckpointerProtocol.Status>();
+        Assert.Equal(first.Id, status.Last!.Id);
+        Assert.Equal(17, status.Last.Mark);
+        Assert.Equal(["n2"], status.Ready); // the standby's checkpoint still counts
+        Assert.Equal($"checkpoint failed, the previous checkpoint {first.Id} (mark 17) stays the newest and the log grows until a dump " +
+            "succeeds: criu dump of pid 42 failed (exit 1). criu errors: (00.012345) Error (criu/sk-unix.c:706): unix: Can't dump half " +
+            "of stream unix connection. last log lines (/x/dump.log): (00.020000) Dumping FAILED.", status.Alarm);
+        // On this node too: the previous image stays, the partial one is gone.
+        Assert.Equal([first.Id], Directory.GetDirectories(workDir).Select(Path.GetFileName));
+
+        // 3. The next dump that works clears the alarm.
+        criu.FailWith = null;
+        cp.Tell(new CheckpointerProtocol.Take());
+        capture.ExpectMsg<CaptureProtocol.Pause>();
+        capture.Reply(new CaptureProtocol.Paused(31));
+        capture.ExpectMsg<CaptureProtocol.Resume>();
+        Assert.Equal(31, ExpectMsg<CheckpointerProtocol.Taken>().Info.Mark);
+        cp.Tell(new CheckpointerProtocol.GetStatus());
+        Assert.Null(ExpectMsg<CheckpointerProtocol.Status>().Alarm);
+    }
+
+    /// <summary>Writes a small image, or fails like criu after writing part of one.</summary>
+    private sealed class ScriptedCheckpointer : Continuity.Core.Platform.ICheckpointer
+    {
+        public volatile string? FailWith;
+
+        public Task<Continuity.Core.Platform.CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct)
+        {
+            Directory.CreateDirectory(imageDir);
+            File.WriteAllText(Path.Combine(imageDir, "dump.log"), "partial");
+            if (FailWith is { } m) return Task.FromException<Continuity.Core.Platform.CheckpointImage>(new InvalidOperationException(m));
+            File.WriteAllBytes(Path.Combine(imageDir, "pages-1.img"), new byte[1000]);
+            whileFrozen();
+            return Task.FromResult(new Continuity.Core.Platform.CheckpointImage(imageDir, 1000, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(2)));
+        }
+
+        public Task<int> RestoreAsync(string imageDir, CancellationToken ct) => Task.FromResult(0);
+    }
 }

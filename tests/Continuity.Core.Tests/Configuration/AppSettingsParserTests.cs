@@ -54,7 +54,7 @@ public class AppSettingsParserTests
     public void Port_list_that_does_not_parse_names_the_entry()
     {
         var e = Fails(" ports = [\"tcp/7000\", \"7001/udp\"]");
-        Assert.Equal("node.hocon:5:2: 'continuity.apps.kv.ports' entry \"7001/udp\" is invalid: expected \"tcp/PORT\" or \"udp/PORT\" with PORT 1-65535, e.g. \"tcp/7000\"", e.Message);
+        Assert.Equal("node.hocon:5:2: 'continuity.apps.kv.ports' entry \"7001/udp\" is invalid: protocol and port are swapped: expected \"tcp/PORT\" or \"udp/PORT\" with PORT 1-65535, e.g. \"tcp/7000\" (write \"udp/7001\")", e.Message);
     }
 
     [Theory]
@@ -91,7 +91,7 @@ public class AppSettingsParserTests
     public void Bad_default_is_reported_where_the_default_was_set()
     {
         var e = Assert.Throws<ConfigurationException>(() => Parse(
-            "continuity.app-defaults.recovery = restart\ncontinuity.apps.kv { command = [\"/bin/sh\"], vip = \"10.0.0.5/24\", ports = [] }\n"));
+            "continuity.app-defaults.recovery = restart\ncontinuity.apps.kv { command = [\"/bin/sh\"], vip = \"10.0.0.5/24\", ports = [\"tcp/1\"] }\n"));
         Assert.Equal("node.hocon:1:1: 'continuity.app-defaults.recovery' = \"restart\" is invalid: expected replay or restore-only", e.Message);
     }
 
@@ -120,7 +120,7 @@ public class AppSettingsParserTests
     public void Bare_program_name_is_looked_up_in_path()
     {
         var config = ContinuityConfigLoader.LoadFromString(
-            "continuity.apps.kv { command = [kv-server], vip = \"10.0.0.5/24\", ports = [] }\n", "node.hocon");
+            "continuity.apps.kv { command = [kv-server], vip = \"10.0.0.5/24\", ports = [\"tcp/1\"] }\n", "node.hocon");
         var found = AppSettingsParser.Parse(config, fileExists: p => p == "/opt/kv/bin/kv-server", isExecutable: _ => true, searchPath: "/usr/bin:/opt/kv/bin");
         Assert.Single(found);
         var e = Assert.Throws<ConfigurationException>(() => AppSettingsParser.Parse(config, fileExists: _ => false, searchPath: "/usr/bin"));
@@ -141,4 +141,174 @@ public class AppSettingsParserTests
         var e = Assert.Throws<ConfigurationException>(() => Parse("continuity.apps.KV { command = [\"/bin/sh\"] }\n"));
         Assert.Contains("'continuity.apps.KV' is not a valid application name", e.Message);
     }
+
+    // ---- bad input: every message names the app's key, the bad value and what is expected ----
+
+    [Theory]
+    [InlineData("tcp/70000", "port 70000 is out of range")]
+    [InlineData("sctp/1", "protocol \"sctp\" is not supported (only tcp and udp are logged)")]
+    [InlineData("7000", "the protocol is missing")]
+    [InlineData("TCP/7000", "protocol \"TCP\" must be lower case")]
+    [InlineData("tcp/http", "expected \"tcp/PORT\" or \"udp/PORT\"")]
+    public void A_port_entry_that_does_not_parse_says_what_is_wrong_with_it(string entry, string problem)
+    {
+        var e = Fails($" ports = [\"tcp/7000\", \"{entry}\"]");
+        Assert.StartsWith($"node.hocon:5:2: 'continuity.apps.kv.ports' entry \"{entry}\" is invalid: ", e.Message);
+        Assert.Contains(problem, e.Message);
+        Assert.Contains("expected \"tcp/PORT\" or \"udp/PORT\" with PORT 1-65535", e.Message);
+    }
+
+    [Fact]
+    public void An_empty_port_list_is_refused_because_unlisted_traffic_is_not_logged()
+    {
+        var e = Fails(" ports = []");
+        Assert.Contains("'continuity.apps.kv.ports' = [] is invalid: expected at least one \"tcp/PORT\" or \"udp/PORT\"", e.Message);
+        Assert.Contains("survive a failover", e.Message);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.5/0")]
+    [InlineData("10.0.0.5/-1")]
+    [InlineData("10.0.0.5")]
+    [InlineData("10.0.0.5/24/8")]
+    [InlineData("10.0.0.5 /24")]
+    [InlineData("vip.example.com/24")]
+    public void A_vip_that_is_not_ipv4_cidr_is_refused_with_an_example(string vip)
+    {
+        var e = Fails($" vip = \"{vip}\"");
+        Assert.Contains($"'continuity.apps.kv.vip' = \"{vip}\" is invalid: expected an IPv4 address with prefix length \"A.B.C.D/N\" (N 1-30), e.g. \"198.18.0.50/24\"", e.Message);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.5/32")]
+    [InlineData("10.0.0.5/31")]
+    public void A_vip_prefix_with_no_room_for_the_nodes_is_refused(string vip)
+    {
+        var e = Fails($" vip = \"{vip}\"");
+        Assert.Contains($"'continuity.apps.kv.vip' = \"{vip}\" is invalid: a /{vip[^2..]} holds no other address", e.Message);
+        Assert.Contains("\"10.0.0.5/24\"", e.Message);
+    }
+
+    [Theory]
+    [InlineData("10.0.0.0/24", "network address of 10.0.0.0/24")]
+    [InlineData("10.0.0.255/24", "broadcast address of 10.0.0.0/24")]
+    [InlineData("127.0.0.5/8", "is a loopback address")]
+    [InlineData("224.0.0.5/24", "is a multicast address")]
+    [InlineData("0.0.0.5/24", "\"this network\" address")]
+    [InlineData("250.0.0.5/24", "is a reserved address")]
+    public void A_vip_that_cannot_be_a_host_address_is_refused(string vip, string problem)
+    {
+        var e = Fails($" vip = \"{vip}\"");
+        Assert.Contains($"'continuity.apps.kv.vip' = \"{vip}\" is invalid: ", e.Message);
+        Assert.Contains(problem, e.Message);
+    }
+
+    private static IReadOnlyList<AppSpec> ParseOnNode(string node, string vip,
+        Func<IPAddress, (string Interface, int PrefixLength)?>? localSubnet = null, string hostKey = "hostname") =>
+        AppSettingsParser.Parse(ContinuityConfigLoader.LoadFromString(
+            $"akka.remote.dot-netty.tcp.{hostKey} = \"{node}\"\n" +
+            $"continuity.apps.kv {{ command = [\"/bin/sh\"], vip = \"{vip}\", ports = [\"tcp/7000\"] }}\n", "node.hocon"),
+            localSubnet: localSubnet ?? (_ => null));
+
+    [Fact]
+    public void A_vip_outside_the_subnet_of_the_nodes_address_names_both()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => ParseOnNode("198.18.0.11", "198.18.1.50/24"));
+        Assert.Equal("node.hocon:2:45: 'continuity.apps.kv.vip' = \"198.18.1.50/24\" is outside the subnet of this node's address 198.18.0.11 " +
+            "('akka.remote.dot-netty.tcp.hostname' at node.hocon:1:1): 198.18.0.11 is not in 198.18.1.0/24; " +
+            "expected a free address in the nodes' subnet with its prefix length (or fix 'akka.remote.dot-netty.tcp.hostname')", e.Message);
+    }
+
+    [Fact]
+    public void A_vip_inside_the_subnet_of_the_nodes_address_is_accepted() =>
+        Assert.Single(ParseOnNode("198.18.0.11", "198.18.0.50/24"));
+
+    [Fact]
+    public void The_public_hostname_is_the_nodes_address_when_it_is_set()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => ParseOnNode("10.9.9.9", "198.18.0.50/24", hostKey: "public-hostname"));
+        Assert.Contains("this node's address 10.9.9.9 ('akka.remote.dot-netty.tcp.public-hostname'", e.Message);
+    }
+
+    [Fact]
+    public void A_vip_equal_to_the_nodes_own_address_is_refused()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => ParseOnNode("198.18.0.11", "198.18.0.11/24"));
+        Assert.Contains("'continuity.apps.kv.vip' = \"198.18.0.11/24\" is invalid: it is this node's address 198.18.0.11", e.Message);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1")]
+    [InlineData("0.0.0.0")]
+    [InlineData("node-1.example.com")]
+    public void Without_a_routable_node_address_the_subnet_is_not_checked(string host) =>
+        Assert.Single(ParseOnNode(host, "198.18.0.50/24"));
+
+    [Fact]
+    public void The_subnet_of_the_interface_carrying_the_nodes_address_must_hold_the_vip()
+    {
+        // The VIP's /16 holds the node, but the node's interface says its subnet is a /24 that does not hold the VIP.
+        var e = Assert.Throws<ConfigurationException>(() =>
+            ParseOnNode("10.1.0.5", "10.1.2.50/16", a => a.Equals(IPAddress.Parse("10.1.0.5")) ? ("eth0", 24) : null));
+        Assert.Contains("is outside the subnet of this node's address 10.1.0.5", e.Message);
+        Assert.Contains("eth0 carries 10.1.0.5/24, which does not contain 10.1.2.50; expected a free address in 10.1.0.0/24", e.Message);
+        Assert.Single(ParseOnNode("10.1.0.5", "10.1.0.50/24", _ => ("eth0", 24)));
+    }
+
+    [Fact]
+    public void Two_applications_with_one_vip_are_refused()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => Parse("""
+            continuity.apps.a { command = ["/bin/sh"], vip = "10.0.0.5/24", ports = ["tcp/1"] }
+            continuity.apps.b { command = ["/bin/sh"], vip = "10.0.0.5/24", ports = ["tcp/2"] }
+            """));
+        Assert.Contains("'continuity.apps.b.vip' = \"10.0.0.5/24\" is already the VIP of application a", e.Message);
+    }
+
+    [Fact]
+    public void An_empty_program_name_is_refused_showing_the_command()
+    {
+        var e = Fails(" command = [\"\", \"--port\", \"7000\"]");
+        Assert.Contains("'continuity.apps.kv.command' = [\"\", \"--port\", \"7000\"] is invalid: expected a non-empty array of strings whose first element is the program", e.Message);
+    }
+
+    [Fact]
+    public void A_directory_as_the_program_is_refused()
+    {
+        using var dir = new TempDir();
+        var e = Fails($" command = [\"{dir.Path}\"]");
+        Assert.Contains($"'continuity.apps.kv.command' program \"{dir.Path}\" is a directory: expected the program file itself", e.Message);
+    }
+
+    [Fact]
+    public void A_relative_program_path_is_refused()
+    {
+        var e = Fails(" command = [\"bin/kv-server\"]");
+        Assert.Contains("'continuity.apps.kv.command' program \"bin/kv-server\" is a relative path: expected an absolute path or a bare name found in PATH", e.Message);
+    }
+
+    [Fact]
+    public void Restart_limits_default_to_three_restarts_from_one_second_within_ten_minutes()
+    {
+        var kv = Parse("continuity.apps.kv { command = [\"/bin/sh\"], vip = \"10.0.0.5/24\", ports = [\"tcp/1\"] }\n")[0];
+        Assert.Equal(new RestartPolicy(3, TimeSpan.FromSeconds(1), TimeSpan.FromMinutes(10)), kv.Restarts);
+        Assert.Equal(RestartPolicy.Default, kv.Restarts);
+        Assert.Equal([1, 2, 4, 8, 16, 32, 60, 60], Enumerable.Range(1, 8).Select(n => kv.Restarts.DelayBefore(n).TotalSeconds));
+    }
+
+    [Fact]
+    public void Restart_limits_can_be_set_per_application()
+    {
+        var kv = Parse("continuity.app-defaults.max-restarts = 5\n" +
+            "continuity.apps.kv { command = [\"/bin/sh\"], vip = \"10.0.0.5/24\", ports = [\"tcp/1\"], max-restarts = 0, restart-backoff = 3s, restart-window = 1h }\n")[0];
+        Assert.Equal(new RestartPolicy(0, TimeSpan.FromSeconds(3), TimeSpan.FromHours(1)), kv.Restarts);
+    }
+
+    [Theory]
+    [InlineData(" max-restarts = -1", "'continuity.apps.kv.max-restarts' = \"-1\" is invalid: expected a whole number 0-100")]
+    [InlineData(" max-restarts = lots", "'continuity.apps.kv.max-restarts' = \"lots\" is invalid: expected a whole number 0-100")]
+    [InlineData(" restart-backoff = 10ms", "'continuity.apps.kv.restart-backoff' = \"10ms\" is invalid: expected a duration of at least 100ms")]
+    [InlineData(" restart-backoff = 5m\n restart-window = 1m", "'continuity.apps.kv.restart-window' = \"1m\" is invalid: expected a duration at least as long as restart-backoff (300s)")]
+    public void Bad_restart_limits_are_refused(string setting, string message) =>
+        Assert.Contains(message, Fails(setting).Message);
 }

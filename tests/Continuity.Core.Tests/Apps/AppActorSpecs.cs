@@ -1,0 +1,102 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.TestKit.Xunit2;
+using Continuity.Core.Apps;
+using Continuity.Core.Election;
+using Continuity.Core.Platform;
+using Xunit;
+
+namespace Continuity.Core.Tests.Apps;
+
+/// <summary>The primary's app actor when its program cannot start or ends on its own.</summary>
+public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("""
+    akka.loglevel = INFO
+    akka.persistence.journal.plugin = "akka.persistence.journal.inmem"
+    akka.persistence.snapshot-store.plugin = "akka.persistence.snapshot-store.inmem"
+    """))
+{
+    private static readonly TimeSpan Watch = TimeSpan.FromMilliseconds(50);
+    private readonly FakePlatform _platform = new();
+    private readonly AppSpec _app = TestConfig.App("kv");
+
+    private IActorRef AppActor() =>
+        Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", TestConfig.TempDir(), Watch));
+
+    private OwnerProtocol.NodeStatus StatusOf(IActorRef actor)
+    {
+        actor.Tell(new OwnerProtocol.GetNodeStatus("kv"));
+        return ExpectMsg<OwnerProtocol.NodeStatus>();
+    }
+
+    [Fact]
+    public void A_program_that_exits_on_its_own_is_reported_with_its_exit_code_and_last_output_and_the_node_stops_serving()
+    {
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>(s => s.Epoch == 1 && s.Node == "node-1");
+        Assert.True(_platform.Vip.Up);
+        var pid = _platform.Launcher.LastPid;
+
+        _platform.Launcher.End(pid, new ProgramExit(3, ["loading /etc/kv.conf", "fatal: port 7000 is in use"]));
+
+        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>(TimeSpan.FromSeconds(5));
+        Assert.Equal((1L, "node-1"), (failed.Epoch, failed.Node));
+        Assert.StartsWith($"/bin/kv (pid {pid}) exited with code 3 after ", failed.Reason);
+        Assert.EndsWith("; last output: loading /etc/kv.conf | fatal: port 7000 is in use", failed.Reason);
+        // Nothing pretends to serve it any more: no VIP, no queue rule, and the dead pid is not signalled.
+        Assert.False(_platform.Vip.Up);
+        Assert.Contains("stop-queue", _platform.Filter.Calls);
+        Assert.DoesNotContain(pid, _platform.Launcher.Killed);
+        Assert.Equal(AppRole.Idle, StatusOf(actor).Role);
+        owner.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // reported once
+    }
+
+    [Fact]
+    public void A_program_whose_exit_status_is_unknown_is_still_reported()
+    {
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+
+        _platform.Launcher.End(_platform.Launcher.LastPid, null);
+
+        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>(TimeSpan.FromSeconds(5));
+        Assert.Contains("exited (exit status unknown)", failed.Reason);
+        Assert.Contains("no output", failed.Reason);
+    }
+
+    [Fact]
+    public void A_program_that_cannot_start_is_reported_with_the_launchers_reason_and_nothing_is_left_open()
+    {
+        _platform.Launcher.FailWith = "/bin/kv exited with code 127 right after start; last output: exec: /bin/kv: not found.";
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 4, []), owner.Ref);
+
+        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>();
+        Assert.Equal(4, failed.Epoch);
+        Assert.Equal("could not start /bin/kv: /bin/kv exited with code 127 right after start; last output: exec: /bin/kv: not found.", failed.Reason);
+        Assert.False(_platform.Vip.Up);
+        Assert.Empty(_platform.Filter.Calls);
+        Assert.Equal(AppRole.Idle, StatusOf(actor).Role);
+    }
+
+    [Fact]
+    public void A_program_the_node_stops_itself_is_not_reported_as_failed()
+    {
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        var pid = _platform.Launcher.LastPid;
+
+        // A newer epoch names another primary: this node kills its program on purpose.
+        actor.Tell(new OwnerProtocol.BecomeStandby("kv", 2, "node-2"), owner.Ref);
+        AwaitCondition(() => _platform.Launcher.Killed.Contains(pid), TimeSpan.FromSeconds(3));
+
+        owner.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(AppRole.Standby, StatusOf(actor).Role);
+    }
+}
