@@ -316,8 +316,11 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(ballastMb: 128), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
         var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
-        var client = StartClient(connections: 20, durationSeconds: 50, extra: "--udp-flows 4 --udp-port 7001");
-        Thread.Sleep(TimeSpan.FromSeconds(LongLived));
+        var client = StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
+        // SYNs that meet a freeze are dropped and resent with backoff: connecting may take a while.
+        var connected = client.StandardOutput.ReadLineAsync();
+        Assert.True(connected.Wait(TimeSpan.FromSeconds(90)), "the client's connections were not established within 90 s");
+        output.WriteLine(connected.Result);
         // A checkpoint that covers every connection and that every standby holds: without it, the connections
         // would be younger than anything the standbys could restore, and reset by design.
         var covering = WaitForLogLine(primary, new Regex(@"\[kv\] checkpoint (\S+?): frozen"), TimeSpan.FromSeconds(30)).Groups[1].Value;
