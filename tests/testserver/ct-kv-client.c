@@ -64,6 +64,11 @@ struct uflow {
     uint64_t hash;         /* server's hash at the last verified reply */
     char dgram[256];
     size_t dgram_len;
+    /* Copies of the previous datagram still unaccounted when it was answered: they were sent before the current
+     * one, so any that reach the server do so before it (one path, in order), and its reply must allow for them. */
+    char prev[256];
+    size_t prev_len;
+    int prev_unaccounted;
 };
 
 static struct tconn conns[MAX_CONNS];
@@ -256,6 +261,9 @@ static void tcp_read(struct tconn *c)
 static void udp_send(struct uflow *f, int resend)
 {
     if (!resend) {
+        memcpy(f->prev, f->dgram, f->dgram_len);
+        f->prev_len = f->dgram_len;
+        f->prev_unaccounted = f->n ? f->copies_sent - f->copies_accounted : 0;
         f->n++;
         int pad = (int)((f->n * 11) % 41);
         f->dgram_len = (size_t)snprintf(f->dgram, sizeof f->dgram, "U %s %llu p-%.*s", f->name,
@@ -302,25 +310,34 @@ static void udp_read(void)
             ustale++; /* a late answer to an older datagram we already verified */
             continue;
         }
-        /* Up to the unaccounted copies of datagram n may have reached the server. */
-        uint64_t h = f->hash;
+        /* Up to the unaccounted copies of the previous datagram, then up to those of datagram n, may have
+         * reached the server: the hash says exactly how many of each did. */
+        uint64_t before = f->hash;
         int matched = 0;
-        for (int k = 1; k <= f->copies_sent - f->copies_accounted; k++) {
-            h = fnv1a(h, f->dgram, f->dgram_len);
-            if (count == f->count + (uint64_t)k && hash == h) {
-                f->count = count;
-                f->hash = hash;
-                f->copies_accounted += k;
-                matched = 1;
-                break;
+        for (int j = 0; j <= f->prev_unaccounted && !matched; j++) {
+            if (j > 0)
+                before = fnv1a(before, f->prev, f->prev_len);
+            uint64_t h = before;
+            for (int k = 1; k <= f->copies_sent - f->copies_accounted; k++) {
+                h = fnv1a(h, f->dgram, f->dgram_len);
+                if (count == f->count + (uint64_t)(j + k) && hash == h) {
+                    f->count = count;
+                    f->hash = hash;
+                    f->copies_accounted += k;
+                    f->prev_unaccounted = 0;
+                    matched = 1;
+                    break;
+                }
             }
         }
         if (!matched) {
             umismatches++;
             fail("udp flow %s: reply to datagram %llu says count %llu hash %016llx; after %d unaccounted copies "
-                 "of it the server should be at count %llu..%llu (datagrams lost or duplicated by the server)",
-                 name, n, count, hash, f->copies_sent - f->copies_accounted, (unsigned long long)f->count + 1,
-                 (unsigned long long)(f->count + (uint64_t)(f->copies_sent - f->copies_accounted)));
+                 "of it (and %d of the one before) the server should be at count %llu..%llu (datagrams lost or duplicated "
+                 "by the server)",
+                 name, n, count, hash, f->copies_sent - f->copies_accounted, f->prev_unaccounted,
+                 (unsigned long long)f->count + 1,
+                 (unsigned long long)(f->count + (uint64_t)(f->copies_sent - f->copies_accounted + f->prev_unaccounted)));
             return;
         }
         if (f->outstanding) {
