@@ -82,7 +82,9 @@ public sealed class AppOwnerRestartSpecs(ITestOutputHelper output) : IAsyncLifet
         _platform.Launcher.ExitAfterStart = 1;
         Start();
 
-        var view = await Eventually(v => v.Primary is not null && _platform.Launcher.Launched == 2 && v.State == "unprotected",
+        // The alarm changes from "starting it again" to "started again" once the owner hears of the new start.
+        var view = await Eventually(v => v.Primary is not null && _platform.Launcher.Launched == 2 && v.State == "unprotected"
+                                         && v.Alarm?.Contains("started again") == true,
             TimeSpan.FromSeconds(30), "the program running again");
         output.WriteLine(view.Alarm);
         Assert.Equal(2, view.Epoch);
