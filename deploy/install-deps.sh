@@ -3,7 +3,7 @@
 #   iptables, nftables, iproute2, libnetfilter-queue, libpcap, sqlite, gcc and redis-server (the
 #   tests build a test server and protect a real Redis), postgresql (the server binaries, Debian 12's
 #   PostgreSQL 15 under /usr/lib/postgresql/15/bin: the journal tests initdb and start a throwaway
-#   server of their own, so the system service Debian sets up is neither needed nor used), and a
+#   server of their own, so the system service Debian sets up is neither needed nor used),
 #   chromium (headless, for the web dashboard's browser tests: Playwright drives /usr/bin/chromium and downloads
 #   no browser of its own), and a CRIU that can dump AND restore a process holding an established TCP connection on the running kernel.
 # Debian 12's own criu (3.17) fails on kernels >= 6.x here, and 13's (4.1) cannot dump TCP
