@@ -17,7 +17,7 @@ namespace Continuity.Node.Management;
 
 /// <summary>
 /// The node's management endpoint: versioned JSON over HTTP with a bearer token. The console
-/// (continuity-cmd) and the lab use it. Every request is authenticated; every action is logged
+/// (continuity-cmd), the lab and the web dashboard (GET /dashboard/, see DashboardFiles) use it. Every API request is authenticated; every action is logged
 /// with the caller's address (the audit trail).
 /// </summary>
 public sealed class ManagementServer : IAsyncDisposable
@@ -61,6 +61,8 @@ public sealed class ManagementServer : IAsyncDisposable
 
         app.Use(async (ctx, next) =>
         {
+            // The dashboard's static files hold no data and are served without the token; everything else needs it.
+            if (await DashboardFiles.TryServe(ctx)) return;
             var header = ctx.Request.Headers.Authorization.ToString();
             var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
             if (!TokenFile.Matches(_token, presented))
