@@ -117,9 +117,10 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     private void AssertEveryByteExactlyOnce(string result, int connections, bool udp)
     {
         Assert.Matches(new Regex(@"RESULT ok=1 .*mismatches=0 resets=0 eofs=0 timeouts=0"), result);
-        // The client must really have talked through the fault: every request answered.
+        // The client must really have talked, every request answered. No rate is asserted: on a loaded machine the
+        // queue's round trips slow down, and speed belongs in the benchmarks.
         var requests = int.Parse(Regex.Match(result, @" requests=(\d+)").Groups[1].Value);
-        Assert.True(requests > 1000, $"only {requests} requests were made");
+        Assert.True(requests >= 20 * connections, $"only {requests} requests were made over {connections} connections");
         // When its time is up the client stops with at most one request in flight per connection.
         var replies = int.Parse(Regex.Match(result, @" replies=(\d+)").Groups[1].Value);
         Assert.InRange(requests - replies, 0, connections);
