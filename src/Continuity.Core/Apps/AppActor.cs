@@ -4,6 +4,7 @@ using Continuity.Core.Capture;
 using Continuity.Core.Checkpoint;
 using Continuity.Core.Election;
 using Continuity.Core.Log;
+using Continuity.Core.Membership;
 using Continuity.Core.Platform;
 using Continuity.Core.Replication;
 using Continuity.Core.Serialization;
@@ -54,6 +55,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private AppRole _role = AppRole.Idle;
     private long _epoch;
     private string? _primaryNode;
+    // The primary's node name, noted while it is a member: after a crash it is gone from the membership, and the
+    // switch report should still say whom it replaced in the words people use.
+    private string? _primaryName;
     private IReadOnlyList<StandbyRef> _standbys = [];
     private ProtectedProcess? _process;
     private bool _vipUp;
@@ -119,6 +123,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             }
             _epoch = m.Epoch;
             _primaryNode = m.PrimaryNode;
+            _primaryName = Akka.Cluster.Cluster.Get(Context.System).State.Members
+                .FirstOrDefault(x => x.Address.ToString() == m.PrimaryNode) is { } member ? NodeNames.NameOf(member) : m.PrimaryNode;
             _owner = Sender;
             _role = AppRole.Standby;
             EnsureStandbyChildren();
@@ -160,7 +166,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _epoch = m.Epoch;
             _owner = Sender;
             // After a crash the deciding owner may be a new singleton that never knew the old primary; this standby did.
-            _takeover = m.From is null && _primaryNode is not null && _primaryNode != _node ? m with { From = _primaryNode } : m;
+            _takeover = m.From is null && _primaryNode is not null && _primaryNode != _node ? m with { From = _primaryName ?? _primaryNode } : m;
             _role = AppRole.TakingOver;
             EnsureStandbyChildren();
             var timeout = TimeSpan.FromSeconds(10);

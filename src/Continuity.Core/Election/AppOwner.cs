@@ -353,7 +353,9 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             var standbys = _standbys.Values.ToList();
             _log.Warning($"[{_app}] {s.Reason}: {NameOf(best.Node)} takes over at epoch {_epoch} from checkpoint " +
                 $"{best.Newest!.Id} (mark {best.Newest.Mark}, log to {best.LogTail})");
-            best.AppActor.Tell(new OwnerProtocol.TakeOver(_app, _epoch, standbys, false, null, s.Reason));
+            // The trigger alone can mislead ("owner started" when the singleton moved with a crashed primary).
+            var reason = maxEpoch > 0 ? $"{s.Reason}: no primary serves epoch {maxEpoch}" : s.Reason;
+            best.AppActor.Tell(new OwnerProtocol.TakeOver(_app, _epoch, standbys, false, null, reason));
             return;
         }
 

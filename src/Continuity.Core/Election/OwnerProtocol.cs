@@ -9,6 +9,8 @@ namespace Continuity.Core.Election;
 public enum AppRole { Idle, Standby, Primary, TakingOver, Releasing }
 
 /// <summary>A completed switch, as shown by the console.</summary>
+/// <param name="From">The node replaced: its cluster address, or its node name when it had already left the
+/// cluster (a crash), since a removed member's address no longer maps to a name.</param>
 public sealed record SwitchInfo(string? From, string To, DateTimeOffset At, string Reason, long Epoch,
     int PacketsReplayed, IReadOnlyDictionary<string, TimeSpan> Phases) : IControlMessage;
 

@@ -30,8 +30,8 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         for (var i = 0; i < 3; i++)
         {
             // run-by-actor-system-terminate off: terminating a node's system is a crash (no graceful leave).
-            var system = ActorSystem.Create("continuity", TestConfig.Node("""
-                akka.cluster.roles = [data]
+            var system = ActorSystem.Create("continuity", TestConfig.Node($$"""
+                akka.cluster.roles = [data, "name:n{{_nodes.Count + 1}}"]
                 akka.coordinated-shutdown.run-by-actor-system-terminate = off
                 akka.loglevel = WARNING
                 """));
@@ -116,8 +116,8 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         output.WriteLine($"after: {after}");
         Assert.Equal(view.Epoch + 1, after.Epoch);
         Assert.Equal(6, after.LastSwitch!.PacketsReplayed);
-        // The owner that decided died with the primary; the switch still says whom it replaced.
-        Assert.Equal(primary.Address, after.LastSwitch.From);
+        // The owner that decided may have died with the primary; the switch still names whom it replaced.
+        Assert.Equal(primary.Name, after.LastSwitch.From);
         Assert.Equal(older.Address, after.Standbys[0].Node);
         // The new primary ships a checkpoint of its own epoch: the remaining standby becomes ready again.
         await Eventually(() => View(older), v => v.State == "protected", TimeSpan.FromSeconds(20), "protected again");

@@ -130,7 +130,7 @@ public sealed class DashboardEndToEndTests(ITestOutputHelper output) : IAsyncLif
             .ToHaveTextAsync(new Regex($"^({string.Join('|', survivors)})$"), new() { Timeout = 60_000 });
         output.WriteLine($"new primary on the page after {clock.Elapsed.TotalSeconds:F1} s: {await page.Locator("article.app[data-app='kv'] .primary").TextContentAsync()}");
         await Expect(page.Locator("#timeline tbody")).ToContainTextAsync(primary + " → ");
-        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(_lab.StateDir, "dashboard-after-crash.png"), FullPage = true });
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Lab.FindRepoRoot()!, "build", "test-results", "dashboard-lab.png"), FullPage = true });
     }
 
     [RootFact]
