@@ -61,6 +61,8 @@ public sealed class ManagementServer : IAsyncDisposable
 
         app.Use(async (ctx, next) =>
         {
+            // Prometheus may scrape without the token if the operator chose so (continuity.management.metrics-require-token).
+            if (!_settings.Node.Management.MetricsRequireToken && ctx.Request.Path == "/metrics") { await next(ctx); return; }
             var header = ctx.Request.Headers.Authorization.ToString();
             var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
             if (!TokenFile.Matches(_token, presented))
@@ -75,6 +77,7 @@ public sealed class ManagementServer : IAsyncDisposable
 
         MapCluster(app);
         AppRoutes.Map(app, _system, _apps, Audit);
+        MibRoutes.Map(app, _system, _settings);
         app.MapFallback((HttpContext ctx) => Results.Json(new { error = $"no such resource: {ctx.Request.Method} {ctx.Request.Path}" }, Json, statusCode: 404));
 
         await app.StartAsync(ct);
