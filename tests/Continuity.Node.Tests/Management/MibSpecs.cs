@@ -196,3 +196,24 @@ public sealed class ClusterMibSpecs
         Assert.True(Assert.Single(listed, n => n.GetProperty("node").GetString() == "alpha").GetProperty("reachable").GetBoolean());
     }
 }
+
+/// <summary>The Grafana dashboard in deploy/grafana asks only for what the node exports.</summary>
+public sealed class GrafanaDashboardSpecs(SoloNodeFixture fixture) : IClassFixture<SoloNodeFixture>
+{
+    [Fact]
+    public async Task Every_metric_the_dashboard_queries_is_one_the_node_exports()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Continuity.Akka.sln"))) dir = dir.Parent;
+        Assert.NotNull(dir);
+        var dashboard = File.ReadAllText(Path.Combine(dir!.FullName, "deploy", "grafana", "continuity.json"));
+        JsonDocument.Parse(dashboard); // valid JSON
+        var (_, body, _) = await fixture.Node.Get("/metrics");
+        var exported = PrometheusText.Parse(body).Keys.ToHashSet();
+
+        var used = System.Text.RegularExpressions.Regex.Matches(dashboard, "continuity_[a-z_]+").Select(m => m.Value).ToHashSet();
+
+        Assert.NotEmpty(used);
+        Assert.Empty(used.Except(exported));
+    }
+}
