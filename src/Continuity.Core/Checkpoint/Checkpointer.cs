@@ -28,7 +28,7 @@ public static class CheckpointerProtocol
     /// <param name="Alarm">The last dump's error, until a dump succeeds again.</param>
     /// <param name="Ready">Standbys that hold a complete checkpoint of this epoch.</param>
     /// <param name="Count">Checkpoints taken in this epoch.</param>
-    /// <param name="LastShip">From the end of the last shipped checkpoint's dump until every standby stored it (null until one did).</param>
+    /// <param name="LastShip">From the last shipped checkpoint's archive being ready (dump and archive done) until every standby stored it (null until one did).</param>
     public sealed record Status(CheckpointInfo? Last, string? Alarm, IReadOnlyCollection<string> Ready, long Count = 0, TimeSpan? LastShip = null);
 }
 

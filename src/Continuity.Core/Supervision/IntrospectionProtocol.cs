@@ -39,7 +39,7 @@ public static class IntrospectionProtocol
     /// <param name="PacketsReleased">Primary: last sequence number released to the program after the standbys acknowledged it.</param>
     /// <param name="LogDepth">Standby: packets held after the newest checkpoint's mark. Primary: packets captured since the last checkpoint's mark.</param>
     /// <param name="LastCheckpoint">Primary: the newest checkpoint taken; standby: the newest one stored.</param>
-    /// <param name="LastShip">Primary: time from the end of the last checkpoint's dump until every standby stored it.</param>
+    /// <param name="LastShip">Primary: time from the last checkpoint's archive being ready (after the dump) until every standby stored it.</param>
     /// <param name="CheckpointCount">Primary: checkpoints taken in the current epoch.</param>
     /// <param name="Takeovers">Takeovers this node completed since it started.</param>
     /// <param name="PacketsReplayedTotal">Packets replayed by those takeovers.</param>

@@ -143,7 +143,7 @@ public static class PrometheusMetrics
         Family(w, "continuity_app_checkpoint_bytes", "gauge", "Size of the newest checkpoint.", withCp.Select(a => (A(a), (double)a.LastCheckpoint!.Bytes)));
         Family(w, "continuity_app_checkpoint_freeze_seconds", "gauge", "How long the newest checkpoint froze the program.", withCp.Select(a => (A(a), a.LastCheckpoint!.Freeze.TotalSeconds)));
         Family(w, "continuity_app_checkpoint_age_seconds", "gauge", "Age of the newest checkpoint.", withCp.Select(a => (A(a), Math.Max(0, (now - a.LastCheckpoint!.At).TotalSeconds))));
-        Family(w, "continuity_app_checkpoint_ship_seconds", "gauge", "Primary: from the end of the last dump until every standby stored it.",
+        Family(w, "continuity_app_checkpoint_ship_seconds", "gauge", "Primary: from the last checkpoint archive being ready until every standby stored it.",
             apps.Where(a => a.LastShip is not null).Select(a => (A(a), a.LastShip!.Value.TotalSeconds)));
         Family(w, "continuity_app_checkpoints_total", "counter", "Primary: checkpoints taken in this epoch (resets with the epoch).", apps.Select(a => (A(a), (double)a.CheckpointCount)));
         Family(w, "continuity_app_takeovers_total", "counter", "Takeovers (switches to this node) completed since the node started.", apps.Select(a => (A(a), (double)a.Takeovers)));
