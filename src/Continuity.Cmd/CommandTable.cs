@@ -26,6 +26,8 @@ internal static class CommandTable
         new("app status", "NAME", "details of one app including the last switchover's phases", AppCommands.StatusAsync),
         new("app switch", "NAME --to NODE", "planned switchover of an app to a standby node", AppCommands.SwitchAsync),
         new("app checkpoint", "NAME", "take a checkpoint of an app now", AppCommands.CheckpointAsync),
+        new("node show", "[NODE]", "one node's figures (CPU, memory, disk, queues, journal) and what it knows of each app", MibCommands.NodeShowAsync),
+        new("mib show", "", "every member's figures and per-app counters (the MIB); --json for the node's JSON", MibCommands.MibShowAsync),
         new("help", "[COMMAND]", "list commands, or show one command's usage", HelpCommand.RunAsync),
         new("exit", "", "leave interactive mode", (_, _) => Task.FromResult(ExitCodes.Ok)) { EndsSession = true },
         new("quit", "", "leave interactive mode", (_, _) => Task.FromResult(ExitCodes.Ok)) { EndsSession = true },

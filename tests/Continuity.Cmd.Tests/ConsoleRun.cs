@@ -1,4 +1,9 @@
 using System.Text;
+using System.Text.Json;
+using Continuity.Core.Checkpoint;
+using Continuity.Core.Election;
+using Continuity.Core.Supervision;
+using Continuity.Node.Management;
 
 namespace Continuity.Cmd.Tests;
 
@@ -119,4 +124,38 @@ internal static class Canned
           "lastSwitch":{"from":"n1","to":"n2","at":"2026-11-27T09:59:00Z","reason":"crash",
             "phases":{"vipMs":3,"restoreMs":120,"replayMs":40,"openMs":2},"packetsReplayed":57}}]}
         """;
+}
+
+/// <summary>
+/// GET /v1/mib as a real node answers it: produced by the node's own conversion (MibJson) and serializer settings from
+/// the MIB records the introspection actors exchange, so the console is tested against the real shape.
+/// </summary>
+internal static class CannedMib
+{
+    private static readonly DateTimeOffset Now = DateTimeOffset.Parse("2026-11-27T10:00:00Z");
+
+    public static string Json
+    {
+        get
+        {
+            var switchInfo = new SwitchInfo(Canned.N2, Canned.N1, Now.AddMinutes(-5), "primary removed", 3, 57,
+                new Dictionary<string, TimeSpan> { ["vip"] = TimeSpan.FromMilliseconds(3), ["restore"] = TimeSpan.FromMilliseconds(120),
+                    ["replay"] = TimeSpan.FromMilliseconds(40), ["open"] = TimeSpan.FromMilliseconds(2) });
+            var checkpoint = new CheckpointInfo(3, "e3-20261127095900000-12", 1000, Now.AddSeconds(-1), 123456, TimeSpan.FromMilliseconds(80));
+            var n1 = new IntrospectionProtocol.NodeMib("n1", Canned.N1, Now,
+                new IntrospectionProtocol.NodeFigures(12.5, 3L << 30, 8L << 30, 40L << 30, 100L << 30,
+                    [new IntrospectionProtocol.QueueFigures(0, 7, 3, 4)], 5 << 20, null),
+                [new IntrospectionProtocol.AppFigures("kv", AppRole.Primary, 3, 1057, 1050, 57, checkpoint, TimeSpan.FromMilliseconds(35), 12, 1, 57, switchInfo)]);
+            var n2 = new IntrospectionProtocol.NodeMib("n2", Canned.N2, Now,
+                new IntrospectionProtocol.NodeFigures(3.25, 1L << 30, 8L << 30, 50L << 30, 100L << 30, [], 4 << 20, null),
+                [new IntrospectionProtocol.AppFigures("kv", AppRole.Standby, 3, 0, 0, 57, checkpoint, null, 0, 0, 0, null)]);
+            string NameOf(string address) => address == Canned.N1 ? "n1" : address == Canned.N2 ? "n2" : address;
+            var dto = new MibJson.MibDto("n1",
+            [
+                MibJson.FromMib(n1, NameOf, Now), MibJson.FromMib(n2, NameOf, Now),
+                MibJson.Unreachable("n3", Canned.N3, "did not answer within 2 s (continuity.supervision.ask-timeout)"),
+            ]);
+            return JsonSerializer.Serialize(dto, ManagementServer.Json);
+        }
+    }
 }

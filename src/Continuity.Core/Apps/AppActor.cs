@@ -8,6 +8,7 @@ using Continuity.Core.Membership;
 using Continuity.Core.Platform;
 using Continuity.Core.Replication;
 using Continuity.Core.Serialization;
+using Continuity.Core.Supervision;
 
 namespace Continuity.Core.Apps;
 
@@ -73,6 +74,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private CancellationTokenSource? _takeoverCts;
     private readonly TimeSpan _watchInterval;
     private int _exitChecks;
+    private SwitchInfo? _lastSwitch;
+    private long _takeovers;
+    private long _replayedTotal;
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
@@ -273,6 +277,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             // The standbys hold a checkpoint of the old epoch only: until a fresh one reaches them they are not ready.
             _checkpointer!.Tell(new CheckpointerProtocol.Take());
             var info = new SwitchInfo(m.From, _node, DateTimeOffset.UtcNow, m.Reason, m.Epoch, d.Report.PacketsReplayed, d.Report.Phases);
+            _lastSwitch = info;
+            _takeovers++;
+            _replayedTotal += d.Report.PacketsReplayed;
             _owner?.Tell(new OwnerProtocol.TookOver(_app.Name, m.Epoch, _node, info));
             _takeover = null;
             Become(Serving);
@@ -281,6 +288,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<TakeoverError>(e => FailTakeover(e.Reason));
         Receive<WatchProgram>(_ => { }); // no program of ours runs until the takeover is done
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
+        Receive<IntrospectionProtocol.GetAppFigures>(_ => ReplyFigures());
         Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
         Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
         ReceiveAny(_ => Stash.Stash());
@@ -355,6 +363,34 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<CheckpointerProtocol.Taken>(_ => { });
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
         Receive<AppActorProtocol.GetPrimaryStatus>(_ => ReplyPrimaryStatus());
+        Receive<IntrospectionProtocol.GetAppFigures>(_ => ReplyFigures());
+    }
+
+    /// <summary>What this node knows of the application, for the MIB: asks the role's children, never waits long.</summary>
+    private void ReplyFigures()
+    {
+        var (app, role, epoch, lastSwitch, takeovers, replayed) = (_app.Name, _role, _epoch, _lastSwitch, _takeovers, _replayedTotal);
+        var timeout = TimeSpan.FromSeconds(2);
+        var checkpointer = OrNull<CheckpointerProtocol.Status>(_checkpointer, new CheckpointerProtocol.GetStatus(), timeout);
+        var capture = OrNull<CaptureProtocol.Status>(_capture, new CaptureProtocol.GetStatus(), timeout);
+        var log = OrNull<StandbyLogProtocol.Status>(_standbyLog, new StandbyLogProtocol.GetStatus(), timeout);
+        var store = OrNull<CheckpointStoreProtocol.Newest>(_store, new CheckpointStoreProtocol.GetNewest(), timeout);
+        Task.WhenAll(checkpointer, capture, log, store).ContinueWith(_ =>
+            {
+                var (c, k, l, n) = (checkpointer.Result, capture.Result, log.Result, store.Result);
+                var last = c?.Last ?? n?.Info;
+                var depth = l?.Depth ?? (k is not null ? Math.Max(0, k.LastSeq - (c?.Last?.Mark ?? 0)) : 0);
+                return new IntrospectionProtocol.AppFigures(app, role, epoch, k?.LastSeq ?? 0, k?.LastReleased ?? 0, depth, last,
+                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch);
+            })
+            .PipeTo(Sender);
+    }
+
+    private static async Task<T?> OrNull<T>(IActorRef? to, object message, TimeSpan timeout) where T : class
+    {
+        if (to is null) return null;
+        try { return await to.Ask<T>(message, timeout).ConfigureAwait(false); }
+        catch (Exception) { return null; }
     }
 
     private void ReplyNodeStatus()

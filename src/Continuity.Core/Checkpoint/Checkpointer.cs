@@ -27,7 +27,9 @@ public static class CheckpointerProtocol
 
     /// <param name="Alarm">The last dump's error, until a dump succeeds again.</param>
     /// <param name="Ready">Standbys that hold a complete checkpoint of this epoch.</param>
-    public sealed record Status(CheckpointInfo? Last, string? Alarm, IReadOnlyCollection<string> Ready);
+    /// <param name="Count">Checkpoints taken in this epoch.</param>
+    /// <param name="LastShip">From the last shipped checkpoint's archive being ready (dump and archive done) until every standby stored it (null until one did).</param>
+    public sealed record Status(CheckpointInfo? Last, string? Alarm, IReadOnlyCollection<string> Ready, long Count = 0, TimeSpan? LastShip = null);
 }
 
 /// <summary>
@@ -60,6 +62,10 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private string? _alarm;
     private readonly HashSet<string> _ready = new();
     private long _counter;
+    private long _taken;
+    private TimeSpan? _lastShip;
+    // The checkpoint being shipped: its id, when shipping began and the standbys that have not stored it yet.
+    private (string Id, DateTime Started, HashSet<string> Pending)? _shipping;
 
     // The checkpoint in progress.
     private IActorRef? _requester;
@@ -108,6 +114,11 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             if (s.Epoch != _epoch) return;
             _ready.Add(s.Node);
             Context.Parent.Tell(s);
+            if (_shipping is { } sh && sh.Id == s.Id && sh.Pending.Remove(s.Node) && sh.Pending.Count == 0)
+            {
+                _lastShip = DateTime.UtcNow - sh.Started;
+                _shipping = null;
+            }
             if (_awaitingStored.Remove(s.Node) && _awaitingStored.Count == 0 && _final && _last?.Id == s.Id)
                 FinishFinal();
         });
@@ -116,7 +127,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             _log.Warning("[{0}] standby {1} rejected checkpoint {2}: {3}", _app.Name, r.Node, r.Id, r.Reason);
             if (_final && _awaitingStored.Contains(r.Node)) FailFinal($"standby {r.Node} rejected the final checkpoint: {r.Reason}");
         });
-        Receive<CheckpointerProtocol.GetStatus>(_ => Sender.Tell(new CheckpointerProtocol.Status(_last, _alarm, _ready.ToArray())));
+        Receive<CheckpointerProtocol.GetStatus>(_ => Sender.Tell(new CheckpointerProtocol.Status(_last, _alarm, _ready.ToArray(), _taken, _lastShip)));
     }
 
     private void Idle()
@@ -159,6 +170,8 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         Receive<Archived>(a =>
         {
             _last = a.Info;
+            _taken++;
+            if (_standbys.Count > 0) _shipping = (a.Info.Id, DateTime.UtcNow, _standbys.Select(s => s.Node).ToHashSet());
             Context.Parent.Tell(new CheckpointerProtocol.Taken(a.Info));
             _log.Info("[{0}] checkpoint {1}: {2:F1} MB, frozen {3:F0} ms, shipping to {4}", _app.Name, a.Info.Id,
                 a.Info.Bytes / 1048576.0, a.Info.Freeze.TotalMilliseconds, _standbys.Count == 0 ? "nobody" : string.Join(", ", _standbys.Select(s => s.Node)));

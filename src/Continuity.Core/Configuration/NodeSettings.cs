@@ -6,11 +6,20 @@ namespace Continuity.Core.Configuration;
 public enum LogFormat { Text, Json }
 
 /// <summary>The management HTTP endpoint (continuity.management).</summary>
-public sealed record ManagementSettings(bool Enabled, string BindHost, int BindPort, string TokenFile)
+/// <param name="MetricsRequireToken">Whether GET /metrics needs the bearer token like every other resource
+/// (continuity.management.metrics-require-token).</param>
+public sealed record ManagementSettings(bool Enabled, string BindHost, int BindPort, string TokenFile, bool MetricsRequireToken = true)
 {
     /// <summary>An <see cref="IPEndPoint"/> when the host is an address, otherwise a <see cref="DnsEndPoint"/>.</summary>
     public EndPoint BindEndPoint =>
         IPAddress.TryParse(BindHost, out var ip) ? new IPEndPoint(ip, BindPort) : new DnsEndPoint(BindHost, BindPort);
+}
+
+/// <summary>The node's self-observation (continuity.supervision): how often the MIB is sampled, how long the
+/// management API waits for another member's MIB before listing it as unreachable.</summary>
+public sealed record SupervisionSettings(TimeSpan SampleInterval, TimeSpan AskTimeout)
+{
+    public static readonly SupervisionSettings Default = new(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(2));
 }
 
 /// <summary>Typed, validated continuity.node and continuity.management settings.</summary>
@@ -19,8 +28,12 @@ public sealed partial record NodeSettings(
     string StateDir,
     TimeSpan JoinTimeout,
     LogFormat LogFormat,
-    ManagementSettings Management)
+    ManagementSettings Management,
+    SupervisionSettings? Supervision = null)
 {
+    /// <summary>continuity.supervision, or its defaults.</summary>
+    public SupervisionSettings Sampling => Supervision ?? SupervisionSettings.Default;
+
     /// <exception cref="ConfigurationException">A value is invalid; the message names the key and where it was set.</exception>
     public static NodeSettings From(LoadedConfig config)
     {
@@ -53,7 +66,14 @@ public sealed partial record NodeSettings(
         if (!Path.IsPathFullyQualified(tokenFile))
             throw ConfigValues.Bad(config, mgmt + "token-file", $"= \"{tokenFile}\" is invalid: expected an absolute path");
 
-        return new NodeSettings(name, stateDir, joinTimeout, logFormat, new ManagementSettings(enabled, host, port, tokenFile));
+        var metricsRequireToken = ConfigValues.Bool(config, mgmt + "metrics-require-token");
+        const string sup = "continuity.supervision.";
+        var supervision = new SupervisionSettings(
+            ConfigValues.Duration(config, sup + "sample-interval", TimeSpan.FromMilliseconds(100), "5s"),
+            ConfigValues.Duration(config, sup + "ask-timeout", TimeSpan.FromMilliseconds(100), "2s"));
+
+        return new NodeSettings(name, stateDir, joinTimeout, logFormat,
+            new ManagementSettings(enabled, host, port, tokenFile, metricsRequireToken), supervision);
     }
 
     internal static bool TryParseHostPort(string text, out string host, out int port)

@@ -5,7 +5,9 @@ using Akka.Configuration;
 using Akka.Event;
 using Continuity.Core.Apps;
 using Continuity.Core.Membership;
+using Continuity.Core.Supervision;
 using Continuity.Linux;
+using Continuity.Linux.Supervision;
 using Continuity.Node.Management;
 
 namespace Continuity.Node.Hosting;
@@ -62,6 +64,12 @@ public sealed class NodeHost : IAsyncDisposable
         }
         else if (settings.Apps.Count > 0)
             log.Info("{0} application(s) declared, but this node has no \"data\" role: it only votes", settings.Apps.Count);
+
+        // Every node (witnesses too) samples itself for the MIB; the management API asks every member's introspector.
+        var sampledApps = apps is null ? [] : settings.Apps.Select(a => a.Name).ToList();
+        system.ActorOf(NodeIntrospector.Props(settings.NodeName, cluster.SelfAddress.ToString(),
+            new ProcNodeProbe(settings.StateDir), settings.Node.Sampling.SampleInterval, sampledApps,
+            "/user/" + ContinuityApps.GuardianName), NodeIntrospector.Name);
 
         if (settings.ManagementEnabled)
         {

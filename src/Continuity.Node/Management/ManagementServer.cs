@@ -63,6 +63,8 @@ public sealed class ManagementServer : IAsyncDisposable
         {
             // The dashboard's static files hold no data and are served without the token; everything else needs it.
             if (await DashboardFiles.TryServe(ctx)) return;
+            // Prometheus may scrape without the token if the operator chose so (continuity.management.metrics-require-token).
+            if (!_settings.Node.Management.MetricsRequireToken && ctx.Request.Path == "/metrics") { await next(ctx); return; }
             var header = ctx.Request.Headers.Authorization.ToString();
             var presented = header.StartsWith("Bearer ", StringComparison.Ordinal) ? header["Bearer ".Length..].Trim() : null;
             if (!TokenFile.Matches(_token, presented))
@@ -77,6 +79,7 @@ public sealed class ManagementServer : IAsyncDisposable
 
         MapCluster(app);
         AppRoutes.Map(app, _system, _apps, Audit);
+        MibRoutes.Map(app, _system, _settings);
         app.MapFallback((HttpContext ctx) => Results.Json(new { error = $"no such resource: {ctx.Request.Method} {ctx.Request.Path}" }, Json, statusCode: 404));
 
         await app.StartAsync(ct);

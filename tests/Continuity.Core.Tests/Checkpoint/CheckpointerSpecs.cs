@@ -37,6 +37,34 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
     }
 
     [Fact]
+    public void The_status_counts_checkpoints_and_times_the_shipping_until_every_standby_stored_it()
+    {
+        var criu = new FakeCheckpointer();
+        var capture = CreateTestProbe();
+        var n2 = CreateTestProbe();
+        var n3 = CreateTestProbe();
+        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", null), 1, () => 42, criu, capture.Ref,
+            TestConfig.TempDir(), new[] { new StandbyRef("n2", n2.Ref), new StandbyRef("n3", n3.Ref) }, null)));
+        capture.ExpectMsg<CaptureProtocol.Pause>();
+        capture.Reply(new CaptureProtocol.Paused(17));
+        capture.ExpectMsg<CaptureProtocol.Resume>();
+        var first = n2.ExpectMsg<CheckpointChunk>();
+        CheckpointerProtocol.Status Status()
+        {
+            cp.Tell(new CheckpointerProtocol.GetStatus());
+            return ExpectMsg<CheckpointerProtocol.Status>();
+        }
+        AwaitAssert(() => Assert.Equal(1, Status().Count));
+
+        cp.Tell(new CheckpointStored("kv", 1, "n2", first.Id, 17));
+        Thread.Sleep(50);
+        Assert.Null(Status().LastShip); // n3 has not stored it yet
+        cp.Tell(new CheckpointStored("kv", 1, "n3", first.Id, 17));
+
+        AwaitAssert(() => Assert.True(Status().LastShip >= TimeSpan.FromMilliseconds(50)));
+    }
+
+    [Fact]
     public void A_failed_dump_raises_the_alarm_keeps_the_previous_checkpoint_and_resumes_capture()
     {
         var criu = new FakeCheckpointer { Fail = true };

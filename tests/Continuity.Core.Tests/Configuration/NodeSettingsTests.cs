@@ -65,4 +65,29 @@ public class NodeSettingsTests
         var e = Assert.Throws<ConfigurationException>(() => From("continuity.node.state-dir = data\n"));
         Assert.Contains("expected an absolute path", e.Message);
     }
+    [Fact]
+    public void Metrics_need_the_token_and_the_mib_is_sampled_every_5s_by_default()
+    {
+        var s = From("");
+        Assert.True(s.Management.MetricsRequireToken);
+        Assert.Equal(TimeSpan.FromSeconds(5), s.Sampling.SampleInterval);
+        Assert.Equal(TimeSpan.FromSeconds(2), s.Sampling.AskTimeout);
+    }
+
+    [Fact]
+    public void Unauthenticated_scraping_and_the_sampling_are_set_in_the_file()
+    {
+        var s = From("continuity.management.metrics-require-token = off\ncontinuity.supervision { sample-interval = 1s, ask-timeout = 500ms }\n");
+        Assert.False(s.Management.MetricsRequireToken);
+        Assert.Equal(TimeSpan.FromSeconds(1), s.Sampling.SampleInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), s.Sampling.AskTimeout);
+    }
+
+    [Fact]
+    public void A_sample_interval_below_100ms_is_refused()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => From("continuity.supervision.sample-interval = 10ms\n"));
+        Assert.Contains("'continuity.supervision.sample-interval'", e.Message);
+        Assert.Contains("at least 100ms", e.Message);
+    }
 }

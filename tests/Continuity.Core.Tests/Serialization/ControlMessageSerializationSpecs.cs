@@ -1,3 +1,4 @@
+using Continuity.Core.Supervision;
 using System.Collections;
 using System.Runtime.Serialization;
 using Akka.Actor;
@@ -39,6 +40,12 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         new[] { new StandbyView("n2", "n2", true, 3, new CheckpointInfo(1, "e1-1", 7, DateTimeOffset.UnixEpoch, 1024, TimeSpan.FromMilliseconds(5))), new StandbyView("n3", "n3", false, 0) }.ToList(),
         state, Newest, 3, Switch, null);
 
+    private static readonly IntrospectionProtocol.NodeFigures Figures = new(12.5, 1 << 30, 4L << 30, 10L << 30, 20L << 30,
+        new[] { new IntrospectionProtocol.QueueFigures(0, 3, 1, 2), new IntrospectionProtocol.QueueFigures(1, 0, 0, 0) }.ToList(), 65536, null);
+
+    private static readonly IntrospectionProtocol.AppFigures PrimaryFigures = new("kv", AppRole.Primary, 2, 100, 98, 5, Newest,
+        TimeSpan.FromMilliseconds(40), 7, 1, 6, Switch);
+
     /// <summary>One or more samples of every concrete control message; the argument is an actor reference to carry.</summary>
     private static readonly Dictionary<string, Func<IActorRef, object>> Samples = new()
     {
@@ -76,6 +83,16 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["SwitchStarted"] = _ => new AppsProtocol.SwitchStarted("kv", "n1", "n2", 2),
         ["CheckpointTaken"] = _ => new AppsProtocol.CheckpointTaken("kv", Newest),
         ["Rejected"] = _ => new AppsProtocol.Rejected("kv", "no primary"),
+        // The MIB, as NodeIntrospector builds it: ToList of queues and apps, an empty [] on a witness.
+        ["GetMib"] = _ => new IntrospectionProtocol.GetMib(),
+        ["QueueFigures"] = _ => new IntrospectionProtocol.QueueFigures(0, 3, 1, 2),
+        ["NodeFigures"] = _ => Figures,
+        ["AppFigures"] = _ => PrimaryFigures,
+        ["AppFigures of an idle node"] = _ => new IntrospectionProtocol.AppFigures("kv", AppRole.Idle, 0, 0, 0, 0, null, null, 0, 0, 0, null),
+        ["NodeMib"] = _ => new IntrospectionProtocol.NodeMib("n1", "akka.tcp://continuity@10.0.0.1:4053", DateTimeOffset.UtcNow, Figures,
+            new[] { PrimaryFigures }.ToList()),
+        ["NodeMib of a witness"] = _ => new IntrospectionProtocol.NodeMib("n3", "akka.tcp://continuity@10.0.0.3:4053", DateTimeOffset.UtcNow,
+            new IntrospectionProtocol.NodeFigures(0, 0, 0, 0, 0, [], 0, "/proc/stat: unreadable"), []),
         ["AppsView"] = _ => new AppsView(new[] { View("protected"), new AppView("db", 0, null, [], "unknown", null, 0, null, "no answer") }),
         ["AppView"] = _ => View("degraded"),
         ["StandbyView"] = _ => new StandbyView("n2", "n2", true, 3),

@@ -1,0 +1,84 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using Continuity.Node.Hosting;
+
+namespace Continuity.Node.Tests.Management;
+
+/// <summary>A real node in this process (Akka on 127.0.0.1, Kestrel on loopback) in its own temporary directory.</summary>
+public sealed class TestNode : IAsyncDisposable
+{
+    private readonly string _dir;
+    public NodeHost Host { get; }
+    public HttpClient Http { get; }
+    public string Token { get; }
+    public int ClusterPort { get; }
+    public string Address => $"akka.tcp://continuity@127.0.0.1:{ClusterPort}";
+
+    private TestNode(string dir, NodeHost host, HttpClient http, string token, int clusterPort)
+    {
+        (_dir, Host, Http, Token, ClusterPort) = (dir, host, http, token, clusterPort);
+    }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <param name="seed">The cluster port of the seed to join; null to form a cluster of its own.</param>
+    public static async Task<TestNode> StartAsync(string name, int? seed = null, string extra = "")
+    {
+        var dir = Directory.CreateTempSubdirectory("ct-node-test-").FullName;
+        var clusterPort = FreePort();
+        var mgmtPort = FreePort();
+        var file = Path.Combine(dir, "node.hocon");
+        File.WriteAllText(file, $$"""
+            continuity.node.name = "{{name}}"
+            continuity.node.state-dir = "{{dir}}/state"
+            continuity.management.bind = "127.0.0.1:{{mgmtPort}}"
+            continuity.management.token-file = "{{dir}}/token"
+            continuity.supervision.sample-interval = 500ms
+            akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
+            akka.remote.dot-netty.tcp.port = {{clusterPort}}
+            akka.cluster.seed-nodes = ["akka.tcp://continuity@127.0.0.1:{{seed ?? clusterPort}}"]
+            akka.cluster.roles = ["data"]
+            akka.coordinated-shutdown.exit-clr = off
+            akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
+            akka.loglevel = WARNING
+            {{extra}}
+            """);
+        var host = await NodeHost.StartAsync(HostSettings.Load(file));
+        var token = File.ReadAllText(Path.Combine(dir, "token")).Trim();
+        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{mgmtPort}"), Timeout = TimeSpan.FromSeconds(30) };
+        return new TestNode(dir, host, http, token, clusterPort);
+    }
+
+    public async Task<(HttpStatusCode Status, string Body, string? ContentType)> Get(string path, bool withToken = true)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (withToken) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        using var response = await Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.ToString());
+    }
+
+    /// <summary>Waits until GET /v1/cluster shows <paramref name="members"/> members Up.</summary>
+    public async Task WaitForUp(int members)
+    {
+        for (var i = 0; i < 300; i++)
+        {
+            var (_, body, _) = await Get("/v1/cluster");
+            if (body.Split("\"Up\"").Length - 1 >= members) return;
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"{members} members were not Up within 30 s");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await Host.DisposeAsync();
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+}
