@@ -197,8 +197,8 @@ public sealed class Switchover
             // start, and prompt again once the announcement is over in case they still had the dead primary's.
             await Task.WhenAny(announce, Task.Delay(_options.PromptDelay, ct)).ConfigureAwait(false);
             foreach (var c in toPrompt)
-                if (Prompt(c))
-                    prompted++;
+                Prompt(c);
+            prompted = toPrompt.Count;
         }
         await announce.ConfigureAwait(false);
         foreach (var c in toPrompt)
@@ -413,17 +413,21 @@ public sealed class Switchover
     /// replayed: the client fast-retransmits what it sent after the crash. To the restored server, through the
     /// channel: it fast-retransmits the replies the channel swallowed and the client never got.
     /// </summary>
-    private bool Prompt(Connection c)
+    private void Prompt(Connection c)
     {
         var k = c.Key;
-        if (!_platform.Channel.TryGetHighestSent(k, out var serverNext)) return false;
-        var toClient = _platform.Inspector.BuildTcp(k.Server, k.ServerPort, k.Client, k.ClientPort,
-            serverNext, c.ClientNext, PacketFields.Ack, c.Window);
         var toServer = _platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
             c.ClientNext, c.InjectedAck, PacketFields.Ack, c.Window);
+        // The duplicate ACK towards the client needs the server's next sequence number, known only if the restored
+        // server sent something during the replay. A connection whose logged tail is a bare ACK (its next request
+        // was sent into the outage) sends nothing, yet its client is the one sleeping in RTO back-off: it still gets
+        // the ICMP prompts below, which need only the client's own numbers.
+        var toClient = _platform.Channel.TryGetHighestSent(k, out var serverNext)
+            ? _platform.Inspector.BuildTcp(k.Server, k.ServerPort, k.Client, k.ClientPort, serverNext, c.ClientNext, PacketFields.Ack, c.Window)
+            : null;
         for (var i = 0; i < _options.DuplicateAcks; i++)
         {
-            _platform.Sender.Send(toClient);
+            if (toClient is not null) _platform.Sender.Send(toClient);
             _platform.Channel.Inject(toServer);
         }
         // SACK-enabled peers (all Linux ones) do not fast-retransmit on bare duplicate ACKs. What does work is RFC
@@ -438,7 +442,6 @@ public sealed class Switchover
             _platform.Sender.Send(clientUnreachable);
             _platform.Channel.Inject(serverUnreachable);
         }
-        return true;
     }
 
     private static string Describe(ConnectionKey k) => $"{k.Client}:{k.ClientPort} -> {k.Server}:{k.ServerPort}";
