@@ -130,6 +130,8 @@ public sealed class DashboardEndToEndTests(ITestOutputHelper output) : IAsyncLif
             .ToHaveTextAsync(new Regex($"^({string.Join('|', survivors)})$"), new() { Timeout = 60_000 });
         output.WriteLine($"new primary on the page after {clock.Elapsed.TotalSeconds:F1} s: {await page.Locator("article.app[data-app='kv'] .primary").TextContentAsync()}");
         await Expect(page.Locator("#timeline tbody")).ToContainTextAsync(primary + " → ");
+        // Absent values (no alarm, say) are left out, never printed as the script's null or undefined.
+        await Expect(page.Locator("article.app[data-app='kv']")).Not.ToContainTextAsync(new Regex(@"\b(null|undefined|NaN)\b"));
         await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(Lab.FindRepoRoot()!, "build", "test-results", "dashboard-lab.png"), FullPage = true });
     }
 

@@ -204,7 +204,7 @@
             el('td', {}, s.node), el('td', {}, s.address), el('td', {}, s.ready ? 'ready' : 'not ready'),
             el('td', {}, s.checkpointId || '–'), el('td', {}, fmtMs(s.checkpointAgeMs)), el('td', {}, s.logDepth)))))
       : el('p', { className: 'muted' }, 'No standby.');
-    p.info.replaceChildren(dl, standbys, a.alarm ? el('p', { className: 'alarm' }, a.alarm) : null);
+    p.info.replaceChildren(...[dl, standbys, a.alarm ? el('p', { className: 'alarm' }, a.alarm) : null].filter(Boolean));
 
     // Keep the operator's choice across polls; only rebuild the options when the standbys change.
     const wanted = a.standbys.map(s => s.node);
