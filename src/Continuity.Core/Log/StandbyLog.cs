@@ -61,6 +61,7 @@ public sealed class StandbyLog : ReceivePersistentActor
     // transit) would block the primary again; accepting it is safe because _hole keeps the node out of elections until
     // a fresh checkpoint covers the hole, exactly as for a node that joins mid-epoch.
     private bool _rejoining;
+    private readonly LogLevel _failureLevel;
 
     private sealed record ProbeWrite;
 
@@ -73,6 +74,8 @@ public sealed class StandbyLog : ReceivePersistentActor
         _app = app;
         _node = node ?? nodeName;
         _rejoining = rejoining;
+        // A retry of a journal already known to fail: its parent reports the retry; an ERROR per attempt would flood the log.
+        _failureLevel = rejoining ? LogLevel.WarningLevel : LogLevel.ErrorLevel;
         PersistenceId = $"log-{app}-{nodeName}";
 
         Recover<Append>(a => Apply(a, LastSequenceNr));
@@ -117,18 +120,24 @@ public sealed class StandbyLog : ReceivePersistentActor
     // Akka's defaults log these with a bare stack; an operator needs the backend, where it is, and what it said.
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
-        _log.Error("[{0}] cannot read the packet log {1} from the {2}: {3}. The log of {0} on this node stops; the node " +
+        Report(string.Format("[{0}] cannot read the packet log {1} from the {2}: {3}. The log of {0} on this node stops; the node " +
             "reports it to the owner, which drops it from the standbys, and tries the journal again later.",
-            _app, PersistenceId, JournalName, JournalBackend.Reason(reason));
+            _app, PersistenceId, JournalName, JournalBackend.Reason(reason)));
         _log.Debug("[{0}] journal recovery failure: {1}", _app, reason);
         Context.Parent.Tell(new StandbyLogProtocol.JournalFailed(JournalName, JournalBackend.Reason(reason)));
     }
 
+    private void Report(string text)
+    {
+        if (_failureLevel == LogLevel.ErrorLevel) _log.Error("{0}", text);
+        else _log.Warning("{0}", text);
+    }
+
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        _log.Error("[{0}] cannot write entry {1} of the packet log {2} to the {3}: {4}. The batch is not acknowledged and the " +
+        Report(string.Format("[{0}] cannot write entry {1} of the packet log {2} to the {3}: {4}. The batch is not acknowledged and the " +
             "log of {0} on this node stops; the node reports it to the owner, which drops it from the standbys.",
-            _app, sequenceNr, PersistenceId, JournalName, JournalBackend.Reason(cause));
+            _app, sequenceNr, PersistenceId, JournalName, JournalBackend.Reason(cause)));
         _log.Debug("[{0}] journal write failure: {1}", _app, cause);
         Context.Parent.Tell(new StandbyLogProtocol.JournalFailed(JournalName, JournalBackend.Reason(cause)));
     }
