@@ -365,7 +365,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         foreach (var n in s.Nodes)
         {
             _names[n.Node] = n.NodeName;
-            if (n.JournalFailure is { } broken) _journalFailed[n.Node] = broken;
+            // A node serving the program keeps no standby log: its failed journal matters once it is a standby again.
+            if (n.JournalFailure is { } broken && n.Role is not (AppRole.Primary or AppRole.TakingOver)) _journalFailed[n.Node] = broken;
             else _journalFailed.Remove(n.Node);
         }
         var maxEpoch = s.Nodes.Select(n => n.Epoch).DefaultIfEmpty(0).Max();

@@ -14,6 +14,8 @@ using static Continuity.Core.Replication.ReplicationProtocol;
 namespace Continuity.Core.Tests.Apps;
 
 /// <summary>A standby's app actor whose SQLite journal is on a real file system that fills up.</summary>
+// In the "cluster" collection: mounting and filling a file system is slow enough to upset timing-sensitive tests run alongside.
+[Collection("cluster")]
 public sealed class AppActorJournalFailureSpecs : TestKit
 {
     private readonly TinyDisk _disk;

@@ -10,6 +10,8 @@ using static Continuity.Core.Replication.ReplicationProtocol;
 namespace Continuity.Core.Tests.Log;
 
 /// <summary>A standby log whose SQLite journal lives on a real file system that the test fills up.</summary>
+// In the "cluster" collection: mounting and filling a file system is slow enough to upset timing-sensitive tests run alongside.
+[Collection("cluster")]
 public sealed class StandbyLogJournalFailureSpecs : TestKit
 {
     private readonly TinyDisk _disk;
