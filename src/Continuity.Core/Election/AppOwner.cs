@@ -154,6 +154,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
                 _failures.Clear();
                 _failedTakeover.Clear();
             }
+            // A restart after a program failure is pending: it asks every member, this one included, once the back-off is
+            // over. Deciding now would skip the back-off (seen when the cluster's MemberUp of a node reached the owner only
+            // after the program had failed there).
+            if (_primary is null && _restartAt is not null) return;
             if (_primary is null || j.Node.Node == _primary.Node) { Self.Tell(new Reconcile("node joined")); Become(Deciding); return; }
             AddStandby(j.Node);
             _log.Info("[{0}] {1} joined: standby of {2} (epoch {3})", _app, j.Node.NodeName, NameOf(_primary.Node), _epoch);
