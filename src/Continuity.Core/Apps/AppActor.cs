@@ -45,6 +45,10 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private sealed record Prepared(CheckpointStoreProtocol.Newest Checkpoint, StandbyLogProtocol.Tail Tail);
     private sealed record TakeoverDone(TakeoverReport Report);
     private sealed record TakeoverError(string Reason);
+    private sealed record RetryJournal;
+
+    /// <summary>Key of the time between attempts to restart a packet log whose journal failed.</summary>
+    public const string JournalRetryKey = "continuity.persistence.retry-interval";
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly AppSpec _app;
@@ -78,6 +82,15 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private long _takeovers;
     private long _replayedTotal;
 
+    // The packet log's journal failed: why (journal and error), until a fresh log proved a write works. While set this
+    // node is no standby (the owner dropped it) and is never elected: its log is known to be incomplete.
+    private string? _journalFailure;
+    // Rejoined after a journal failure: the log misses what was released meanwhile, so the node is no successor until
+    // a checkpoint stored after the rejoin covers the gap (the same rule as for a node that joins).
+    private bool _awaitingFreshCheckpoint;
+    private int _logGeneration;
+    private readonly TimeSpan _journalRetry;
+
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -90,6 +103,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         _nodeName = nodeName;
         _appDir = appDir;
         _watchInterval = watchInterval ?? DefaultWatchInterval;
+        _journalRetry = Context.System.Settings.Config.GetTimeSpan(JournalRetryKey, TimeSpan.FromSeconds(10), allowInfinite: false);
+        if (_journalRetry <= TimeSpan.Zero) _journalRetry = TimeSpan.FromSeconds(10);
         Become(Serving);
     }
 
@@ -166,6 +181,12 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             if (m.Epoch <= _epoch && _role is AppRole.Primary or AppRole.TakingOver) return;
             if (Stale(m.Epoch)) return;
+            if (_journalFailure is not null)
+            {
+                // The owner does not elect such a node; this guards a decision that crossed the failure report.
+                Sender.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, m.Epoch, _node, $"its packet log is down ({_journalFailure})"));
+                return;
+            }
             if (_role == AppRole.Primary) StopPrimaryResources();
             _epoch = m.Epoch;
             _owner = Sender;
@@ -347,18 +368,47 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         Receive<ReplicationProtocol.Append>(a =>
         {
-            if (_standbyLog is null) { _log.Warning("[{0}] packets received but this node is no standby", _app.Name); return; }
+            if (_standbyLog is null)
+            {
+                // Batches sent before the owner dropped this node keep arriving for a moment: expected, not news.
+                if (_journalFailure is null) _log.Warning("[{0}] packets received but this node is no standby", _app.Name);
+                return;
+            }
             _standbyLog.Forward(a);
         });
         Receive<ReplicationProtocol.CheckpointChunk>(c =>
         {
             if (_store is null) EnsureStandbyChildren();
-            _store!.Forward(c);
+            _store?.Forward(c);
         });
         Receive<ReplicationProtocol.CheckpointStored>(s =>
         {
             // From our store (we are a standby) or relayed by our checkpointer (we are the primary).
-            if (s.Node == _node) _lastStored = new CheckpointInfo(s.Epoch, s.Id, s.Mark, DateTimeOffset.UtcNow, 0, TimeSpan.Zero);
+            if (s.Node != _node) return;
+            _lastStored = new CheckpointInfo(s.Epoch, s.Id, s.Mark, DateTimeOffset.UtcNow, 0, TimeSpan.Zero);
+            // Only a checkpoint stored by the current store counts: the store reports newly received ones only.
+            if (_awaitingFreshCheckpoint && Sender.Equals(_store))
+            {
+                _awaitingFreshCheckpoint = false;
+                _log.Info("[{0}] checkpoint {1} stored after the journal came back: this node can take over again", _app.Name, s.Id);
+            }
+        });
+        Receive<StandbyLogProtocol.JournalFailed>(f => OnJournalFailed(Sender, f));
+        Receive<Terminated>(t =>
+        {
+            // A log that stops without saying why (it always says why on a journal failure) is treated the same way.
+            if (t.ActorRef.Equals(_standbyLog))
+                OnJournalFailed(t.ActorRef, new StandbyLogProtocol.JournalFailed(JournalBackend.Describe(Context.System.Settings.Config), "the packet log stopped"));
+        });
+        Receive<RetryJournal>(_ => OnRetryJournal());
+        Receive<StandbyLogProtocol.JournalWorks>(_ =>
+        {
+            if (!Sender.Equals(_standbyLog) || _journalFailure is null) return;
+            _log.Info("[{0}] the packet log of {0} on {1} works again (read and test write went through): offering this node as a " +
+                "standby again; it can take over only after a fresh checkpoint reaches it", _app.Name, _nodeName);
+            _journalFailure = null;
+            _awaitingFreshCheckpoint = true;
+            ToOwner(new OwnerProtocol.JournalRecovered(_app.Name, _node));
         });
         Receive<CheckpointerProtocol.Taken>(_ => { });
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
@@ -393,21 +443,67 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         catch (Exception) { return null; }
     }
 
+    /// <summary>
+    /// The packet log stopped because its journal failed. Nothing it acknowledged is lost (acks follow writes), but it
+    /// acknowledges nothing more, so the primary would hold every packet for it forever. The owner (the one decision
+    /// maker, so this is a configuration change and not a local timeout) drops this node from the standbys; this node
+    /// only reports, and retries a fresh log after a back-off instead of reconnecting the old one, because a log whose
+    /// writes failed may have lost batches it had not yet acknowledged: recovery from the journal is the only truth.
+    /// </summary>
+    private void OnJournalFailed(IActorRef from, StandbyLogProtocol.JournalFailed f)
+    {
+        if (_standbyLog is null || !from.Equals(_standbyLog)) return; // a log replaced or stopped on purpose
+        Context.Unwatch(_standbyLog);
+        _standbyLog = null;
+        // The store tells the log about stored checkpoints: it is recreated with the next log.
+        if (_store is not null) { Context.Stop(_store); _store = null; }
+        var first = _journalFailure is null;
+        _journalFailure = $"{f.Journal}: {f.Reason}";
+        _awaitingFreshCheckpoint = false;
+        if (first)
+        {
+            _log.Error("[{0}] the packet log of application {0} on node {1} stopped: its journal ({2}) failed: {3}. This node can no " +
+                "longer be a standby of {0}; it reports that to the owner, which drops it from the standbys (the primary then waits " +
+                "for the others only). The journal is tried again every {4:0.#} s.", _app.Name, _nodeName, f.Journal, f.Reason, _journalRetry.TotalSeconds);
+            ToOwner(new OwnerProtocol.JournalFailed(_app.Name, _node, _journalFailure));
+        }
+        else
+            _log.Warning("[{0}] the journal ({1}) still fails: {2}; trying again in {3:0.#} s", _app.Name, f.Journal, f.Reason, _journalRetry.TotalSeconds);
+        Timers.StartSingleTimer("journal-retry", new RetryJournal(), _journalRetry);
+    }
+
+    private void OnRetryJournal()
+    {
+        if (_journalFailure is null || _standbyLog is not null) return;
+        // A primary keeps no standby log; it tries again when it is a standby once more.
+        if (_role is AppRole.Primary or AppRole.Releasing or AppRole.TakingOver)
+        {
+            Timers.StartSingleTimer("journal-retry", new RetryJournal(), _journalRetry);
+            return;
+        }
+        CreateStandbyChildren(rejoining: true);
+    }
+
+    /// <summary>Sent through this node's proxy of the owner singleton: the owner that last commanded this node may have moved.</summary>
+    private void ToOwner(object message) =>
+        Context.ActorSelection(Context.Parent.Path / AppsGuardian.OwnerProxyName(_app.Name)).Tell(message);
+
     private void ReplyNodeStatus()
     {
         var (app, node, name, self, role, epoch) = (_app.Name, _node, _nodeName, Self, _role, _epoch);
+        var (failure, awaiting) = (_journalFailure, _awaitingFreshCheckpoint);
         var timeout = TimeSpan.FromSeconds(3);
         if (role == AppRole.Primary && _checkpointer is not null)
         {
             _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout)
                 .ContinueWith(t => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
-                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0))
+                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0, failure))
                 .PipeTo(Sender);
             return;
         }
         if (_store is null || _standbyLog is null)
         {
-            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0));
+            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure, failure is null && !awaiting));
             return;
         }
         var newest = _store.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
@@ -416,7 +512,10 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 newest.IsCompletedSuccessfully ? newest.Result.Info : null,
                 log.IsCompletedSuccessfully ? log.Result.Epoch : 0,
                 log.IsCompletedSuccessfully ? log.Result.LastSeq : 0,
-                log.IsCompletedSuccessfully ? log.Result.Depth : 0))
+                log.IsCompletedSuccessfully ? log.Result.Depth : 0,
+                failure,
+                // A log that does not answer is not trusted for a takeover either.
+                !awaiting && failure is null && log.IsCompletedSuccessfully && log.Result.Complete))
             .PipeTo(Sender);
     }
 
@@ -443,9 +542,28 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void EnsureStandbyChildren()
     {
-        _standbyLog ??= Context.ActorOf(Akka.Actor.Props.Create(() => new StandbyLog(_app.Name, _nodeName, _node)), "log");
-        _store ??= Context.ActorOf(Akka.Actor.Props.Create(() =>
-            new CheckpointStore(_app.Name, _node, Path.Combine(_appDir, "checkpoints"), _standbyLog)), "store");
+        // While the journal is down the retry timer alone restarts the log, not whatever message arrives.
+        if (_journalFailure is not null) return;
+        CreateStandbyChildren(rejoining: false);
+    }
+
+    private void CreateStandbyChildren(bool rejoining)
+    {
+        if (_standbyLog is null)
+        {
+            var (app, nodeName, node, generation) = (_app.Name, _nodeName, _node, ++_logGeneration);
+            // A new name per generation: the name of a stopped child is free only once its Terminated was processed.
+            _standbyLog = Context.ActorOf(Akka.Actor.Props.Create(() => new StandbyLog(app, nodeName, node, rejoining)),
+                generation == 1 ? "log" : $"log-{generation}");
+            Context.Watch(_standbyLog);
+            if (_store is not null) { Context.Stop(_store); _store = null; }
+        }
+        if (_store is null)
+        {
+            var (app, node, dir, log, generation) = (_app.Name, _node, Path.Combine(_appDir, "checkpoints"), _standbyLog, _logGeneration);
+            _store = Context.ActorOf(Akka.Actor.Props.Create(() => new CheckpointStore(app, node, dir, log)),
+                generation == 1 ? "store" : $"store-{generation}");
+        }
     }
 
     private void StartCapture()
@@ -474,7 +592,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         _checkpointer = Context.ActorOf(Akka.Actor.Props.Create(() =>
             new Checkpointer(app, epoch, pid, criu, capture, workDir, standbys, null)), $"checkpointer-{epoch}");
         // The standby pieces of this node are not needed while it is primary; their files stay on disk.
-        if (_standbyLog is not null) { Context.Stop(_standbyLog); _standbyLog = null; }
+        if (_standbyLog is not null) { Context.Unwatch(_standbyLog); Context.Stop(_standbyLog); _standbyLog = null; }
         if (_store is not null) { Context.Stop(_store); _store = null; }
     }
 

@@ -57,13 +57,16 @@ public sealed class AppsGuardian : ReceiveActor
                     PoisonPill.Instance, singletonSettings), $"owner-{app.Name}");
             }
             _owners[app.Name] = Context.ActorOf(ClusterSingletonProxy.Props(
-                Self.Path.ToStringWithoutAddress() + $"/owner-{app.Name}", proxySettings), $"owner-{app.Name}-proxy");
+                Self.Path.ToStringWithoutAddress() + $"/owner-{app.Name}", proxySettings), OwnerProxyName(app.Name));
         }
         _log.Info("Continuity apps started on {0} ({1}): {2}", _nodeName, isData ? "data node" : "no data role",
             string.Join(", ", _apps.Select(a => a.Name)));
     }
 
     public static string AppActorName(string app) => $"app-{app}";
+
+    /// <summary>Name of the proxy to <paramref name="app"/>'s owner singleton, a sibling of the app actor.</summary>
+    public static string OwnerProxyName(string app) => $"owner-{app}-proxy";
 
     private void ToOwner(string app, object message)
     {

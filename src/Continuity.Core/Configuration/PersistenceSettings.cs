@@ -15,6 +15,7 @@ public static class PersistenceSettings
         var backend = ConfigValues.String(config, JournalBackend.BackendKey);
         if (backend is not ("sqlite" or "postgresql"))
             throw ConfigValues.Bad(config, JournalBackend.BackendKey, $"= \"{backend}\" is invalid: expected sqlite or postgresql");
+        ConfigValues.Duration(config, Apps.AppActor.JournalRetryKey, TimeSpan.FromMilliseconds(100), "10s");
         if (backend == "postgresql")
         {
             var cs = ConfigValues.String(config, JournalBackend.ConnectionStringKey, required: false);

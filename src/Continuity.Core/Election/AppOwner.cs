@@ -26,8 +26,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private sealed record Reconcile(string Reason);
     private sealed record Statuses(string Reason, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes);
-    private sealed record Joined(OwnerProtocol.NodeStatus Node);
-    private sealed record AskJoined(Address Address, int Attempt);
+    /// <param name="Rejoin">The node's journal works again (it was never removed from the cluster): not a join, so it
+    /// does not count as the fresh start that lifts a "failed" application.</param>
+    private sealed record Joined(OwnerProtocol.NodeStatus Node, bool Rejoin = false);
+    private sealed record AskJoined(Address Address, int Attempt, bool Rejoin = false);
     private sealed record SwitchReleased(IActorRef ReplyTo, StandbyRef Target, OwnerProtocol.Released Released);
     private sealed record SwitchFailed(IActorRef ReplyTo, string Reason);
 
@@ -43,6 +45,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, string> _names = new();
     private readonly HashSet<string> _failedTakeover = new();
     private readonly HashSet<Address> _removed = new();
+    // Nodes whose packet log stopped because their journal failed, with the reason. They are no standbys (the primary
+    // would wait for their acks forever) and are never elected (their log is incomplete) until they report recovery.
+    // Rebuilt from the nodes' statuses by every decision, so a new incarnation of the owner knows them too.
+    private readonly Dictionary<string, string> _journalFailed = new();
     private SwitchInfo? _lastSwitch;
     private string? _alarm;
 
@@ -128,11 +134,18 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (a.Attempt > 60 || _removed.Contains(a.Address)) return;
             // A node joins before its app actors exist (the host starts them after the join): ask again for a while.
             var retry = a with { Attempt = a.Attempt + 1 };
-            AskStatus(a.Address).ContinueWith(t => t.Result is { } s ? new Joined(s) : (object)retry).PipeTo(Self);
+            AskStatus(a.Address).ContinueWith(t => t.Result is { } s ? new Joined(s, a.Rejoin) : (object)retry).PipeTo(Self);
         });
         Receive<Joined>(j =>
         {
-            if (_gaveUp)
+            if (j.Node.JournalFailure is { } broken)
+            {
+                NoteJournalFailure(j.Node.Node, broken);
+                return;
+            }
+            _journalFailed.Remove(j.Node.Node);
+            if (j.Rejoin && (j.Node.Node == _primary?.Node || _standbys.ContainsKey(j.Node.Node))) return;
+            if (_gaveUp && !j.Rejoin)
             {
                 // The documented way out of "failed": fix the cause, restart a data node. Its arrival counts as a fresh start.
                 _log.Warning("[{0}] {1} joined: starting the application again after it was stopped for failing ({2})",
@@ -141,6 +154,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
                 _failures.Clear();
                 _failedTakeover.Clear();
             }
+            // A restart after a program failure is pending: it asks every member, this one included, once the back-off is
+            // over. Deciding now would skip the back-off (seen when the cluster's MemberUp of a node reached the owner only
+            // after the program had failed there).
+            if (_primary is null && _restartAt is not null) return;
             if (_primary is null || j.Node.Node == _primary.Node) { Self.Tell(new Reconcile("node joined")); Become(Deciding); return; }
             AddStandby(j.Node);
             _log.Info("[{0}] {1} joined: standby of {2} (epoch {3})", _app, j.Node.NodeName, NameOf(_primary.Node), _epoch);
@@ -151,6 +168,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             _removed.Add(m.Member.Address);
             var node = m.Member.Address.ToString();
+            _journalFailed.Remove(node);
             if (node == _primary?.Node)
             {
                 _log.Warning("[{0}] primary {1} was removed from the cluster: electing a successor", _app, NameOf(node));
@@ -184,6 +202,20 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             Become(Deciding);
         });
         Receive<OwnerProtocol.ProgramFailed>(OnProgramFailed);
+        Receive<OwnerProtocol.JournalFailed>(f =>
+        {
+            // A primary keeps no packet log: a report from its standby days is late news.
+            if (f.Node == _primary?.Node) return;
+            NoteJournalFailure(f.Node, f.Reason);
+        });
+        Receive<OwnerProtocol.JournalRecovered>(r =>
+        {
+            if (!_journalFailed.Remove(r.Node)) return;
+            _log.Info("[{0}] the journal of {1} works again: it rejoins as a standby (not ready, and not elected, until a fresh " +
+                "checkpoint reaches it)", _app, NameOf(r.Node));
+            // Through the same status query as a joining node: what the node says now is what counts.
+            Self.Tell(new AskJoined(Address.Parse(r.Node), 0, Rejoin: true));
+        });
         Receive<OwnerProtocol.Started>(st =>
         {
             if (st.Epoch != _epoch) return;
@@ -239,6 +271,23 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private OwnerProtocol.OwnerView View() => new(_app, _epoch, _primary?.Node, _primary?.AppActor,
         _standbys.Values.ToList(), _lastSwitch, Alarm(), _gaveUp);
 
+    /// <summary>
+    /// A node's journal failed: it is dropped from the standbys now, and the primary is told its new standby list, so it
+    /// releases what the remaining standbys acknowledged. This is the membership decision the safety rule asks for (the
+    /// node itself reported it cannot log any more), not a local timeout: every remaining standby still holds every
+    /// packet released from now on, and the dropped node is kept out of elections.
+    /// </summary>
+    private void NoteJournalFailure(string node, string reason)
+    {
+        var isNew = !_journalFailed.ContainsKey(node);
+        _journalFailed[node] = reason;
+        var wasStandby = _standbys.Remove(node);
+        if (wasStandby) TellPrimaryStandbys();
+        if (isNew || wasStandby)
+            _log.Error("[{0}] standby {1} dropped: its journal failed: {2}. The primary no longer waits for it; it is not " +
+                "elected until its journal works again and a fresh checkpoint reaches it.", _app, NameOf(node), reason);
+    }
+
     /// <summary>A failure of the program (its node already stopped serving): start it again after a back-off, or give up.</summary>
     private void OnProgramFailed(OwnerProtocol.ProgramFailed f)
     {
@@ -256,17 +305,27 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _gaveUp = true;
             _restartAt = null;
             Timers.Cancel("restart");
-            _log.Error("[{0}] {1}", _app, Alarm());
+            _log.Error("[{0}] {1}", _app, ProgramAlarm());
             return;
         }
         var delay = _restarts.DelayBefore(_failures.Count);
         _restartAt = now + delay;
-        _log.Error("[{0}] {1}", _app, Alarm());
+        _log.Error("[{0}] {1}", _app, ProgramAlarm());
         Timers.StartSingleTimer("restart", new Reconcile($"restart {_failures.Count} after the program failed on {NameOf(f.Node)}"), delay);
     }
 
-    /// <summary>What the management view shows: the program's failures first, then any other alarm.</summary>
+    /// <summary>What the management view shows: the program's alarm, then every dropped standby.</summary>
     private string? Alarm()
+    {
+        var parts = new[] { ProgramAlarm() }
+            .Concat(_journalFailed.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => $"standby {NameOf(kv.Key)} dropped: its journal failed: {kv.Value}"))
+            .Where(p => p is not null).ToList();
+        return parts.Count == 0 ? null : string.Join("; ", parts);
+    }
+
+    /// <summary>The program's failures first, then any other alarm.</summary>
+    private string? ProgramAlarm()
     {
         var now = DateTimeOffset.UtcNow;
         if (!_gaveUp) _failures.RemoveAll(x => now - x.At > _restarts.Window);
@@ -307,7 +366,13 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Decide(Statuses s)
     {
-        foreach (var n in s.Nodes) _names[n.Node] = n.NodeName;
+        foreach (var n in s.Nodes)
+        {
+            _names[n.Node] = n.NodeName;
+            // A node serving the program keeps no standby log: its failed journal matters once it is a standby again.
+            if (n.JournalFailure is { } broken && n.Role is not (AppRole.Primary or AppRole.TakingOver)) _journalFailed[n.Node] = broken;
+            else _journalFailed.Remove(n.Node);
+        }
         var maxEpoch = s.Nodes.Select(n => n.Epoch).DefaultIfEmpty(0).Max();
         _epoch = Math.Max(_epoch, maxEpoch);
         _standbys.Clear();
@@ -341,9 +406,26 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
 
+        // A node whose journal failed, or whose log still misses packets, is no successor: replaying its log would skip
+        // packets the program already consumed. If such nodes are all that holds a checkpoint, nothing is started (a fresh
+        // start would throw the state away): the owner waits until one of them is whole again.
+        bool Electable(OwnerProtocol.NodeStatus n) => n.JournalFailure is null && n.LogComplete;
+        if (!s.Nodes.Any(n => n.Newest is not null && Electable(n) && !_failedTakeover.Contains(n.Node)) &&
+            s.Nodes.Any(n => n.Newest is not null && !Electable(n)))
+        {
+            _primary = null;
+            _alarm = "no node can take over without loss: " + string.Join(", ", s.Nodes.Where(n => n.Newest is not null && !Electable(n))
+                .Select(n => $"{n.NodeName} " + (n.JournalFailure is { } j ? $"(its journal failed: {j})" : "(its log misses packets until a fresh checkpoint)"))) +
+                "; waiting for a node whose log is complete";
+            _log.Error("[{0}] {1}: {2}", _app, s.Reason, _alarm);
+            foreach (var n in s.Nodes) AddStandby(n);
+            Timers.StartSingleTimer("retry", new Reconcile("retry: waiting for a complete log"), TimeSpan.FromSeconds(2));
+            return;
+        }
+
         _epoch++;
         // 2. Someone holds a checkpoint: the newest checkpoint with the longest log after it wins (least to replay-lose).
-        var best = s.Nodes.Where(n => n.Newest is not null && !_failedTakeover.Contains(n.Node))
+        var best = s.Nodes.Where(n => n.Newest is not null && Electable(n) && !_failedTakeover.Contains(n.Node))
             .OrderByDescending(n => n, Comparer<OwnerProtocol.NodeStatus>.Create(Rank))
             .FirstOrDefault();
         if (best is not null)
@@ -362,7 +444,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         // 3. Nobody has anything (first start, or every checkpoint lost): start the program fresh on the first data node.
         if (maxEpoch > 0) _alarm = "no checkpoint survived: the program was started fresh (its state is lost)";
         // A node where the program just failed comes last (its own files or PATH may be what is wrong).
-        var first = s.Nodes.OrderBy(n => _failedTakeover.Contains(n.Node)).ThenBy(n => n.Node, StringComparer.Ordinal).First();
+        var first = s.Nodes.OrderBy(n => _failedTakeover.Contains(n.Node)).ThenBy(n => n.JournalFailure is not null)
+            .ThenBy(n => n.Node, StringComparer.Ordinal).First();
         _primary = new StandbyRef(first.Node, first.AppActor);
         foreach (var n in s.Nodes.Where(n => n.Node != first.Node)) MakeStandby(n);
         _log.Info("[{0}] {1}: starting on {2} as primary of epoch {3}", _app, s.Reason, NameOf(first.Node), _epoch);
@@ -381,14 +464,17 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void MakeStandby(OwnerProtocol.NodeStatus n)
     {
-        AddStandby(n);
+        if (!AddStandby(n)) return;
         n.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, _primary!.Node));
     }
 
-    private void AddStandby(OwnerProtocol.NodeStatus n)
+    /// <summary>False for a node whose journal failed: it could acknowledge nothing, so the primary must not wait for it.</summary>
+    private bool AddStandby(OwnerProtocol.NodeStatus n)
     {
         _names[n.Node] = n.NodeName;
+        if (n.JournalFailure is not null) return false;
         _standbys[n.Node] = new StandbyRef(n.Node, n.AppActor);
+        return true;
     }
 
     private void TellPrimaryStandbys() =>

@@ -35,8 +35,19 @@ public static class OwnerProtocol
 
     /// <param name="Newest">The newest complete checkpoint this node holds (a primary: the last it took).</param>
     /// <param name="LogEpoch">Epoch of the newest logged packets; <paramref name="LogTail"/> the seq of the newest one.</param>
+    /// <param name="JournalFailure">Why this node's packet log cannot be kept (its journal failed), or null: such a node
+    /// is no standby and is never elected until it reports <see cref="JournalRecovered"/>.</param>
+    /// <param name="LogComplete">False while its log misses packets (it rejoined after a journal failure, or joined
+    /// mid-epoch) and no fresh checkpoint has covered them: it stays a standby but is not elected.</param>
     public sealed record NodeStatus(string App, string Node, string NodeName, IActorRef AppActor, AppRole Role, long Epoch,
-        CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth) : IControlMessage;
+        CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth, string? JournalFailure = null, bool LogComplete = true) : IControlMessage;
+
+    /// <summary>From a standby's app actor: its packet log stopped because the journal failed (<paramref name="Reason"/>
+    /// names the journal and its error). It acknowledges nothing more, so the owner drops it from the standbys.</summary>
+    public sealed record JournalFailed(string App, string Node, string Reason) : IControlMessage;
+
+    /// <summary>From that node once a fresh log recovered and a test write went through: it can be a standby again.</summary>
+    public sealed record JournalRecovered(string App, string Node) : IControlMessage;
 
     public sealed record TookOver(string App, long Epoch, string Node, SwitchInfo Switch) : IControlMessage;
     public sealed record TakeoverFailed(string App, long Epoch, string Node, string Reason) : IControlMessage;

@@ -19,7 +19,15 @@ public static class StandbyLogProtocol
     /// <param name="Epoch">Epoch of the newest packets logged.</param>
     /// <param name="LastSeq">Seq of the newest packet logged in that epoch.</param>
     /// <param name="Depth">Packets held in memory (after the checkpoint's mark).</param>
-    public sealed record Status(long Epoch, long LastSeq, int Depth);
+    /// <param name="Complete">False while the log misses packets before ones it holds (it joined or rejoined mid-epoch)
+    /// and no checkpoint covering them has arrived: a takeover from it would replay a log with a hole.</param>
+    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true);
+
+    /// <summary>To the parent, just before the log stops: the journal could not be read or written.</summary>
+    public sealed record JournalFailed(string Journal, string Reason);
+
+    /// <summary>To the parent of a log started with <c>rejoining</c>: it recovered and a test write went through.</summary>
+    public sealed record JournalWorks;
 }
 
 /// <summary>
@@ -45,16 +53,43 @@ public sealed class StandbyLog : ReceivePersistentActor
     // What each journal event covers, oldest first, to know how far the journal may be truncated.
     private readonly List<(long SequenceNr, long Epoch, long LastSeq, bool IsCheckpoint)> _events = new();
 
+    // Set by a batch that starts after a hole (packets of its epoch this log never got); cleared by a checkpoint that
+    // covers the hole. Derived from the journal itself, so it survives a restart of the node.
+    private (long Epoch, long Seq)? _hole;
+    // A log restarted after its journal failed accepts one hole: the primary kept releasing packets while this node was
+    // out of the configuration, so the next batch it gets starts past what it holds. Refusing it (as for a batch lost in
+    // transit) would block the primary again; accepting it is safe because _hole keeps the node out of elections until
+    // a fresh checkpoint covers the hole, exactly as for a node that joins mid-epoch.
+    private bool _rejoining;
+    private readonly LogLevel _failureLevel;
+
+    private sealed record ProbeWrite;
+
     /// <param name="nodeName">Stable name of this node: names the journal (survives restarts, unlike the address).</param>
     /// <param name="node">This node's cluster address: how the primary tells the acks of its standbys apart.</param>
-    public StandbyLog(string app, string nodeName, string? node = null)
+    /// <param name="rejoining">Started again after a journal failure: proves a write works before reporting
+    /// <see cref="StandbyLogProtocol.JournalWorks"/>, and accepts the hole the absence left.</param>
+    public StandbyLog(string app, string nodeName, string? node = null, bool rejoining = false)
     {
         _app = app;
         _node = node ?? nodeName;
+        _rejoining = rejoining;
+        // A retry of a journal already known to fail: its parent reports the retry; an ERROR per attempt would flood the log.
+        _failureLevel = rejoining ? LogLevel.WarningLevel : LogLevel.ErrorLevel;
         PersistenceId = $"log-{app}-{nodeName}";
 
         Recover<Append>(a => Apply(a, LastSequenceNr));
         Recover<CheckpointComplete>(k => ApplyCheckpoint(k, LastSequenceNr));
+        Recover<RecoveryCompleted>(_ => { if (_rejoining) Self.Tell(new ProbeWrite()); });
+
+        // A read alone proves little on a full disk (reads work, writes do not): the node offers itself as a standby
+        // again only once a write went through. Re-stating the newest checkpoint is idempotent and truncates older entries.
+        Command<ProbeWrite>(_ => Persist(new CheckpointComplete(_app, _checkpointEpoch, "journal-probe", _checkpointMark), e =>
+        {
+            ApplyCheckpoint(e, LastSequenceNr);
+            Truncate();
+            Context.Parent.Tell(new StandbyLogProtocol.JournalWorks());
+        }));
 
         Command<Append>(OnAppend);
         Command<CheckpointComplete>(k => Persist(k, e =>
@@ -75,7 +110,7 @@ public sealed class StandbyLog : ReceivePersistentActor
         {
             var epoch = _tails.Count > 0 ? _tails.Keys.Max() : _checkpointEpoch;
             Sender.Tell(new StandbyLogProtocol.Status(epoch, _lastSeq.GetValueOrDefault(epoch, _checkpointMark),
-                _tails.Values.Sum(t => t.Count)));
+                _tails.Values.Sum(t => t.Count), _hole is null));
         });
     }
 
@@ -85,18 +120,26 @@ public sealed class StandbyLog : ReceivePersistentActor
     // Akka's defaults log these with a bare stack; an operator needs the backend, where it is, and what it said.
     protected override void OnRecoveryFailure(Exception reason, object? message = null)
     {
-        _log.Error("[{0}] cannot read the packet log {1} from the {2}: {3}. The log of {0} on this node stops: it acknowledges " +
-            "no packets (the primary waits for it) until the journal is reachable and the node restarts.",
-            _app, PersistenceId, JournalName, JournalBackend.Reason(reason));
+        Report(string.Format("[{0}] cannot read the packet log {1} from the {2}: {3}. The log of {0} on this node stops; the node " +
+            "reports it to the owner, which drops it from the standbys, and tries the journal again later.",
+            _app, PersistenceId, JournalName, JournalBackend.Reason(reason)));
         _log.Debug("[{0}] journal recovery failure: {1}", _app, reason);
+        Context.Parent.Tell(new StandbyLogProtocol.JournalFailed(JournalName, JournalBackend.Reason(reason)));
+    }
+
+    private void Report(string text)
+    {
+        if (_failureLevel == LogLevel.ErrorLevel) _log.Error("{0}", text);
+        else _log.Warning("{0}", text);
     }
 
     protected override void OnPersistFailure(Exception cause, object @event, long sequenceNr)
     {
-        _log.Error("[{0}] cannot write entry {1} of the packet log {2} to the {3}: {4}. The batch is not acknowledged and the " +
-            "log of {0} on this node stops until the node restarts.",
-            _app, sequenceNr, PersistenceId, JournalName, JournalBackend.Reason(cause));
+        Report(string.Format("[{0}] cannot write entry {1} of the packet log {2} to the {3}: {4}. The batch is not acknowledged and the " +
+            "log of {0} on this node stops; the node reports it to the owner, which drops it from the standbys.",
+            _app, sequenceNr, PersistenceId, JournalName, JournalBackend.Reason(cause)));
         _log.Debug("[{0}] journal write failure: {1}", _app, cause);
+        Context.Parent.Tell(new StandbyLogProtocol.JournalFailed(JournalName, JournalBackend.Reason(cause)));
     }
 
     protected override void OnPersistRejected(Exception cause, object @event, long sequenceNr)
@@ -128,7 +171,7 @@ public sealed class StandbyLog : ReceivePersistentActor
         // received, acknowledgements on what was written.
         var last = Math.Max(persisted, _receivedSeq.GetValueOrDefault(a.Epoch));
         if (a.LastSeq <= last) return; // a resend of a batch being written: its own write will acknowledge it
-        if (a.FirstSeq > last + 1 && last > 0)
+        if (a.FirstSeq > last + 1 && last > 0 && !_rejoining)
         {
             // A lost batch (remoting dropped it): acknowledging past the hole would let the primary release packets
             // this log lacks. Holding the acks blocks the app until membership removes one side, which is the rule.
@@ -136,6 +179,7 @@ public sealed class StandbyLog : ReceivePersistentActor
             return;
         }
         _receivedSeq[a.Epoch] = a.LastSeq;
+        _rejoining = false;
         var replyTo = Sender;
         // PersistAsync: batches keep arriving while earlier ones are written; replies still follow the write, in order.
         PersistAsync(a, e =>
@@ -150,6 +194,8 @@ public sealed class StandbyLog : ReceivePersistentActor
         _events.Add((sequenceNr, a.Epoch, a.LastSeq, false));
         if (a.Epoch < _checkpointEpoch) return;
         var last = _lastSeq.GetValueOrDefault(a.Epoch, a.Epoch == _checkpointEpoch ? _checkpointMark : 0);
+        if (a.FirstSeq > last + 1 && (_hole is not { } h || a.Epoch > h.Epoch || (a.Epoch == h.Epoch && a.FirstSeq - 1 > h.Seq)))
+            _hole = (a.Epoch, a.FirstSeq - 1);
         if (!_tails.TryGetValue(a.Epoch, out var tail)) _tails[a.Epoch] = tail = new List<LoggedPacket>();
         foreach (var p in a.Packets)
             if (p.Seq > last) tail.Add(p);
@@ -160,6 +206,7 @@ public sealed class StandbyLog : ReceivePersistentActor
     {
         _events.Add((sequenceNr, k.Epoch, k.Mark, true));
         if (k.Epoch < _checkpointEpoch || (k.Epoch == _checkpointEpoch && k.Mark < _checkpointMark)) return;
+        if (_hole is { } h && (k.Epoch > h.Epoch || (k.Epoch == h.Epoch && k.Mark >= h.Seq))) _hole = null;
         _checkpointEpoch = k.Epoch;
         _checkpointMark = k.Mark;
         foreach (var old in _tails.Keys.Where(e => e < k.Epoch).ToList()) _tails.Remove(old);

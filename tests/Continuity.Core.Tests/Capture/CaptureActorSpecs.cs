@@ -35,6 +35,36 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     }
 
     [Fact]
+    public void A_standby_dropped_by_the_owner_no_longer_holds_packets_but_the_remaining_one_still_does()
+    {
+        var queue = new FakePacketQueue();
+        var b = CreateTestProbe();
+        var c = CreateTestProbe();
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
+            new[] { new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref) })));
+        AwaitCondition(() => queue.Started);
+        var ids = queue.Push([1], [2], [3]);
+        b.ExpectMsg<ReplicationProtocol.Append>();
+        c.ExpectMsg<ReplicationProtocol.Append>();
+
+        // c's journal failed: it never acknowledges. b has logged up to 2 so far.
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 2));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.False(queue.AnyAccepted); // c still counts: only the owner changes the set
+
+        capture.Tell(new CaptureProtocol.SetStandbys(1, [new StandbyRef("b", b.Ref)]));
+        AwaitCondition(() => queue.Accepted == ids[1]);
+        capture.Tell(new CaptureProtocol.GetStatus());
+        Assert.Equal(2, ExpectMsg<CaptureProtocol.Status>().LastReleased); // 3 waits for b, which has not logged it
+
+        var more = queue.Push([4]);
+        Assert.Equal(4, b.ExpectMsg<ReplicationProtocol.Append>().FirstSeq);
+        c.ExpectNoMsg(TimeSpan.FromMilliseconds(200)); // nothing is sent to the dropped standby
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 4));
+        AwaitCondition(() => queue.Accepted == more[0]);
+    }
+
+    [Fact]
     public void An_ack_of_another_epoch_releases_nothing()
     {
         var queue = new FakePacketQueue();

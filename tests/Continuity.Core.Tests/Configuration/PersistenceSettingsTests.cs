@@ -28,6 +28,15 @@ public class PersistenceSettingsTests
     }
 
     [Fact]
+    public void A_journal_retry_interval_that_is_no_duration_is_refused_with_its_line()
+    {
+        var e = Fails("continuity.persistence {\n  retry-interval = soon\n}\n");
+        Assert.StartsWith("node.hocon:2:", e.Message);
+        Assert.Contains("retry-interval", e.Message);
+        Assert.Equal("sqlite", Validate("continuity.persistence.retry-interval = 30s"));
+    }
+
+    [Fact]
     public void Postgresql_with_a_connection_string_is_valid_and_fills_in_journal_and_snapshot_store()
     {
         const string cs = $"Host=db1.example;Port=5433;Database=continuity_n1;Username=continuity;Password={Secret}";
