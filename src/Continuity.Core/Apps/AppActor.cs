@@ -122,6 +122,12 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         _takeoverCts?.Cancel();
     }
 
+    private string NameOfMember(string address) =>
+        ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider
+        && Akka.Cluster.Cluster.Get(Context.System).State.Members.FirstOrDefault(x => x.Address.ToString() == address) is { } member
+            ? NodeNames.NameOf(member)
+            : address;
+
     private bool Stale(long epoch)
     {
         if (epoch >= _epoch) return false;
@@ -142,8 +148,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             }
             _epoch = m.Epoch;
             _primaryNode = m.PrimaryNode;
-            _primaryName = Akka.Cluster.Cluster.Get(Context.System).State.Members
-                .FirstOrDefault(x => x.Address.ToString() == m.PrimaryNode) is { } member ? NodeNames.NameOf(member) : m.PrimaryNode;
+            _primaryName = NameOfMember(m.PrimaryNode);
             _owner = Sender;
             _role = AppRole.Standby;
             EnsureStandbyChildren();

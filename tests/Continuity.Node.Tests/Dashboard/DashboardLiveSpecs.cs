@@ -22,7 +22,7 @@ public sealed class DashboardLiveSpecs(ITestOutputHelper log) : IAsyncLifetime
         var program = Path.Combine(_programDir, "kv-server");
         File.WriteAllText(program, "#!/nonexistent/interpreter\n");
         File.SetUnixFileMode(program, (UnixFileMode)0b111_101_101);
-        _n1 = await TestNode.StartAsync("n1", "data", extra: $$"""
+        _n1 = await TestNode.StartAsync("n1", extra: $$"""
             continuity.apps.kv {
               command = ["{{program}}", "--port", "7000"]
               vip = "198.18.99.52/24"
@@ -57,7 +57,7 @@ public sealed class DashboardLiveSpecs(ITestOutputHelper log) : IAsyncLifetime
         _page.FrameNavigated += (_, _) => navigations++;
 
         // A witness: it joins the cluster but hosts no application, so n1 stays the only data node.
-        _n2 = await TestNode.StartAsync("n2", "witness", seedPort: _n1.ClusterPort);
+        _n2 = await TestNode.StartAsync("n2", seed: _n1.ClusterPort, role: "witness");
         var n2 = _page.Locator("li.member[data-node='n2']");
         await Expect(n2).ToContainTextAsync("Up");
         await Expect(n2).ToContainTextAsync("roles: witness");

@@ -27,7 +27,7 @@ public sealed class DashboardSpecs(ITestOutputHelper log) : IAsyncLifetime
         var program = Path.Combine(_programDir, "kv-server");
         File.WriteAllText(program, "#!/nonexistent/interpreter\n");
         File.SetUnixFileMode(program, (UnixFileMode)0b111_101_101);
-        _node = await TestNode.StartAsync("solo", "data", extra: $$"""
+        _node = await TestNode.StartAsync("solo", extra: $$"""
             continuity.apps.kv {
               command = ["{{program}}", "--name", "{{Markup}}"]
               vip = "198.18.99.51/24"

@@ -1,8 +1,5 @@
 using System.Net;
-using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text.Json;
-using Continuity.Node.Hosting;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -15,38 +12,16 @@ namespace Continuity.Node.Tests.Management;
 /// </summary>
 public sealed class FailedAppStatusSpecs(ITestOutputHelper log) : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("continuity-node-failed-").FullName;
-    private NodeHost _host = null!;
-    private HttpClient _http = null!;
+    private readonly string _programDir = Directory.CreateTempSubdirectory("continuity-node-failed-").FullName;
+    private TestNode _node = null!;
     private string _program = "";
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     public async Task InitializeAsync()
     {
-        _program = Path.Combine(_dir, "kv-server");
+        _program = Path.Combine(_programDir, "kv-server");
         File.WriteAllText(_program, "#!/nonexistent/interpreter\n");
         File.SetUnixFileMode(_program, (UnixFileMode)0b111_101_101);
-        var clusterPort = FreePort();
-        var mgmtPort = FreePort();
-        var file = Path.Combine(_dir, "node.hocon");
-        File.WriteAllText(file, $$"""
-            continuity.node.name = "solo"
-            continuity.node.state-dir = "{{_dir}}/state"
-            continuity.management.bind = "127.0.0.1:{{mgmtPort}}"
-            continuity.management.token-file = "{{_dir}}/token"
-            akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
-            akka.remote.dot-netty.tcp.port = {{clusterPort}}
-            akka.cluster.seed-nodes = ["akka.tcp://continuity@127.0.0.1:{{clusterPort}}"]
-            akka.cluster.roles = ["data"]
-            akka.coordinated-shutdown.exit-clr = off
-            akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-            akka.loglevel = WARNING
+        _node = await TestNode.StartAsync("solo", extra: $$"""
             continuity.apps.kv {
               command = ["{{_program}}", "--port", "7000"]
               vip = "198.18.99.50/24"
@@ -55,17 +30,12 @@ public sealed class FailedAppStatusSpecs(ITestOutputHelper log) : IAsyncLifetime
               restart-backoff = 200ms
             }
             """);
-        _host = await NodeHost.StartAsync(HostSettings.Load(file));
-        var token = File.ReadAllText(Path.Combine(_dir, "token")).Trim();
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{mgmtPort}") };
-        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
     }
 
     public async Task DisposeAsync()
     {
-        _http.Dispose();
-        await _host.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
+        await _node.DisposeAsync();
+        Directory.Delete(_programDir, recursive: true);
     }
 
     [Fact]
@@ -75,10 +45,10 @@ public sealed class FailedAppStatusSpecs(ITestOutputHelper log) : IAsyncLifetime
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (DateTime.UtcNow < deadline)
         {
-            using var response = await _http.GetAsync("/v1/apps/kv");
-            if (response.StatusCode == HttpStatusCode.OK)
+            var (status, body, _) = await _node.Get("/v1/apps/kv");
+            if (status == HttpStatusCode.OK)
             {
-                app = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+                app = JsonDocument.Parse(body).RootElement.Clone();
                 if (app.GetProperty("state").GetString() == "failed") break;
             }
             await Task.Delay(200);

@@ -1,10 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
 using Akka.Configuration;
-using Continuity.Node.Hosting;
 using Continuity.Node.Management;
 using Xunit;
 
@@ -13,57 +11,20 @@ namespace Continuity.Node.Tests.Management;
 /// <summary>A real node (one-member cluster, real Kestrel on loopback) answering a hostile or careless client.</summary>
 public sealed class ManagementServerSpecs : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("ct-node-test-").FullName;
-    private NodeHost _host = null!;
+    private TestNode _node = null!;
+    private string _dir = "";
     private HttpClient _http = null!;
     private string _token = "";
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
-
     public async Task InitializeAsync()
     {
-        var clusterPort = FreePort();
-        var mgmtPort = FreePort();
-        var file = Path.Combine(_dir, "node.hocon");
-        File.WriteAllText(file, $$"""
-            continuity.node.name = "solo"
-            continuity.node.state-dir = "{{_dir}}/state"
-            continuity.management.bind = "127.0.0.1:{{mgmtPort}}"
-            continuity.management.token-file = "{{_dir}}/token"
-            akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
-            akka.remote.dot-netty.tcp.port = {{clusterPort}}
-            akka.cluster.seed-nodes = ["akka.tcp://continuity@127.0.0.1:{{clusterPort}}"]
-            akka.cluster.roles = ["data"]
-            akka.coordinated-shutdown.exit-clr = off
-            akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
-            akka.loglevel = WARNING
-            """);
-        _host = await NodeHost.StartAsync(HostSettings.Load(file));
-        _token = File.ReadAllText(Path.Combine(_dir, "token")).Trim();
-        _http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{mgmtPort}") };
+        _node = await TestNode.StartAsync("solo");
+        (_dir, _http, _token) = (_node.Dir, _node.Http, _node.Token);
         // The member is Up within a second or two; the tests below assume it.
-        for (var i = 0; i < 100 && !(await Get("/v1/cluster")).Contains("\"Up\""); i++) await Task.Delay(100);
+        await _node.WaitForUp(1);
     }
 
-    public async Task DisposeAsync()
-    {
-        _http.Dispose();
-        await _host.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    private async Task<string> Get(string path)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _token);
-        using var response = await _http.SendAsync(request);
-        return await response.Content.ReadAsStringAsync();
-    }
+    public async Task DisposeAsync() => await _node.DisposeAsync();
 
     private async Task<(HttpStatusCode, JsonElement)> Send(HttpMethod method, string path, string? body = null, string? token = "<valid>")
     {

@@ -3,21 +3,24 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using Continuity.Node.Hosting;
 
-namespace Continuity.Node.Tests.Management;
+namespace Continuity.Node.Tests;
 
 /// <summary>A real node in this process (Akka on 127.0.0.1, Kestrel on loopback) in its own temporary directory.</summary>
 public sealed class TestNode : IAsyncDisposable
 {
-    private readonly string _dir;
+    public string Dir { get; }
     public NodeHost Host { get; }
     public HttpClient Http { get; }
     public string Token { get; }
     public int ClusterPort { get; }
+    public int ManagementPort { get; }
     public string Address => $"akka.tcp://continuity@127.0.0.1:{ClusterPort}";
+    public string Url => $"http://127.0.0.1:{ManagementPort}";
+    private bool _disposed;
 
-    private TestNode(string dir, NodeHost host, HttpClient http, string token, int clusterPort)
+    private TestNode(string dir, NodeHost host, HttpClient http, string token, int clusterPort, int managementPort)
     {
-        (_dir, Host, Http, Token, ClusterPort) = (dir, host, http, token, clusterPort);
+        (Dir, Host, Http, Token, ClusterPort, ManagementPort) = (dir, host, http, token, clusterPort, managementPort);
     }
 
     public static int FreePort()
@@ -28,7 +31,8 @@ public sealed class TestNode : IAsyncDisposable
     }
 
     /// <param name="seed">The cluster port of the seed to join; null to form a cluster of its own.</param>
-    public static async Task<TestNode> StartAsync(string name, int? seed = null, string extra = "")
+    /// <param name="extra">More HOCON (an application, say).</param>
+    public static async Task<TestNode> StartAsync(string name, int? seed = null, string extra = "", string role = "data")
     {
         var dir = Directory.CreateTempSubdirectory("ct-node-test-").FullName;
         var clusterPort = FreePort();
@@ -43,7 +47,7 @@ public sealed class TestNode : IAsyncDisposable
             akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
             akka.remote.dot-netty.tcp.port = {{clusterPort}}
             akka.cluster.seed-nodes = ["akka.tcp://continuity@127.0.0.1:{{seed ?? clusterPort}}"]
-            akka.cluster.roles = ["data"]
+            akka.cluster.roles = ["{{role}}"]
             akka.coordinated-shutdown.exit-clr = off
             akka.coordinated-shutdown.run-by-clr-shutdown-hook = off
             akka.loglevel = WARNING
@@ -52,7 +56,7 @@ public sealed class TestNode : IAsyncDisposable
         var host = await NodeHost.StartAsync(HostSettings.Load(file));
         var token = File.ReadAllText(Path.Combine(dir, "token")).Trim();
         var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{mgmtPort}"), Timeout = TimeSpan.FromSeconds(30) };
-        return new TestNode(dir, host, http, token, clusterPort);
+        return new TestNode(dir, host, http, token, clusterPort, mgmtPort);
     }
 
     public async Task<(HttpStatusCode Status, string Body, string? ContentType)> Get(string path, bool withToken = true)
@@ -77,8 +81,10 @@ public sealed class TestNode : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
+        _disposed = true;
         Http.Dispose();
         await Host.DisposeAsync();
-        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+        try { Directory.Delete(Dir, recursive: true); } catch (IOException) { }
     }
 }
