@@ -71,15 +71,8 @@ internal static class AppCommands
         if (a["lastSwitch"] is JsonObject sw)
         {
             w.WriteLine($"last switch:     {Str(sw["from"])} -> {Str(sw["to"])} at {Str(sw["at"])} ({Str(sw["reason"])})");
-            if (sw["phases"] is JsonObject phases)
-            {
-                // Known phases in the order they happen; anything newer the node reports is appended.
-                string[] order = ["vipMs", "restoreMs", "replayMs", "openMs"];
-                var names = order.Where(phases.ContainsKey).Concat(phases.Select(p => p.Key).Except(order)).ToList();
-                var total = names.Sum(n => Long(phases[n]) ?? 0);
-                var parts = names.Select(n => $"{(n.EndsWith("Ms", StringComparison.Ordinal) ? n[..^2] : n)} {Duration(Long(phases[n]))}");
-                w.WriteLine($"  phases:        {string.Join(", ", parts)} (total {Duration(total)})");
-            }
+            if (Phases(sw) is { } phases)
+                w.WriteLine($"  phases:        {phases}");
             if (Long(sw["packetsReplayed"]) is { } replayed)
                 w.WriteLine($"  replayed:      {replayed} packets");
         }
@@ -90,12 +83,33 @@ internal static class AppCommands
         return ExitCodes.Ok;
     }
 
+    /// <summary>"vip 3ms, restore 120ms, ... (total 165ms)", or null when the switch reports no phases.</summary>
+    private static string? Phases(JsonObject lastSwitch)
+    {
+        if (lastSwitch["phases"] is not JsonObject phases) return null;
+        // Known phases in the order they happen; anything newer the node reports is appended.
+        string[] order = ["vipMs", "restoreMs", "replayMs", "openMs"];
+        var names = order.Where(phases.ContainsKey).Concat(phases.Select(p => p.Key).Except(order)).ToList();
+        var total = names.Sum(n => Long(phases[n]) ?? 0);
+        var parts = names.Select(n => $"{(n.EndsWith("Ms", StringComparison.Ordinal) ? n[..^2] : n)} {Duration(Long(phases[n]))}");
+        return $"{string.Join(", ", parts)} (total {Duration(total)})";
+    }
+
     public static async Task<int> SwitchAsync(CommandContext ctx, IReadOnlyList<string> args)
     {
         string? name = null, to = null;
+        var wait = true;
+        var timeout = TimeSpan.FromSeconds(120);
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] == "--to")
+            if (args[i] == "--no-wait") wait = false;
+            else if (args[i] == "--timeout")
+            {
+                if (i + 1 >= args.Count || !int.TryParse(args[++i], out var seconds) || seconds <= 0)
+                    throw ctx.Usage("--timeout needs a number of seconds greater than 0, as in --timeout 300");
+                timeout = TimeSpan.FromSeconds(seconds);
+            }
+            else if (args[i] == "--to")
             {
                 if (i + 1 >= args.Count) throw ctx.Usage("--to needs a node name");
                 to = args[++i];
@@ -110,10 +124,61 @@ internal static class AppCommands
 
         var reply = await ctx.Client.PostAsync($"v1/apps/{Uri.EscapeDataString(name)}/switch",
             new Dictionary<string, string> { ["to"] = to }, ctx.Cancel);
-        if (ctx.Options.Json) ctx.WriteJson(reply);
-        else ctx.Out.WriteLine($"{Str(reply.Body?["result"], "switching")}: {name} -> {Str(reply.Body?["to"], to)} " +
-                               $"(follow with 'app status {name}')");
-        return ExitCodes.Ok;
+        if (ctx.Options.Json)
+        {
+            ctx.WriteJson(reply);
+            return ExitCodes.Ok;
+        }
+        var target = Str(reply.Body?["to"], to);
+        ctx.Out.WriteLine($"{Str(reply.Body?["result"], "switching")}: {name} -> {target}");
+        if (!wait)
+        {
+            ctx.Out.WriteLine($"follow with 'app status {name}'");
+            return ExitCodes.Ok;
+        }
+        return await FollowSwitchAsync(ctx, name, target, Long(reply.Body?["epoch"]) ?? 0, timeout);
+    }
+
+    /// <summary>
+    /// A planned switch takes seconds (final checkpoint, shipping, restore): a person wants to see it move and know
+    /// when it is over. Polls the app until the target serves the new epoch, printing each change of state.
+    /// </summary>
+    private static async Task<int> FollowSwitchAsync(CommandContext ctx, string name, string target, long epoch, TimeSpan timeout)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        string? last = null;
+        while (clock.Elapsed < timeout)
+        {
+            JsonObject? app = null;
+            try { app = (await ctx.Client.GetAsync($"v1/apps/{Uri.EscapeDataString(name)}", ctx.Cancel)).Body as JsonObject; }
+            // A node busy with the switch may answer late or not at once: ask again until the timeout.
+            catch (CmdException e) when (e.ExitCode is ExitCodes.CommandFailed or ExitCodes.Unreachable) { }
+            if (app is not null)
+            {
+                var state = Str(app["state"]);
+                var primary = Str(app["primary"]);
+                var line = $"state {state}, primary {primary}";
+                if (line != last) ctx.Out.WriteLine($"  [{clock.Elapsed.TotalSeconds,5:F1} s] {line}");
+                last = line;
+                var done = app["lastSwitch"] is JsonObject sw && (Long(sw["epoch"]) ?? 0) >= epoch && primary == target;
+                if (done && state is "protected" or "degraded" or "unprotected")
+                {
+                    var phases = Phases((JsonObject)app["lastSwitch"]!);
+                    ctx.Out.WriteLine($"switched {name} to {target} in {clock.Elapsed.TotalSeconds:F1} s" +
+                                      (phases is null ? "" : $": {phases}"));
+                    return ExitCodes.Ok;
+                }
+                if (state is "failed" or "down")
+                {
+                    ctx.Err.WriteLine($"error: the switch of {name} did not complete: state {state}: {Str(app["alarm"])}");
+                    return ExitCodes.CommandFailed;
+                }
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(500), ctx.Cancel);
+        }
+        ctx.Err.WriteLine($"error: {name} has not finished switching to {target} after {timeout.TotalSeconds:F0} s " +
+                            $"(last seen: {last ?? "no answer"}); follow with 'app status {name}'");
+        return ExitCodes.CommandFailed;
     }
 
     public static async Task<int> CheckpointAsync(CommandContext ctx, IReadOnlyList<string> args)

@@ -24,7 +24,7 @@ internal static class CommandTable
         new("cluster down-unreachable", "", "down every member currently unreachable", ClusterCommands.DownUnreachableAsync),
         new("app list", "", "protected apps with primary, standbys, state, checkpoint age, log depth", AppCommands.ListAsync),
         new("app status", "NAME", "details of one app including the last switchover's phases", AppCommands.StatusAsync),
-        new("app switch", "NAME --to NODE", "planned switchover of an app to a standby node", AppCommands.SwitchAsync),
+        new("app switch", "NAME --to NODE [--no-wait] [--timeout S]", "planned switchover of an app to a standby node, followed until it completes", AppCommands.SwitchAsync),
         new("app checkpoint", "NAME", "take a checkpoint of an app now", AppCommands.CheckpointAsync),
         new("node show", "[NODE]", "one node's figures (CPU, memory, disk, queues, journal) and what it knows of each app", MibCommands.NodeShowAsync),
         new("mib show", "", "every member's figures and per-app counters (the MIB); --json for the node's JSON", MibCommands.MibShowAsync),

@@ -205,12 +205,43 @@ public sealed class ConsoleSpecs : IAsyncLifetime
     [Fact]
     public async Task App_switch_sends_the_target_node()
     {
-        var code = await _run.Run(_node, "app", "switch", "kv", "--to", "n2");
+        var code = await _run.Run(_node, "app", "switch", "kv", "--to", "n2", "--no-wait");
 
         Assert.Equal(0, code);
         var post = Assert.Single(_node.Requests);
         Assert.Equal("n2", JsonDocument.Parse(post.Body).RootElement.GetProperty("to").GetString());
         Assert.Contains("switching: kv -> n2", _run.Out);
+        Assert.Contains("follow with 'app status kv'", _run.Out);
+    }
+
+    [Fact]
+    public async Task App_switch_follows_the_switch_until_the_target_serves_and_shows_its_phases()
+    {
+        // The node as a switch goes: the old primary releasing, then the target serving the new epoch.
+        var answers = new Queue<string>([
+            """{"name":"kv","epoch":3,"primary":"n1","state":"switching","standbys":[],"logDepth":0}""",
+            """{"name":"kv","epoch":3,"primary":"n1","state":"switching","standbys":[],"logDepth":0}""",
+            """{"name":"kv","epoch":4,"primary":"n2","state":"unprotected","standbys":[],"logDepth":0,"lastSwitch":{"from":"n1","to":"n2","at":"2026-11-30T01:00:00Z","reason":"planned switch","epoch":4,"packetsReplayed":0,"phases":{"vipMs":30,"restoreMs":150,"replayMs":0,"openMs":500}}}""",
+        ]);
+        _node.Json("POST", "/v1/apps/kv/switch", """{"result":"switching","from":"n1","to":"n2","epoch":4}""", 202)
+             .Handle("GET", "/v1/apps/kv", ctx => FakeNode.Reply(ctx, 200, answers.Count > 1 ? answers.Dequeue() : answers.Peek()));
+
+        var code = await _run.Run(_node, "app", "switch", "kv", "--to", "n2");
+
+        Assert.Equal(0, code);
+        Assert.Contains("state switching, primary n1", _run.Out);
+        Assert.Contains("state unprotected, primary n2", _run.Out);
+        Assert.Contains("switched kv to n2 in ", _run.Out);
+        Assert.Contains("vip 30ms, restore 150ms, replay 0ms, open 500ms (total 680ms)", _run.Out);
+    }
+
+    [Fact]
+    public async Task App_switch_gives_up_after_its_timeout_and_says_where_it_stood()
+    {
+        var code = await _run.Run(_node, "app", "switch", "kv", "--to", "n2", "--timeout", "1");
+
+        Assert.Equal(1, code);
+        Assert.Contains("kv has not finished switching to n2 after 1 s (last seen: state protected, primary n1)", _run.Err);
     }
 
     [Fact]

@@ -318,10 +318,19 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var nodes = new[] { "n1", "n2", "n3" };
         var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
         var client = StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
-        // SYNs that meet a freeze are dropped and resent with backoff: connecting may take a while.
-        var connected = client.StandardOutput.ReadLineAsync();
-        Assert.True(connected.Wait(TimeSpan.FromSeconds(90)), "the client's connections were not established within 90 s");
-        output.WriteLine(connected.Result);
+        // SYNs that meet a freeze are dropped and resent with backoff: connecting may take a while. Only a reply
+        // proves the server side is established too (a dropped handshake ACK leaves it half-open, and a half-open
+        // connection is not in a checkpoint).
+        var answered = Task.Run(() =>
+        {
+            while (client.StandardOutput.ReadLine() is { } line)
+            {
+                output.WriteLine(line);
+                if (line.Contains("every connection answered")) return true;
+            }
+            return false;
+        });
+        Assert.True(answered.Wait(TimeSpan.FromSeconds(90)) && answered.Result, "the client's connections were not all answered within 90 s");
         // A checkpoint that covers every connection and that every standby holds: without it, the connections
         // would be younger than anything the standbys could restore, and reset by design.
         var covering = WaitForLogLine(primary, new Regex(@"\[kv\] checkpoint (\S+?): frozen"), TimeSpan.FromSeconds(30)).Groups[1].Value;
