@@ -124,8 +124,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private string NameOfMember(string address) =>
         ((ExtendedActorSystem)Context.System).Provider is Akka.Cluster.ClusterActorRefProvider
-        && Akka.Cluster.Cluster.Get(Context.System).State.Members.FirstOrDefault(x => x.Address.ToString() == address) is { } member
-            ? NodeNames.NameOf(member)
+            ? NodeNames.NameOfAddress(Akka.Cluster.Cluster.Get(Context.System).State, address)
             : address;
 
     private bool Stale(long epoch)

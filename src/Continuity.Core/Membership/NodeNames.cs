@@ -22,6 +22,10 @@ public static class NodeNames
     public static IEnumerable<string> VisibleRoles(Member member) =>
         member.Roles.Where(r => !r.StartsWith(RolePrefix, StringComparison.Ordinal)).OrderBy(r => r, StringComparer.Ordinal);
 
+    /// <summary>The name of the member at <paramref name="address"/>, or the address itself once it is no member.</summary>
+    public static string NameOfAddress(ClusterEvent.CurrentClusterState state, string address) =>
+        state.Members.FirstOrDefault(m => m.Address.ToString() == address) is { } m ? NameOf(m) : address;
+
     public static Member? FindByName(ClusterEvent.CurrentClusterState state, string nodeName) =>
         state.Members.FirstOrDefault(m => NameOf(m) == nodeName);
 

@@ -45,8 +45,7 @@ public static class AppRoutes
         IResult NoApps() => Results.Json(new { error = "this node runs no applications (it has no \"data\" role or no continuity.apps): ask a data node" }, json, statusCode: 503);
 
         var cluster = Akka.Cluster.Cluster.Get(system);
-        string NameOf(string address) =>
-            cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == address) is { } m ? NodeNames.NameOf(m) : address;
+        string NameOf(string address) => NodeNames.NameOfAddress(cluster.State, address);
         async Task<AppsView> View() => await guardian!.Ask<AppsView>(new AppsProtocol.GetApps(), AskTimeout);
 
         app.MapGet("/v1/apps", async () =>

@@ -21,8 +21,7 @@ public static class MibRoutes
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         var timeout = settings.Node.Sampling.AskTimeout;
-        string NameOf(string address) =>
-            cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == address) is { } m ? NodeNames.NameOf(m) : address;
+        string NameOf(string address) => NodeNames.NameOfAddress(cluster.State, address);
 
         app.MapGet("/v1/mib", async () =>
         {

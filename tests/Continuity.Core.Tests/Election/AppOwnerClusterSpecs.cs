@@ -1,3 +1,4 @@
+using Continuity.Core.Tests.Support;
 using System.Formats.Tar;
 using System.Security.Cryptography;
 using Akka.Actor;
@@ -49,23 +50,6 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         foreach (var n in _nodes) await n.System.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
     }
 
-    private static async Task<T> Eventually<T>(Func<Task<T?>> probe, Func<T, bool> ok, TimeSpan timeout, string what) where T : class
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        T? last = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                last = await probe();
-                if (last is not null && ok(last)) return last;
-            }
-            catch (Exception) { }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"{what}; last seen: {last}");
-    }
-
     private static Task<AppView?> View(Node n) =>
         n.Guardian.Ask<AppsView>(new AppsProtocol.GetApps(), TimeSpan.FromSeconds(5)).ContinueWith(t => (AppView?)t.Result.Apps[0]);
 
@@ -76,7 +60,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
     public async Task Owner_elects_the_standby_with_the_newest_checkpoint_when_the_primary_is_removed()
     {
         // 1. The owner starts the program on one node; the checkpoint reaches both standbys.
-        var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
+        var view = await Poll.Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
             TimeSpan.FromSeconds(60), "app protected by two standbys");
         output.WriteLine($"before: {view}");
         var primary = _nodes.Single(n => n.Address == view.Primary);
@@ -86,7 +70,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
 
         // 2. Ten packets reach the program once both standbys logged them.
         var ids = primary.Platform.Queue.Push(Enumerable.Range(1, 10).Select(i => new[] { (byte)i }).ToArray());
-        await Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
+        await Poll.Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
             TimeSpan.FromSeconds(10), "all packets released");
 
         // 3. One standby got a newer checkpoint (mark 4) than the other (mark 0): it must be the successor.
@@ -97,7 +81,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         var archive = ms.ToArray();
         var newerApp = await AppActor(newer);
         newerApp.Tell(new CheckpointChunk(App.Name, view.Epoch, "e1-newer", 4, 0, 1, archive, SHA256.HashData(archive)));
-        await Eventually(() => newerApp.Ask<OwnerProtocol.NodeStatus>(new OwnerProtocol.GetNodeStatus(App.Name), TimeSpan.FromSeconds(3))!,
+        await Poll.Eventually(() => newerApp.Ask<OwnerProtocol.NodeStatus>(new OwnerProtocol.GetNodeStatus(App.Name), TimeSpan.FromSeconds(3))!,
             s => s.Newest?.Id == "e1-newer" && s.LogTail == 10, TimeSpan.FromSeconds(10), "newer checkpoint stored");
 
         // 4. The primary's machine dies; the membership removes it.
@@ -111,7 +95,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal([5, 6, 7, 8, 9, 10], call.Log.Select(p => (int)p.Packet[0]));
         Assert.False(older.Platform.Takeover.Called.Task.IsCompleted);
 
-        var after = await Eventually(() => View(older), v => v.Primary == newer.Address && v.LastSwitch is not null && v.Standbys.Count == 1,
+        var after = await Poll.Eventually(() => View(older), v => v.Primary == newer.Address && v.LastSwitch is not null && v.Standbys.Count == 1,
             TimeSpan.FromSeconds(30), "new primary in the view");
         output.WriteLine($"after: {after}");
         Assert.Equal(view.Epoch + 1, after.Epoch);
@@ -120,19 +104,19 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         Assert.Equal(primary.Name, after.LastSwitch.From);
         Assert.Equal(older.Address, after.Standbys[0].Node);
         // The new primary ships a checkpoint of its own epoch: the remaining standby becomes ready again.
-        await Eventually(() => View(older), v => v.State == "protected", TimeSpan.FromSeconds(20), "protected again");
+        await Poll.Eventually(() => View(older), v => v.State == "protected", TimeSpan.FromSeconds(20), "protected again");
         Assert.Equal(1, newer.Platform.Queues.Count); // capture installed during the takeover
     }
 
     [Fact]
     public async Task A_planned_switch_ships_a_final_checkpoint_and_moves_the_program_without_replay()
     {
-        var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
+        var view = await Poll.Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
             TimeSpan.FromSeconds(60), "app protected by two standbys");
         var primary = _nodes.Single(n => n.Address == view.Primary);
         var target = _nodes.First(n => n != primary);
         var ids = primary.Platform.Queue.Push([1], [2], [3]);
-        await Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
+        await Poll.Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
             TimeSpan.FromSeconds(10), "all packets released");
 
         var reply = await target.Guardian.Ask<object>(new AppsProtocol.Switch(App.Name, target.Name), TimeSpan.FromSeconds(60));
@@ -145,7 +129,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         Assert.False(primary.Platform.Vip.Up);
         Assert.NotEmpty(primary.Platform.Launcher.Killed);
 
-        var after = await Eventually(() => View(primary), v => v.Primary == target.Address && v.LastSwitch is not null && v.State == "protected",
+        var after = await Poll.Eventually(() => View(primary), v => v.Primary == target.Address && v.LastSwitch is not null && v.State == "protected",
             TimeSpan.FromSeconds(30), "target is primary, old primary a ready standby");
         Assert.Contains(after.Standbys, s => s.Node == primary.Address);
         Assert.Equal("planned switch", after.LastSwitch!.Reason);
@@ -154,7 +138,7 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
     [Fact]
     public async Task A_switch_to_a_node_that_is_no_standby_is_refused()
     {
-        await Eventually(() => View(_nodes[0]), v => v.Primary is not null, TimeSpan.FromSeconds(60), "a primary");
+        await Poll.Eventually(() => View(_nodes[0]), v => v.Primary is not null, TimeSpan.FromSeconds(60), "a primary");
         var reply = await _nodes[0].Guardian.Ask<object>(new AppsProtocol.Switch(App.Name, "nowhere"), TimeSpan.FromSeconds(10));
         Assert.IsType<AppsProtocol.Rejected>(reply);
         var unknown = await _nodes[0].Guardian.Ask<object>(new AppsProtocol.CheckpointNow("nope"), TimeSpan.FromSeconds(10));

@@ -55,23 +55,6 @@ public sealed class StandbyJournalFailureClusterSpecs(ITestOutputHelper output) 
         foreach (var n in _nodes) n.Disk.Dispose();
     }
 
-    private static async Task<T> Eventually<T>(Func<Task<T?>> probe, Func<T, bool> ok, TimeSpan timeout, string what) where T : class
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        T? last = null;
-        while (DateTime.UtcNow < deadline)
-        {
-            try
-            {
-                last = await probe();
-                if (last is not null && ok(last)) return last;
-            }
-            catch (Exception) { }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException($"{what}; last seen: {last}");
-    }
-
     private static Task<AppView?> View(Node n) =>
         n.Guardian.Ask<AppsView>(new AppsProtocol.GetApps(), TimeSpan.FromSeconds(5)).ContinueWith(t => (AppView?)t.Result.Apps[0]);
 
@@ -89,20 +72,20 @@ public sealed class StandbyJournalFailureClusterSpecs(ITestOutputHelper output) 
     public async Task A_standby_whose_disk_fills_is_dropped_with_an_alarm_is_never_elected_and_rejoins_once_space_is_freed()
     {
         // 1. Protected by two standbys; packets reach the program once both logged them.
-        var view = await Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
+        var view = await Poll.Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
             TimeSpan.FromSeconds(60), "app protected by two standbys");
         var primary = _nodes.Single(n => n.Address == view.Primary);
         var (victim, other) = (_nodes.First(n => n != primary), _nodes.Last(n => n != primary));
         output.WriteLine($"primary {primary.Name}, disk fills on {victim.Name}, {other.Name} stays healthy");
         var ids = primary.Platform.Queue.Push([1], [2]);
-        await Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
+        await Poll.Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
             TimeSpan.FromSeconds(10), "first packets released");
 
         // 2. The victim's disk fills; the next packets cannot be logged there.
         victim.Disk.Fill();
         var held = primary.Platform.Queue.Push(Enumerable.Range(3, 4).Select(i => Enumerable.Repeat((byte)i, 16 * 1024).ToArray()).ToArray());
 
-        var dropped = await Eventually(() => View(other), v => v.Standbys.Count == 1 && v.Alarm is not null,
+        var dropped = await Poll.Eventually(() => View(other), v => v.Standbys.Count == 1 && v.Alarm is not null,
             TimeSpan.FromSeconds(30), "the owner drops the standby whose journal failed");
         output.WriteLine($"dropped: {Show(dropped)}");
         Assert.Equal(other.Address, dropped.Standbys[0].Node);
@@ -110,7 +93,7 @@ public sealed class StandbyJournalFailureClusterSpecs(ITestOutputHelper output) 
         Assert.Contains("database or disk is full", dropped.Alarm);
 
         // 3. The primary releases them once the remaining standby has logged them (its acks follow its writes).
-        await Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == held[^1] ? "released" : null), _ => true,
+        await Poll.Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == held[^1] ? "released" : null), _ => true,
             TimeSpan.FromSeconds(10), "held packets released after the drop");
         Assert.True((await Status(other))!.LogTail >= 6);
         var victimStatus = (await Status(victim))!;
@@ -123,7 +106,7 @@ public sealed class StandbyJournalFailureClusterSpecs(ITestOutputHelper output) 
         var call = await other.Platform.Takeover.Called.Task.WaitAsync(TimeSpan.FromSeconds(40));
         Assert.Equal(Enumerable.Range((int)call.Mark + 1, 6 - (int)call.Mark).Select(x => (long)x), call.Log.Select(p => p.Seq));
         Assert.False(victim.Platform.Takeover.Called.Task.IsCompleted);
-        var after = await Eventually(() => View(other), v => v.Primary == other.Address && v.LastSwitch is not null,
+        var after = await Poll.Eventually(() => View(other), v => v.Primary == other.Address && v.LastSwitch is not null,
             TimeSpan.FromSeconds(30), "the healthy standby is primary");
         output.WriteLine($"after the takeover: {Show(after)}");
         Assert.Empty(after.Standbys); // the victim is still out
@@ -131,7 +114,7 @@ public sealed class StandbyJournalFailureClusterSpecs(ITestOutputHelper output) 
 
         // 5. Space is freed: the victim's next attempt proves a write, it rejoins not ready, and a fresh checkpoint makes it ready.
         victim.Disk.Free();
-        var back = await Eventually(() => View(other), v => v.Standbys.Count == 1 && v.State == "protected",
+        var back = await Poll.Eventually(() => View(other), v => v.Standbys.Count == 1 && v.State == "protected",
             TimeSpan.FromSeconds(90), "the victim rejoins and becomes ready after a checkpoint");
         output.WriteLine($"back: {Show(back)}");
         Assert.Equal(victim.Address, back.Standbys[0].Node);

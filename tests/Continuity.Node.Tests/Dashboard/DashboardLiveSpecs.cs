@@ -19,18 +19,7 @@ public sealed class DashboardLiveSpecs(ITestOutputHelper log) : IAsyncLifetime
     {
         SetDefaultExpectTimeout(30_000);
         // n1 protects a program that cannot start (no VIP or firewall is touched), so the picture has an application.
-        var program = Path.Combine(_programDir, "kv-server");
-        File.WriteAllText(program, "#!/nonexistent/interpreter\n");
-        File.SetUnixFileMode(program, (UnixFileMode)0b111_101_101);
-        _n1 = await TestNode.StartAsync("n1", extra: $$"""
-            continuity.apps.kv {
-              command = ["{{program}}", "--port", "7000"]
-              vip = "198.18.99.52/24"
-              ports = ["tcp/7000"]
-              max-restarts = 1
-              restart-backoff = 200ms
-            }
-            """);
+        _n1 = await TestNode.StartAsync("n1", extra: TestNode.UnstartableApp(_programDir, "198.18.99.52/24", "--port", "7000").Hocon);
         (_playwright, _browser) = await Browser.LaunchAsync();
         _page = await _browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 860 } });
         _page.Console += (_, m) => log.WriteLine($"browser console: {m.Type}: {m.Text}");

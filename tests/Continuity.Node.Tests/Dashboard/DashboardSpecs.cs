@@ -24,18 +24,7 @@ public sealed class DashboardSpecs(ITestOutputHelper log) : IAsyncLifetime
     public async Task InitializeAsync()
     {
         SetDefaultExpectTimeout(30_000);
-        var program = Path.Combine(_programDir, "kv-server");
-        File.WriteAllText(program, "#!/nonexistent/interpreter\n");
-        File.SetUnixFileMode(program, (UnixFileMode)0b111_101_101);
-        _node = await TestNode.StartAsync("solo", extra: $$"""
-            continuity.apps.kv {
-              command = ["{{program}}", "--name", "{{Markup}}"]
-              vip = "198.18.99.51/24"
-              ports = ["tcp/7000"]
-              max-restarts = 1
-              restart-backoff = 200ms
-            }
-            """);
+        _node = await TestNode.StartAsync("solo", extra: TestNode.UnstartableApp(_programDir, "198.18.99.51/24", "--name", Markup).Hocon);
         (_playwright, _browser) = await Browser.LaunchAsync();
         _page = await _browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1280, Height = 900 } });
         _page.Console += (_, m) => log.WriteLine($"browser console: {m.Type}: {m.Text}");

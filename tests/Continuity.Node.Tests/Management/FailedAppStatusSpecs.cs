@@ -18,18 +18,8 @@ public sealed class FailedAppStatusSpecs(ITestOutputHelper log) : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _program = Path.Combine(_programDir, "kv-server");
-        File.WriteAllText(_program, "#!/nonexistent/interpreter\n");
-        File.SetUnixFileMode(_program, (UnixFileMode)0b111_101_101);
-        _node = await TestNode.StartAsync("solo", extra: $$"""
-            continuity.apps.kv {
-              command = ["{{_program}}", "--port", "7000"]
-              vip = "198.18.99.50/24"
-              ports = ["tcp/7000"]
-              max-restarts = 1
-              restart-backoff = 200ms
-            }
-            """);
+        (_program, var app) = TestNode.UnstartableApp(_programDir, "198.18.99.50/24", "--port", "7000");
+        _node = await TestNode.StartAsync("solo", extra: app);
     }
 
     public async Task DisposeAsync()

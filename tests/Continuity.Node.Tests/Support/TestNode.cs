@@ -23,6 +23,28 @@ public sealed class TestNode : IAsyncDisposable
         (Dir, Host, Http, Token, ClusterPort, ManagementPort) = (dir, host, http, token, clusterPort, managementPort);
     }
 
+    /// <summary>
+    /// HOCON for app kv whose program cannot run: an executable script (written into <paramref name="dir"/>) whose
+    /// interpreter does not exist passes the configuration check and fails only when started, before it runs, so
+    /// no VIP or firewall rule is ever installed. Restarted once, then given up on.
+    /// </summary>
+    public static (string Program, string Hocon) UnstartableApp(string dir, string vip, params string[] args)
+    {
+        var program = Path.Combine(dir, "kv-server");
+        File.WriteAllText(program, "#!/nonexistent/interpreter\n");
+        File.SetUnixFileMode(program, (UnixFileMode)0b111_101_101);
+        var command = string.Join(", ", new[] { program }.Concat(args).Select(a => $"\"{a}\""));
+        return (program, $$"""
+            continuity.apps.kv {
+              command = [{{command}}]
+              vip = "{{vip}}"
+              ports = ["tcp/7000"]
+              max-restarts = 1
+              restart-backoff = 200ms
+            }
+            """);
+    }
+
     public static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
