@@ -311,10 +311,10 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     [RootFact]
     public void Clients_keep_every_byte_when_the_primary_crashes_in_the_middle_of_a_checkpoint()
     {
-        // 128 MB of resident memory makes each checkpoint long enough to aim at: the crash lands while the program
+        // 64 MB of resident memory makes each checkpoint long enough to aim at: the crash lands while the program
         // is frozen and being dumped, or while its image is on the way to the standbys. Either way the standbys
         // must fall back on the checkpoint before it and replay the longer log after its mark.
-        Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(ballastMb: 128), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
+        Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(ballastMb: 64), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
         var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
         var client = StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
