@@ -28,6 +28,9 @@ public sealed record AppSpec(
 
     /// <summary>What the owner does when the program exits on its own or cannot be started.</summary>
     public RestartPolicy Restarts { get; init; } = RestartPolicy.Default;
+
+    /// <summary>Node names the primary should run on, best first (continuity.apps.NAME.prefer); empty for none.</summary>
+    public IReadOnlyList<string> Prefer { get; init; } = [];
 }
 
 /// <summary>

@@ -3,6 +3,7 @@ using Akka.Cluster;
 using Akka.Cluster.Tools.Singleton;
 using Akka.Event;
 using Continuity.Core.Election;
+using Continuity.Core.Placement;
 
 namespace Continuity.Core.Apps;
 
@@ -18,22 +19,27 @@ public sealed class AppsGuardian : ReceiveActor
     private readonly PlatformServices _platform;
     private readonly string _stateDir;
     private readonly string _nodeName;
+    private readonly PlacementSettings _placement;
     private readonly Dictionary<string, IActorRef> _owners = new();
+    private readonly Dictionary<string, IActorRef> _appActors = new();
 
-    public AppsGuardian(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName)
+    public AppsGuardian(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName, PlacementSettings placement)
     {
         _apps = apps;
         _platform = platform;
         _stateDir = stateDir;
         _nodeName = nodeName;
+        _placement = placement;
 
         Receive<AppsProtocol.GetApps>(_ => BuildView().PipeTo(Sender));
         Receive<AppsProtocol.Switch>(s => ToOwner(s.App, s));
         Receive<AppsProtocol.CheckpointNow>(c => ToOwner(c.App, c));
+        Receive<PlacementProtocol.GetServing>(_ => Serving().PipeTo(Sender));
     }
 
-    public static Props Props(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName) =>
-        Akka.Actor.Props.Create(() => new AppsGuardian(apps, platform, stateDir, nodeName));
+    public static Props Props(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName,
+        PlacementSettings? placement = null) =>
+        Akka.Actor.Props.Create(() => new AppsGuardian(apps, platform, stateDir, nodeName, placement ?? PlacementSettings.Default));
 
     protected override void PreStart()
     {
@@ -51,9 +57,11 @@ public sealed class AppsGuardian : ReceiveActor
             {
                 var appDir = Path.Combine(_stateDir, "apps", app.Name);
                 Directory.CreateDirectory(appDir);
-                Context.ActorOf(AppActor.Props(app, _platform, node, _nodeName, appDir), appActorName);
+                _appActors[app.Name] = Context.ActorOf(AppActor.Props(app, _platform, node, _nodeName, appDir), appActorName);
+                // Every node sorts the applications alike, so an application's index is the same on whichever node its owner runs.
+                var index = _apps.Select(a => a.Name).Order(StringComparer.Ordinal).ToList().IndexOf(app.Name);
                 Context.ActorOf(ClusterSingletonManager.Props(
-                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName, app.Restarts),
+                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName, app.Restarts, _placement, index),
                     PoisonPill.Instance, singletonSettings), $"owner-{app.Name}");
             }
             _owners[app.Name] = Context.ActorOf(ClusterSingletonProxy.Props(
@@ -72,6 +80,17 @@ public sealed class AppsGuardian : ReceiveActor
     {
         if (_owners.TryGetValue(app, out var owner)) owner.Forward(message);
         else Sender.Tell(new AppsProtocol.Rejected(app, $"no application named '{app}'"));
+    }
+
+    /// <summary>The applications this node serves (or is becoming or ceasing to be primary of): the load placement weighs.</summary>
+    private async Task<PlacementProtocol.Serving> Serving()
+    {
+        var node = Cluster.Get(Context.System).SelfAddress.ToString();
+        var statuses = await Task.WhenAll(_appActors.Select(kv =>
+            AskOrNull<OwnerProtocol.NodeStatus>(kv.Value, new OwnerProtocol.GetNodeStatus(kv.Key), TimeSpan.FromSeconds(3)))).ConfigureAwait(false);
+        return new PlacementProtocol.Serving(node, statuses
+            .Where(st => st is { Role: AppRole.Primary or AppRole.TakingOver or AppRole.Releasing })
+            .Select(st => new PlacementProtocol.ServedApp(st!.App, st.Role)).ToList());
     }
 
     private async Task<AppsView> BuildView()

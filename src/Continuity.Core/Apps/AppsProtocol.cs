@@ -12,7 +12,8 @@ public static class AppsProtocol
 
     /// <summary>Planned switch of <paramref name="App"/> to <paramref name="ToNode"/> (a node name or cluster address).
     /// Replies <see cref="SwitchStarted"/> once the target was told to take over, or <see cref="Rejected"/>.</summary>
-    public sealed record Switch(string App, string ToNode) : IControlMessage;
+    /// <param name="Reason">Why, as the switch report shows it (an operator's request, or a rebalancing move).</param>
+    public sealed record Switch(string App, string ToNode, string Reason = "planned switch") : IControlMessage;
 
     /// <summary>Replies <see cref="CheckpointTaken"/> or <see cref="Rejected"/>.</summary>
     public sealed record CheckpointNow(string App) : IControlMessage;

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.Persistence.Sql;
 using Continuity.Core.Log;
+using Continuity.Core.Placement;
 
 namespace Continuity.Core.Apps;
 
@@ -16,8 +17,9 @@ public static class ContinuityApps
     /// </summary>
     /// <param name="nodeName">Stable name of this node (continuity.node.name): names the node's journal entries, so it
     /// must not change across restarts. Defaults to the config value, then the host name.</param>
+    /// <param name="placement">How primaries are spread over the data nodes; null for <see cref="PlacementSettings.Default"/>.</param>
     public static IActorRef Start(ActorSystem system, IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir,
-        string? nodeName = null)
+        string? nodeName = null, PlacementSettings? placement = null)
     {
         Directory.CreateDirectory(stateDir);
         // The SQL plugin's own defaults (plugin class, table mapping) at the lowest priority, so reference.conf and
@@ -27,7 +29,7 @@ public static class ContinuityApps
         if (string.IsNullOrEmpty(nodeName)) nodeName = Environment.MachineName;
         // A journal on a database server is checked at once, so an unreachable one is reported in one clear line.
         if (JournalProbe.PropsFor(system.Settings.Config) is { } probe) system.ActorOf(probe, "journal-probe");
-        return system.ActorOf(AppsGuardian.Props(apps, platform, stateDir, nodeName), GuardianName);
+        return system.ActorOf(AppsGuardian.Props(apps, platform, stateDir, nodeName, placement), GuardianName);
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.RegularExpressions;
 using Continuity.Core.Apps;
+using Continuity.Core.Placement;
 using Continuity.Core.Platform;
 
 namespace Continuity.Core.Configuration;
@@ -51,6 +52,17 @@ public static partial class AppSettingsParser
                 $"= \"{same.Key}/{list[1].VipPrefixLength}\" is already the VIP of application {list[0].Name}: give each application its own VIP");
         }
         return specs;
+    }
+
+    /// <summary>continuity.placement, with every application's preference (from <see cref="Parse"/>'s result).</summary>
+    /// <exception cref="ConfigurationException">A value is invalid; the message names the key and where it was set.</exception>
+    public static PlacementSettings ParsePlacement(LoadedConfig config, IReadOnlyList<AppSpec> apps)
+    {
+        const string key = "continuity.placement.";
+        return new PlacementSettings(
+            ConfigValues.Bool(config, key + "rebalance"),
+            ConfigValues.Duration(config, key + "rebalance-interval", TimeSpan.FromSeconds(1), "30s"),
+            apps.ToDictionary(a => a.Name, a => a.Prefer));
     }
 
     private static List<string> AppNames(LoadedConfig config)
@@ -145,9 +157,18 @@ public static partial class AppSettingsParser
         if (window < backoff)
             throw ConfigValues.Bad(config, windowKey, $"= \"{ConfigValues.String(config, windowKey)}\" is invalid: expected a duration at least as long as restart-backoff ({ConfigValues.FormatDuration(backoff)})");
 
+        var preferKey = Key("prefer");
+        var prefer = ConfigValues.StringList(config, preferKey, "an array of node names, e.g. [\"n2\", \"n3\"]");
+        foreach (var n in prefer)
+            if (!NodeSettings.IsValidNodeName(n))
+                throw ConfigValues.Bad(config, preferKey, $"entry \"{n}\" is invalid: expected a node name (continuity.node.name: letters, digits, '.', '_' or '-')");
+        if (prefer.Distinct(StringComparer.Ordinal).Count() != prefer.Count)
+            throw ConfigValues.Bad(config, preferKey, "lists a node twice: remove the duplicate");
+
         return new AppSpec(name, command, vip, prefix, ports, interval, dirs, recovery, queue)
         {
             Restarts = new RestartPolicy(maxRestarts, backoff, window),
+            Prefer = prefer,
         };
     }
 

@@ -100,6 +100,8 @@ public sealed partial record NodeSettings(
         return portText.All(char.IsAsciiDigit) && int.TryParse(portText, out port) && port is >= 1 and <= 65535;
     }
 
+    public static bool IsValidNodeName(string name) => NodeName().IsMatch(name);
+
     [GeneratedRegex("^[A-Za-z0-9._-]+$")]
     private static partial Regex NodeName();
 

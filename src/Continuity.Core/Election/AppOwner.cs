@@ -4,6 +4,7 @@ using Akka.Event;
 using Continuity.Core.Apps;
 using Continuity.Core.Capture;
 using Continuity.Core.Checkpoint;
+using Continuity.Core.Placement;
 
 namespace Continuity.Core.Election;
 
@@ -25,12 +26,17 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     public const string DataRole = "data";
 
     private sealed record Reconcile(string Reason);
-    private sealed record Statuses(string Reason, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes);
+    /// <param name="Serving">What each node that answered serves, by address (the load placement weighs).</param>
+    private sealed record Statuses(string Reason, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes,
+        IReadOnlyDictionary<string, IReadOnlyList<PlacementProtocol.ServedApp>> Serving);
+    private sealed record RebalanceTick;
+    private sealed record RebalanceFacts(long Epoch, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes,
+        IReadOnlyDictionary<string, IReadOnlyList<PlacementProtocol.ServedApp>> Serving);
     /// <param name="Rejoin">The node's journal works again (it was never removed from the cluster): not a join, so it
     /// does not count as the fresh start that lifts a "failed" application.</param>
     private sealed record Joined(OwnerProtocol.NodeStatus Node, bool Rejoin = false);
     private sealed record AskJoined(Address Address, int Attempt, bool Rejoin = false);
-    private sealed record SwitchReleased(IActorRef ReplyTo, StandbyRef Target, OwnerProtocol.Released Released);
+    private sealed record SwitchReleased(IActorRef ReplyTo, StandbyRef Target, OwnerProtocol.Released Released, string Reason);
     private sealed record SwitchFailed(IActorRef ReplyTo, string Reason);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -38,6 +44,9 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly string _app;
     private readonly string _appActorPath;
     private readonly TimeSpan _askTimeout;
+    private readonly PlacementSettings _placement;
+    private readonly int _appIndex;
+    private DateTimeOffset _lastMove = DateTimeOffset.UtcNow;
 
     private long _epoch;
     private StandbyRef? _primary;
@@ -63,23 +72,30 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     /// <param name="appActorPath">Path of the app actor below the root on every node, e.g. "/user/continuity-apps/app-kv".</param>
     /// <param name="restarts">How often a failing program is started again; null for <see cref="RestartPolicy.Default"/>.</param>
-    public AppOwner(string app, string appActorPath, TimeSpan? askTimeout = null, RestartPolicy? restarts = null)
+    /// <param name="placement">Where primaries go; null for <see cref="PlacementSettings.Default"/>.</param>
+    /// <param name="appIndex">Position of the application among all applications sorted by name (spreads first starts).</param>
+    public AppOwner(string app, string appActorPath, TimeSpan? askTimeout = null, RestartPolicy? restarts = null,
+        PlacementSettings? placement = null, int appIndex = 0)
     {
         _app = app;
         _appActorPath = appActorPath;
         _askTimeout = askTimeout ?? TimeSpan.FromSeconds(5);
         _restarts = restarts ?? RestartPolicy.Default;
+        _placement = placement ?? PlacementSettings.Default;
+        _appIndex = appIndex;
         Deciding();
     }
 
-    public static Props Props(string app, string appActorPath, RestartPolicy? restarts = null) =>
-        Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null, restarts));
+    public static Props Props(string app, string appActorPath, RestartPolicy? restarts = null, PlacementSettings? placement = null,
+        int appIndex = 0) =>
+        Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null, restarts, placement, appIndex));
 
     protected override void PreStart()
     {
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
         Self.Tell(new Reconcile("owner started"));
+        if (_placement.Rebalance) Timers.StartPeriodicTimer("rebalance", new RebalanceTick(), _placement.Interval);
     }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
@@ -93,15 +109,30 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         AppActorOn(address).Ask<OwnerProtocol.NodeStatus>(new OwnerProtocol.GetNodeStatus(_app), _askTimeout)
             .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null);
 
+    /// <summary>The app actor lives right below the node's AppsGuardian, which knows what the node serves.</summary>
+    private Task<PlacementProtocol.Serving?> AskServing(Address address) =>
+        Context.ActorSelection(address + _appActorPath[.._appActorPath.LastIndexOf('/')])
+            .Ask<PlacementProtocol.Serving>(new PlacementProtocol.GetServing(), _askTimeout)
+            .ContinueWith(t => t.IsCompletedSuccessfully ? t.Result : null);
+
+    /// <summary>Every up data node's status for this application and what it serves; silent nodes are left out.</summary>
+    private async Task<(List<OwnerProtocol.NodeStatus> Nodes, Dictionary<string, IReadOnlyList<PlacementProtocol.ServedApp>> Serving)> AskAll(
+        IReadOnlyList<Address> members)
+    {
+        var statuses = Task.WhenAll(members.Select(AskStatus));
+        var serving = Task.WhenAll(members.Select(AskServing));
+        await Task.WhenAll(statuses, serving).ConfigureAwait(false);
+        return (statuses.Result.Where(s => s is not null).Select(s => s!).ToList(),
+            serving.Result.Where(s => s is not null).ToDictionary(s => s!.Node, s => (IReadOnlyList<PlacementProtocol.ServedApp>)s!.Apps));
+    }
+
     /// <summary>Waiting for the nodes' answers: everything else waits, so decisions never interleave.</summary>
     private void Deciding()
     {
         Receive<Reconcile>(r =>
         {
             var members = UpDataMembers().Select(m => m.Address).ToList();
-            Task.WhenAll(members.Select(AskStatus))
-                .ContinueWith(t => new Statuses(r.Reason, t.Result.Where(s => s is not null).Select(s => s!).ToList()))
-                .PipeTo(Self);
+            AskAll(members).ContinueWith(t => new Statuses(r.Reason, t.Result.Nodes, t.Result.Serving)).PipeTo(Self);
         });
         Receive<Statuses>(s =>
         {
@@ -116,6 +147,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _standbys.Remove(m.Member.Address.ToString());
             Stash.Stash();
         });
+        Receive<RebalanceTick>(_ => { }); // a move is only weighed when no decision is in flight
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -233,6 +265,37 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<SwitchReleased>(OnSwitchReleased);
         Receive<SwitchFailed>(f => f.ReplyTo.Tell(new AppsProtocol.Rejected(_app, f.Reason)));
         Receive<Reconcile>(r => { Become(Deciding); Self.Tell(r); });
+        Receive<RebalanceTick>(_ => OnRebalanceTick());
+        Receive<RebalanceFacts>(OnRebalanceFacts);
+        // The replies to a switch this owner asked of itself (a rebalancing move).
+        Receive<AppsProtocol.SwitchStarted>(st => _log.Info("[{0}] rebalancing: {1} takes over from {2} (epoch {3})", _app, st.To, st.From, st.Epoch));
+        Receive<AppsProtocol.Rejected>(r => _log.Warning("[{0}] rebalancing move not made: {1}", _app, r.Reason));
+    }
+
+    private void OnRebalanceTick()
+    {
+        // A cluster that is changing gets no planned moves: the membership decision comes first.
+        if (_primary is null || _gaveUp || DateTimeOffset.UtcNow - _lastMove < _placement.Interval || !_cluster.State.Unreachable.IsEmpty)
+            return;
+        var epoch = _epoch;
+        AskAll(UpDataMembers().Select(m => m.Address).ToList())
+            .ContinueWith(t => new RebalanceFacts(epoch, t.Result.Nodes, t.Result.Serving)).PipeTo(Self);
+    }
+
+    private void OnRebalanceFacts(RebalanceFacts f)
+    {
+        if (f.Epoch != _epoch || _primary is null || !f.Serving.TryGetValue(_primary.Node, out var servedHere)) return;
+        // Another application is moving: its move changes the loads this one would weigh.
+        if (f.Serving.Values.SelectMany(a => a).Any(a => a.Role is AppRole.TakingOver or AppRole.Releasing)) return;
+        var current = new PlacementCandidate(_primary.Node, NameOf(_primary.Node), servedHere.Count);
+        var standbys = f.Nodes
+            .Where(n => _standbys.ContainsKey(n.Node) && n.Role == AppRole.Standby && n.Epoch == _epoch && n.JournalFailure is null
+                        && n.LogComplete && f.Serving.ContainsKey(n.Node))
+            .Select(n => new PlacementCandidate(n.Node, n.NodeName, f.Serving[n.Node].Count)).ToList();
+        var move = PlacementPolicy.RebalanceTarget(_app, current, standbys, servedHere.Select(a => a.App).ToList(), _placement);
+        if (move is null) return;
+        _lastMove = DateTimeOffset.UtcNow;
+        Self.Tell(new AppsProtocol.Switch(_app, move.Target.Node, move.Reason));
     }
 
     private void OnSwitch(AppsProtocol.Switch s)
@@ -244,10 +307,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             return;
         }
         var replyTo = Sender;
-        _log.Info("[{0}] planned switch {1} -> {2}", _app, NameOf(_primary.Node), NameOf(target.Node));
+        _log.Info("[{0}] {1}: {2} -> {3}", _app, s.Reason, NameOf(_primary.Node), NameOf(target.Node));
         _primary.AppActor.Ask<object>(new OwnerProtocol.Release(_app, _epoch), TimeSpan.FromSeconds(90))
             .ContinueWith(t => t.IsCompletedSuccessfully && t.Result is OwnerProtocol.Released r
-                ? new SwitchReleased(replyTo, target, r)
+                ? new SwitchReleased(replyTo, target, r, s.Reason)
                 : (object)new SwitchFailed(replyTo, t.IsCompletedSuccessfully && t.Result is OwnerProtocol.Failed f
                     ? f.Reason : "the primary did not release in time"))
             .PipeTo(Self);
@@ -265,6 +328,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             Stash.UnstashAll();
         });
         Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(View()));
+        Receive<RebalanceTick>(_ => { }); // a move is only weighed when no decision is in flight
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -359,7 +423,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         _standbys[old.Node] = old;
         _primary = r.Target;
         var standbys = _standbys.Values.ToList();
-        r.Target.AppActor.Tell(new OwnerProtocol.TakeOver(_app, _epoch, standbys, true, old.Node, "planned switch"));
+        _lastMove = DateTimeOffset.UtcNow;
+        r.Target.AppActor.Tell(new OwnerProtocol.TakeOver(_app, _epoch, standbys, true, old.Node, r.Reason));
         foreach (var s in standbys) s.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, r.Target.Node));
         r.ReplyTo.Tell(new AppsProtocol.SwitchStarted(_app, NameOf(old.Node), NameOf(r.Target.Node), _epoch));
     }
@@ -424,12 +489,15 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         }
 
         _epoch++;
-        // 2. Someone holds a checkpoint: the newest checkpoint with the longest log after it wins (least to replay-lose).
-        var best = s.Nodes.Where(n => n.Newest is not null && Electable(n) && !_failedTakeover.Contains(n.Node))
-            .OrderByDescending(n => n, Comparer<OwnerProtocol.NodeStatus>.Create(Rank))
-            .FirstOrDefault();
-        if (best is not null)
+        _lastMove = DateTimeOffset.UtcNow;
+        // 2. Someone holds a checkpoint: the newest checkpoint wins (least to replay). Among the nodes holding that one,
+        // placement chooses: every electable node holds every packet the program consumed (the primary released a packet
+        // only once every standby logged it), so a longer log only holds packets that no client saw answered.
+        var electable = s.Nodes.Where(n => n.Newest is not null && Electable(n) && !_failedTakeover.Contains(n.Node)).ToList();
+        var newest = electable.OrderByDescending(n => n, Comparer<OwnerProtocol.NodeStatus>.Create(Rank)).FirstOrDefault();
+        if (newest is not null)
         {
+            var best = Place(electable.Where(n => CheckpointInfo.Compare(n.Newest, newest.Newest) == 0).ToList(), s.Serving);
             _primary = new StandbyRef(best.Node, best.AppActor);
             foreach (var n in s.Nodes.Where(n => n.Node != best.Node)) MakeStandby(n);
             var standbys = _standbys.Values.ToList();
@@ -444,12 +512,24 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         // 3. Nobody has anything (first start, or every checkpoint lost): start the program fresh on the first data node.
         if (maxEpoch > 0) _alarm = "no checkpoint survived: the program was started fresh (its state is lost)";
         // A node where the program just failed comes last (its own files or PATH may be what is wrong).
-        var first = s.Nodes.OrderBy(n => _failedTakeover.Contains(n.Node)).ThenBy(n => n.JournalFailure is not null)
-            .ThenBy(n => n.Node, StringComparer.Ordinal).First();
+        var healthy = s.Nodes.Where(n => !_failedTakeover.Contains(n.Node) && n.JournalFailure is null).ToList();
+        var first = healthy.Count > 0
+            ? Place(healthy, s.Serving)
+            : s.Nodes.OrderBy(n => n.JournalFailure is not null).ThenBy(n => n.Node, StringComparer.Ordinal).First();
         _primary = new StandbyRef(first.Node, first.AppActor);
         foreach (var n in s.Nodes.Where(n => n.Node != first.Node)) MakeStandby(n);
         _log.Info("[{0}] {1}: starting on {2} as primary of epoch {3}", _app, s.Reason, NameOf(first.Node), _epoch);
         first.AppActor.Tell(new OwnerProtocol.BecomePrimary(_app, _epoch, _standbys.Values.ToList()));
+    }
+
+    /// <summary>The node placement puts this application's primary on, among <paramref name="nodes"/> (not empty).</summary>
+    private OwnerProtocol.NodeStatus Place(IReadOnlyList<OwnerProtocol.NodeStatus> nodes,
+        IReadOnlyDictionary<string, IReadOnlyList<PlacementProtocol.ServedApp>> serving)
+    {
+        var candidates = nodes.Select(n => new PlacementCandidate(n.Node, n.NodeName,
+            serving.TryGetValue(n.Node, out var apps) ? apps.Count(a => a.App != _app) : 0)).ToList();
+        var chosen = PlacementPolicy.Order(candidates, _placement.PreferOf(_app), _appIndex)[0];
+        return nodes.First(n => n.Node == chosen.Node);
     }
 
     /// <summary>Newer checkpoint first; for the same checkpoint, the longer log after it.</summary>

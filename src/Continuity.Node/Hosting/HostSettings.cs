@@ -2,6 +2,7 @@ using Akka.Configuration;
 using Continuity.Core.Apps;
 using Continuity.Core.Membership;
 using Continuity.Core.Configuration;
+using Continuity.Core.Placement;
 
 namespace Continuity.Node.Hosting;
 
@@ -13,6 +14,7 @@ public sealed record HostSettings(
     IReadOnlyList<string> Roles,
     IReadOnlyList<string> SeedNodes,
     IReadOnlyList<AppSpec> Apps,
+    PlacementSettings Placement,
     IReadOnlyList<ConfigurationWarning> Warnings)
 {
     public string NodeName => Node.Name;
@@ -28,6 +30,7 @@ public sealed record HostSettings(
         var loaded = ContinuityConfigLoader.Load(path);
         var node = NodeSettings.From(loaded);
         var apps = AppSettingsParser.Parse(loaded);
+        var placement = AppSettingsParser.ParsePlacement(loaded, apps);
         PersistenceSettings.Validate(loaded);
         var config = loaded.Config;
         var roles = config.GetStringList("akka.cluster.roles", []).ToList();
@@ -39,7 +42,7 @@ public sealed record HostSettings(
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
         return new HostSettings(path, effective, node, roles,
-            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, loaded.Warnings);
+            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, placement, loaded.Warnings);
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

@@ -311,4 +311,37 @@ public class AppSettingsParserTests
     [InlineData(" restart-backoff = 5m\n restart-window = 1m", "'continuity.apps.kv.restart-window' = \"1m\" is invalid: expected a duration at least as long as restart-backoff (300s)")]
     public void Bad_restart_limits_are_refused(string setting, string message) =>
         Assert.Contains(message, Fails(setting).Message);
+
+    [Fact]
+    public void Placement_rebalances_every_thirty_seconds_by_default_and_takes_each_applications_preference()
+    {
+        var loaded = ContinuityConfigLoader.LoadFromString("""
+            continuity.apps {
+              a { command = ["/bin/sh"], vip = "10.0.0.5/24", ports = ["tcp/1"], prefer = ["n2", "n1"] }
+              b { command = ["/bin/sh"], vip = "10.0.0.6/24", ports = ["tcp/1"] }
+            }
+            """, "node.hocon");
+        var placement = AppSettingsParser.ParsePlacement(loaded, AppSettingsParser.Parse(loaded));
+        Assert.True(placement.Rebalance);
+        Assert.Equal(TimeSpan.FromSeconds(30), placement.Interval);
+        Assert.Equal(["n2", "n1"], placement.PreferOf("a"));
+        Assert.Empty(placement.PreferOf("b"));
+    }
+
+    [Theory]
+    [InlineData(" prefer = [\"n1\", \"n1\"]", "'continuity.apps.kv.prefer' lists a node twice: remove the duplicate")]
+    [InlineData(" prefer = [\"n 1\"]", "'continuity.apps.kv.prefer' entry \"n 1\" is invalid: expected a node name")]
+    [InlineData(" prefer = n1", "'continuity.apps.kv.prefer' = \"n1\" is invalid: expected an array of node names")]
+    public void Bad_preferences_are_refused(string setting, string message) =>
+        Assert.Contains(message, Fails(setting).Message);
+
+    [Theory]
+    [InlineData("continuity.placement.rebalance = sometimes", "'continuity.placement.rebalance' = \"sometimes\" is invalid: expected on or off")]
+    [InlineData("continuity.placement.rebalance-interval = 10ms", "'continuity.placement.rebalance-interval' = \"10ms\" is invalid: expected a duration of at least 1s")]
+    public void Bad_placement_settings_are_refused(string setting, string message)
+    {
+        var loaded = ContinuityConfigLoader.LoadFromString(setting + "\n", "node.hocon");
+        var e = Assert.Throws<ConfigurationException>(() => AppSettingsParser.ParsePlacement(loaded, []));
+        Assert.Contains(message, e.Message);
+    }
 }

@@ -7,6 +7,7 @@ using Continuity.Core.Apps;
 using Continuity.Core.Capture;
 using Continuity.Core.Checkpoint;
 using Continuity.Core.Election;
+using Continuity.Core.Placement;
 using Continuity.Core.Serialization;
 using Hyperion;
 using Hyperion.Internal;
@@ -85,6 +86,11 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["AppActorProtocol.CheckpointNow"] = _ => new AppActorProtocol.CheckpointNow("kv"),
         ["GetApps"] = _ => new AppsProtocol.GetApps(),
         ["Switch"] = _ => new AppsProtocol.Switch("kv", "n2"),
+        ["RebalanceSwitch"] = _ => new AppsProtocol.Switch("kv", "n2", "rebalance: n1 serves 3 applications, n2 0"),
+        ["GetServing"] = _ => new PlacementProtocol.GetServing(),
+        ["Serving"] = _ => new PlacementProtocol.Serving("akka.tcp://continuity@10.0.0.2:4053",
+            [new PlacementProtocol.ServedApp("kv", AppRole.Primary), new PlacementProtocol.ServedApp("web", AppRole.TakingOver)]),
+        ["ServedApp"] = _ => new PlacementProtocol.ServedApp("kv", AppRole.Releasing),
         ["AppsProtocol.CheckpointNow"] = _ => new AppsProtocol.CheckpointNow("kv"),
         ["SwitchStarted"] = _ => new AppsProtocol.SwitchStarted("kv", "n1", "n2", 2),
         ["CheckpointTaken"] = _ => new AppsProtocol.CheckpointTaken("kv", Newest),
