@@ -315,6 +315,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
         Receive<IntrospectionProtocol.GetAppFigures>(_ => ReplyFigures());
         Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
+        Receive<ReplicationProtocol.StreamFrom>(f => _standbyLog?.Forward(f));
         Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
         ReceiveAny(_ => Stash.Stash());
     }
@@ -380,6 +381,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             }
             _standbyLog.Forward(a);
         });
+        Receive<ReplicationProtocol.StreamFrom>(f => _standbyLog?.Forward(f));
         Receive<ReplicationProtocol.CheckpointChunk>(c =>
         {
             if (_store is null) EnsureStandbyChildren();

@@ -35,9 +35,21 @@ public static class CaptureProtocol
 /// numbers the packets, replicates them to every standby and releases each packet only once all
 /// current standbys have logged it. That hold is what makes the log complete at a crash.
 /// </summary>
-public sealed class CaptureActor : ReceiveActor
+public sealed class CaptureActor : ReceiveActor, IWithTimers
 {
     private sealed record Captured(LoggedPacket[] Packets, uint[] PacketIds);
+    private sealed record ResendCheck;
+
+    // Akka.Remote delivers at most once: a batch lost when an association to a standby drops and comes back leaves a
+    // hole in that standby's log, which it then refuses to acknowledge past (rightly). Without a resend the primary
+    // would hold every later packet (and never finish a checkpoint drain) until membership removed a node. Seen on the
+    // lab with three applications when one node crashed: a healthy standby missed 80 packets of another node's app.
+    private static readonly TimeSpan ResendAfter = TimeSpan.FromMilliseconds(250);
+    private const int ResendBatch = 256;
+    // Each standby's acknowledgement at the previous check: no progress over a whole interval means a lost batch.
+    private readonly Dictionary<string, long> _ackedAtLastCheck = new();
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly AppSpec _app;
@@ -47,7 +59,8 @@ public sealed class CaptureActor : ReceiveActor
 
     private readonly Dictionary<string, (IActorRef Ref, long Acked)> _standbys = new();
     // Kernel packet id per seq not released yet, oldest first: the highest id of the released prefix is the verdict.
-    private readonly Queue<(long Seq, uint PacketId)> _pending = new();
+    // The packet is kept until released, so a standby that lost a batch can be sent it again.
+    private readonly Queue<(long Seq, uint PacketId, LoggedPacket Packet)> _pending = new();
     private long _nextSeq;
     private long _lastReleased;
     private bool _paused;
@@ -72,6 +85,7 @@ public sealed class CaptureActor : ReceiveActor
         Receive<Captured>(OnCaptured);
         Receive<ReplicationProtocol.Appended>(OnAppended);
         Receive<CaptureProtocol.SetStandbys>(OnSetStandbys);
+        Receive<ResendCheck>(_ => ResendLostBatches());
         Receive<CaptureProtocol.Pause>(_ =>
         {
             if (_filter is null)
@@ -116,6 +130,7 @@ public sealed class CaptureActor : ReceiveActor
 
     protected override void PreStart()
     {
+        Timers.StartPeriodicTimer("resend", new ResendCheck(), ResendAfter);
         var self = Self;
         _queue = _queueFactory(_app);
         // Runs on the queue's reader thread: copy out of the kernel buffer and hand over to the actor.
@@ -147,7 +162,7 @@ public sealed class CaptureActor : ReceiveActor
         for (var i = 0; i < packets.Length; i++)
         {
             packets[i] = c.Packets[i] with { Seq = _nextSeq };
-            _pending.Enqueue((_nextSeq, c.PacketIds[i]));
+            _pending.Enqueue((_nextSeq, c.PacketIds[i], packets[i]));
             _nextSeq++;
         }
         if (_standbys.Count > 0)
@@ -165,6 +180,26 @@ public sealed class CaptureActor : ReceiveActor
         Release();
     }
 
+    /// <summary>Sends again, to each standby whose acknowledgement has not moved for a whole interval while it lacks
+    /// packets, every packet after its acknowledgement (all still held: nothing past the slowest ack is released). A
+    /// standby that was only slow takes the copy of what it already received as a duplicate and ignores it.</summary>
+    private void ResendLostBatches()
+    {
+        var newest = _nextSeq - 1;
+        foreach (var (node, (standby, acked)) in _standbys)
+        {
+            var stuck = acked < newest && _ackedAtLastCheck.TryGetValue(node, out var before) && before == acked;
+            _ackedAtLastCheck[node] = acked;
+            if (!stuck) continue;
+            var missing = _pending.Where(p => p.Seq > acked).Select(p => p.Packet).ToList();
+            if (missing.Count == 0) continue;
+            _log.Warning("[{0}] standby {1} acknowledged nothing past {2} for {3} ms while {4} packet(s) wait: sending them again",
+                _app.Name, node, acked, (int)ResendAfter.TotalMilliseconds, missing.Count);
+            foreach (var chunk in missing.Chunk(ResendBatch))
+                standby.Tell(new ReplicationProtocol.Append(_app.Name, _epoch, chunk[0].Seq, chunk));
+        }
+    }
+
     private void OnSetStandbys(CaptureProtocol.SetStandbys m)
     {
         if (m.Epoch != _epoch) return;
@@ -174,7 +209,12 @@ public sealed class CaptureActor : ReceiveActor
         // epoch reaches it (which covers everything released before it). It counts as having the packets
         // held now; from the next batch on it gates the release like every other standby.
         foreach (var s in m.Standbys.Where(s => !_standbys.ContainsKey(s.Node)))
+        {
             _standbys[s.Node] = (s.AppActor, _nextSeq - 1);
+            // It may hold an older part of this epoch's log (it was left out for a while): tell it where its stream
+            // resumes, or it would refuse every batch as following a lost one.
+            s.AppActor.Tell(new ReplicationProtocol.StreamFrom(_app.Name, _epoch, _nextSeq));
+        }
         Release();
     }
 
@@ -185,7 +225,7 @@ public sealed class CaptureActor : ReceiveActor
         uint? verdict = null;
         while (_pending.Count > 0 && _pending.Peek().Seq <= upTo)
         {
-            var (seq, id) = _pending.Dequeue();
+            var (seq, id, _) = _pending.Dequeue();
             verdict = verdict is { } v ? Math.Max(v, id) : id;
             _lastReleased = seq;
         }

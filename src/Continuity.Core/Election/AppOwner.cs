@@ -490,14 +490,15 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 
         _epoch++;
         _lastMove = DateTimeOffset.UtcNow;
-        // 2. Someone holds a checkpoint: the newest checkpoint wins (least to replay). Among the nodes holding that one,
-        // placement chooses: every electable node holds every packet the program consumed (the primary released a packet
-        // only once every standby logged it), so a longer log only holds packets that no client saw answered.
+        // 2. Someone holds a checkpoint: the newest checkpoint with the longest log after it wins (least to replay-lose).
+        // Placement only chooses among nodes that tie on both: a node the owner once failed to hear from may have been
+        // left out of the standbys for a while, and its shorter log is then missing packets the program consumed.
         var electable = s.Nodes.Where(n => n.Newest is not null && Electable(n) && !_failedTakeover.Contains(n.Node)).ToList();
-        var newest = electable.OrderByDescending(n => n, Comparer<OwnerProtocol.NodeStatus>.Create(Rank)).FirstOrDefault();
-        if (newest is not null)
+        var rank = Comparer<OwnerProtocol.NodeStatus>.Create(Rank);
+        var top = electable.OrderByDescending(n => n, rank).FirstOrDefault();
+        if (top is not null)
         {
-            var best = Place(electable.Where(n => CheckpointInfo.Compare(n.Newest, newest.Newest) == 0).ToList(), s.Serving);
+            var best = Place(electable.Where(n => rank.Compare(n, top) == 0).ToList(), s.Serving);
             _primary = new StandbyRef(best.Node, best.AppActor);
             foreach (var n in s.Nodes.Where(n => n.Node != best.Node)) MakeStandby(n);
             var standbys = _standbys.Values.ToList();

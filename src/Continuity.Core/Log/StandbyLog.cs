@@ -61,6 +61,9 @@ public sealed class StandbyLog : ReceivePersistentActor
     // transit) would block the primary again; accepting it is safe because _hole keeps the node out of elections until
     // a fresh checkpoint covers the hole, exactly as for a node that joins mid-epoch.
     private bool _rejoining;
+    // Where the primary said this node's stream resumes (it was added to the standbys again): the batch starting there
+    // is accepted past a hole, which Apply marks so the node is not elected until a checkpoint covers it.
+    private (long Epoch, long Seq)? _streamFrom;
     private readonly LogLevel _failureLevel;
 
     private sealed record ProbeWrite;
@@ -92,6 +95,17 @@ public sealed class StandbyLog : ReceivePersistentActor
         }));
 
         Command<Append>(OnAppend);
+        Command<StreamFrom>(f =>
+        {
+            if (f.Epoch < _checkpointEpoch) return;
+            var last = Math.Max(_lastSeq.GetValueOrDefault(f.Epoch, f.Epoch == _checkpointEpoch ? _checkpointMark : 0),
+                _receivedSeq.GetValueOrDefault(f.Epoch));
+            // An empty log (a node that joins mid-epoch) takes any start already.
+            if (f.FirstSeq <= last + 1 || last == 0) return;
+            _streamFrom = (f.Epoch, f.FirstSeq);
+            _log.Warning("[{0}] the primary resumes this standby's log of epoch {1} at {2}; packets {3}..{4} are missing here, so this " +
+                "node is not elected until a checkpoint covers them", _app, f.Epoch, f.FirstSeq, last + 1, f.FirstSeq - 1);
+        });
         Command<CheckpointComplete>(k => Persist(k, e =>
         {
             ApplyCheckpoint(e, LastSequenceNr);
@@ -171,7 +185,8 @@ public sealed class StandbyLog : ReceivePersistentActor
         // received, acknowledgements on what was written.
         var last = Math.Max(persisted, _receivedSeq.GetValueOrDefault(a.Epoch));
         if (a.LastSeq <= last) return; // a resend of a batch being written: its own write will acknowledge it
-        if (a.FirstSeq > last + 1 && last > 0 && !_rejoining)
+        var resumes = _streamFrom is { } from && from.Epoch == a.Epoch && a.FirstSeq == from.Seq;
+        if (a.FirstSeq > last + 1 && last > 0 && !_rejoining && !resumes)
         {
             // A lost batch (remoting dropped it): acknowledging past the hole would let the primary release packets
             // this log lacks. Holding the acks blocks the app until membership removes one side, which is the rule.
@@ -180,6 +195,7 @@ public sealed class StandbyLog : ReceivePersistentActor
         }
         _receivedSeq[a.Epoch] = a.LastSeq;
         _rejoining = false;
+        if (resumes) _streamFrom = null;
         var replyTo = Sender;
         // PersistAsync: batches keep arriving while earlier ones are written; replies still follow the write, in order.
         PersistAsync(a, e =>

@@ -16,6 +16,14 @@ public static class ReplicationProtocol
         public long LastSeq => FirstSeq + Packets.Count - 1;
     }
 
+    /// <summary>
+    /// From a primary to a standby it (re)adds to its set: its batches to this standby start at <paramref name="FirstSeq"/>.
+    /// A standby whose log ends before that accepts the hole instead of refusing every batch as a lost one, and is not
+    /// elected until a checkpoint covers the hole. Rare (once per standby added), so it travels as a control message,
+    /// in order with the batches (same sender, same receiver).
+    /// </summary>
+    public sealed record StreamFrom(string App, long Epoch, long FirstSeq) : Continuity.Core.Serialization.IControlMessage;
+
     /// <summary>The standby <paramref name="Node"/> has durably logged every packet up to <paramref name="Seq"/>.</summary>
     public sealed record Appended(string App, long Epoch, string Node, long Seq);
 

@@ -88,6 +88,30 @@ public sealed class StandbyLogSpecs : TestKit
         Assert.Equal([7L, 8, 9], recovered.AfterMark.Select(p => p.Seq));
     }
 
+    [Fact]
+    public void A_batch_after_a_lost_one_is_refused_but_a_stream_resumed_by_the_primary_is_accepted_and_marks_the_log_incomplete()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 3));
+        Assert.Equal(3, ExpectMsg<Appended>(TimeSpan.FromSeconds(20)).Seq);
+
+        // 4..9 never arrived: acknowledging 10.. would let the primary release packets this log lacks.
+        log.Tell(Batch(1, 10, 2));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // The primary dropped this node from its standbys for a while and now adds it again, resuming at 12.
+        log.Tell(new StreamFrom("kv", 1, 12));
+        log.Tell(Batch(1, 12, 2));
+        Assert.Equal(13, ExpectMsg<Appended>(TimeSpan.FromSeconds(20)).Seq);
+        log.Tell(new StandbyLogProtocol.GetStatus());
+        Assert.False(ExpectMsg<StandbyLogProtocol.Status>().Complete); // not a successor: 4..11 are missing
+
+        // A checkpoint covering the hole makes it whole again.
+        log.Tell(new CheckpointComplete("kv", 1, "e1-b", 11));
+        log.Tell(new StandbyLogProtocol.GetStatus());
+        Assert.True(ExpectMsg<StandbyLogProtocol.Status>().Complete);
+    }
+
     private long LiveRows(string persistenceId, long upToSequenceNr)
     {
         using var c = new SqliteConnection($"Data Source={Path.Combine(_dir, "journal.db")}");

@@ -88,6 +88,7 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["Switch"] = _ => new AppsProtocol.Switch("kv", "n2"),
         ["RebalanceSwitch"] = _ => new AppsProtocol.Switch("kv", "n2", "rebalance: n1 serves 3 applications, n2 0"),
         ["GetServing"] = _ => new PlacementProtocol.GetServing(),
+        ["StreamFrom"] = _ => new Continuity.Core.Replication.ReplicationProtocol.StreamFrom("kv", 3, 1200),
         ["Serving"] = _ => new PlacementProtocol.Serving("akka.tcp://continuity@10.0.0.2:4053",
             [new PlacementProtocol.ServedApp("kv", AppRole.Primary), new PlacementProtocol.ServedApp("web", AppRole.TakingOver)]),
         ["ServedApp"] = _ => new PlacementProtocol.ServedApp("kv", AppRole.Releasing),

@@ -17,12 +17,13 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
 {
     private readonly LabDriver _lab = new();
     private readonly string _root = Lab.FindRepoRoot() ?? throw new InvalidOperationException("repository root not found");
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
+    private LabApps? _appsDriver;
+    private LabApps _apps => _appsDriver ??= new LabApps(_lab, output);
 
     public void Dispose()
     {
         _lab.Dispose();
-        _http.Dispose();
+        _appsDriver?.Dispose();
     }
 
     private string WriteAppConfig(string recovery = "replay", string interval = "2s", int ballastMb = 0)
@@ -40,120 +41,10 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         return file;
     }
 
-    private JsonElement? App(string node) => App(node, "kv");
-
-    private JsonElement? App(string node, string name)
-    {
-        try
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"http://198.18.0.1{node[1..]}:8558/v1/apps/{name}");
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_lab.StateDir, "token")).Trim());
-            using var response = _http.Send(request);
-            if (!response.IsSuccessStatusCode) return null;
-            return JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException) { return null; }
-    }
-
-    /// <summary>Waits until the app has a primary and every other data node is a ready standby.</summary>
-    private string WaitUntilProtected(IEnumerable<string> askNodes, int standbys, TimeSpan timeout, string app = "kv")
-    {
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
-        {
-            foreach (var node in askNodes)
-            {
-                if (App(node, app) is not { } view) continue;
-                var primary = view.TryGetProperty("primary", out var p) ? p.GetString() : null;
-                var ready = view.TryGetProperty("standbys", out var s) ? s.EnumerateArray().Count(x => x.GetProperty("ready").GetBoolean()) : 0;
-                if (primary is not null && ready >= standbys) return primary;
-            }
-            Thread.Sleep(500);
-        }
-        throw new Xunit.Sdk.XunitException($"{app} not protected by {standbys} ready standbys within {timeout.TotalSeconds} s\n{Diagnostics()}");
-    }
-
-    /// <summary>What each node says of kv, and the app lines of its log: the lab is deleted after the test.</summary>
-    private string Diagnostics()
-    {
-        var text = new System.Text.StringBuilder();
-        foreach (var node in new[] { "n1", "n2", "n3" })
-        {
-            text.AppendLine($"--- {node}: {App(node)?.ToString() ?? "(no answer)"}");
-            var log = Path.Combine(_lab.StateDir, node, "node.log");
-            if (File.Exists(log))
-                foreach (var line in File.ReadLines(log).Where(l => l.Contains("[kv]") || l.Contains("ERROR")).TakeLast(25))
-                    text.AppendLine(line.Length > 300 ? line[..300] : line);
-        }
-        return text.ToString();
-    }
-
-    private Process StartClient(int connections, int durationSeconds, string extra = "")
-    {
-        var start = new ProcessStartInfo("nsenter")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true,
-        };
-        foreach (var a in $"--net=/run/netns/ct-client {_root}/build/testserver/ct-kv-client --server 198.18.0.50:7000 --connections {connections} --interval-ms 50 --duration-s {durationSeconds} --timeout-s 60 {extra}"
-                     .Split(' ', StringSplitOptions.RemoveEmptyEntries))
-            start.ArgumentList.Add(a);
-        return Process.Start(start)!;
-    }
-
-    private string Finish(Process client, TimeSpan timeout)
-    {
-        var stdout = client.StandardOutput.ReadToEndAsync();
-        var stderr = client.StandardError.ReadToEndAsync();
-        if (!client.WaitForExit(timeout)) { client.Kill(); throw new Xunit.Sdk.XunitException("client did not finish"); }
-        var text = stdout.Result + stderr.Result;
-        output.WriteLine(text.Trim());
-        return text;
-    }
-
     /// <summary>Seconds after which every client connection is established and inside a checkpoint: a SYN dropped
     /// during a checkpoint is resent after 1 s, and checkpoints come every 2 s.</summary>
     private const int LongLived = 6;
 
-    private void AssertEveryByteExactlyOnce(string result, int connections, bool udp)
-    {
-        Assert.Matches(new Regex(@"RESULT ok=1 .*mismatches=0 resets=0 eofs=0 timeouts=0"), result);
-        // The client must really have talked, every request answered. No rate is asserted: on a loaded machine the
-        // queue's round trips slow down, and speed belongs in the benchmarks.
-        var requests = int.Parse(Regex.Match(result, @" requests=(\d+)").Groups[1].Value);
-        Assert.True(requests >= 20 * connections, $"only {requests} requests were made over {connections} connections");
-        // When its time is up the client stops with at most one request in flight per connection.
-        var replies = int.Parse(Regex.Match(result, @" replies=(\d+)").Groups[1].Value);
-        Assert.InRange(requests - replies, 0, connections);
-        if (udp) Assert.Matches(new Regex(@"udp_replies=[1-9]\d* .*udp_mismatches=0"), result);
-        output.WriteLine($"longest client stall: {Regex.Match(result, @"longest_stall_ms=(\d+)").Groups[1].Value} ms");
-    }
-
-    /// <summary>The primary as the first answering node says, or null: a node may be slow to answer while the
-    /// owner singleton moves or a takeover runs.</summary>
-    private string? PrimaryNow(IEnumerable<string> ask) =>
-        ask.Select(App).FirstOrDefault(a => a is not null)?.GetProperty("primary").GetString();
-
-    private void WaitForPrimary(string expected, IEnumerable<string> ask, TimeSpan timeout)
-    {
-        var clock = Stopwatch.StartNew();
-        while (PrimaryNow(ask) != expected)
-        {
-            if (clock.Elapsed > timeout)
-                throw new Xunit.Sdk.XunitException($"{expected} did not become kv's primary within {timeout.TotalSeconds} s\n{Diagnostics()}");
-            Thread.Sleep(500);
-        }
-    }
-
-    private void Post(string node, string path, string body)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"http://198.18.0.1{node[1..]}:8558{path}");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_lab.StateDir, "token")).Trim());
-        request.Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json");
-        using var response = new HttpClient { Timeout = TimeSpan.FromSeconds(90) }.Send(request);
-        var text = new StreamReader(response.Content.ReadAsStream()).ReadToEnd();
-        Assert.True(response.IsSuccessStatusCode, $"POST {path} on {node}: {(int)response.StatusCode} {text}");
-        output.WriteLine($"POST {path} on {node}: {text}");
-    }
 
     [RootFact]
     public void A_second_crash_fails_over_to_the_last_node()
@@ -161,20 +52,20 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         // A witness keeps a majority (2 of 3 remaining members) once two of the three data nodes are gone.
         Assert.True(_lab.Run("up", "--nodes", "3", "--witness", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var first = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
-        var client = StartClient(connections: 10, durationSeconds: 75);
+        var first = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var client = _apps.StartClient(connections: 10, durationSeconds: 75);
         Thread.Sleep(TimeSpan.FromSeconds(LongLived));
         _lab.MustRun("crash", first);
 
         var survivors = nodes.Where(n => n != first).ToArray();
-        var second = WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
+        var second = _apps.WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
         output.WriteLine($"first switch: {first} -> {second}");
         Thread.Sleep(TimeSpan.FromSeconds(3));
         _lab.MustRun("crash", second);
         var last = survivors.Single(n => n != second);
-        WaitForPrimary(last, [last], TimeSpan.FromSeconds(90));
+        _apps.WaitForPrimary(last, [last], TimeSpan.FromSeconds(90));
         output.WriteLine($"second switch: {second} -> {last}");
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(150)), connections: 10, udp: false);
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(150)), connections: 10, udp: false);
     }
 
     [RootFact]
@@ -182,21 +73,21 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     {
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var first = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var first = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
         _lab.MustRun("crash", first);
         var survivors = nodes.Where(n => n != first).ToArray();
-        var second = WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
+        var second = _apps.WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
 
         _lab.MustRun("revive", first);
         // Back as a standby only once it holds a complete checkpoint of the current epoch.
-        WaitUntilProtected(survivors, 2, TimeSpan.FromSeconds(90));
-        var client = StartClient(connections: 10, durationSeconds: 45);
+        _apps.WaitUntilProtected(survivors, 2, TimeSpan.FromSeconds(90));
+        var client = _apps.StartClient(connections: 10, durationSeconds: 45);
         Thread.Sleep(TimeSpan.FromSeconds(LongLived));
         // Crash the other survivor too, so only the revived node can take over.
         _lab.MustRun("crash", second);
         var other = survivors.Single(n => n != second);
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), connections: 10, udp: false);
-        output.WriteLine($"after the revive of {first}: {second} crashed, primary now {PrimaryNow([first, other]) ?? "(no answer)"}");
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(120)), connections: 10, udp: false);
+        output.WriteLine($"after the revive of {first}: {second} crashed, primary now {_apps.PrimaryNow([first, other]) ?? "(no answer)"}");
     }
 
     [RootFact]
@@ -204,15 +95,15 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     {
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var from = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var from = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
         var to = nodes.First(n => n != from);
-        var client = StartClient(connections: 20, durationSeconds: 30, extra: "--udp-flows 4 --udp-port 7001");
+        var client = _apps.StartClient(connections: 20, durationSeconds: 30, extra: "--udp-flows 4 --udp-port 7001");
         Thread.Sleep(TimeSpan.FromSeconds(5));
-        Post(from, "/v1/apps/kv/switch", $"{{\"to\":\"{to}\"}}");
+        _apps.Post(from, "/v1/apps/kv/switch", $"{{\"to\":\"{to}\"}}");
         var clock = Stopwatch.StartNew();
-        WaitForPrimary(to, nodes, TimeSpan.FromSeconds(60));
+        _apps.WaitForPrimary(to, nodes, TimeSpan.FromSeconds(60));
         output.WriteLine($"planned switch {from} -> {to} done after {clock.Elapsed.TotalSeconds:F1} s");
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), connections: 20, udp: true);
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(120)), connections: 20, udp: true);
     }
 
     [RootFact]
@@ -220,12 +111,12 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     {
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(recovery: "restore-only"), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
-        var client = StartClient(connections: 5, durationSeconds: 60);
+        var primary = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var client = _apps.StartClient(connections: 5, durationSeconds: 60);
         Thread.Sleep(TimeSpan.FromSeconds(LongLived));
         _lab.MustRun("crash", primary);
         var clock = Stopwatch.StartNew();
-        var result = Finish(client, TimeSpan.FromSeconds(120));
+        var result = _apps.Finish(client, TimeSpan.FromSeconds(120));
         // The client stops at the first reset: what matters is that it was a reset, not a hang.
         Assert.Matches(new Regex(@"RESULT ok=0 .*mismatches=0 resets=[1-9]\d* .*timeouts=0"), result);
         output.WriteLine($"client saw the reset {clock.Elapsed.TotalSeconds:F1} s after the crash");
@@ -253,7 +144,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
             """);
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", file, "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60), app: "redis");
+        var primary = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60), app: "redis");
 
         const int count = 700;
         var start = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true };
@@ -263,11 +154,11 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         Thread.Sleep(TimeSpan.FromSeconds(LongLived + Random.Shared.NextDouble() * 4));
         _lab.MustRun("crash", primary);
 
-        var replies = Finish(client, TimeSpan.FromSeconds(150)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var replies = _apps.Finish(client, TimeSpan.FromSeconds(150)).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.Equal(Enumerable.Range(1, count).Select(i => i.ToString()), replies); // redis-cli prints bare numbers when not on a terminal
         Assert.Equal(0, client.ExitCode);
 
-        var next = WaitUntilProtected(nodes.Where(n => n != primary), 1, TimeSpan.FromSeconds(60), app: "redis");
+        var next = _apps.WaitUntilProtected(nodes.Where(n => n != primary), 1, TimeSpan.FromSeconds(60), app: "redis");
         // The node-private copy of /var/lib/ct-redis on the new primary (the lab bind-mounts it from here).
         var aofDir = Path.Combine(_lab.StateDir, next, "fs", "var", "lib", "ct-redis");
         var aof = string.Concat(Directory.GetFiles(aofDir, "*.aof", SearchOption.AllDirectories).Select(File.ReadAllText));
@@ -290,7 +181,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
             }
             else Thread.Sleep(10);
         }
-        throw new Xunit.Sdk.XunitException($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds} s\n{Diagnostics()}");
+        throw new Xunit.Sdk.XunitException($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds} s\n{_apps.Diagnostics()}");
     }
 
     /// <summary>Waits until every standby of kv holds checkpoint <paramref name="id"/> or a newer one (ids of one
@@ -298,11 +189,11 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     private void WaitUntilStandbysHold(string primary, string id, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
-        while (App(primary) is not { } app || !app.GetProperty("standbys").EnumerateArray().All(st =>
+        while (_apps.App(primary) is not { } app || !app.GetProperty("standbys").EnumerateArray().All(st =>
                    st.GetProperty("checkpointId").GetString() is { } held && string.CompareOrdinal(held, id) >= 0))
         {
             if (clock.Elapsed > timeout)
-                throw new Xunit.Sdk.XunitException($"the standbys did not store checkpoint {id} within {timeout.TotalSeconds} s\n{Diagnostics()}");
+                throw new Xunit.Sdk.XunitException($"the standbys did not store checkpoint {id} within {timeout.TotalSeconds} s\n{_apps.Diagnostics()}");
             Thread.Sleep(100);
         }
         output.WriteLine($"every standby holds checkpoint {id} after {clock.Elapsed.TotalSeconds:F1} s");
@@ -316,8 +207,8 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         // must fall back on the checkpoint before it and replay the longer log after its mark.
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(ballastMb: 64), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
-        var client = StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
+        var primary = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(90));
+        var client = _apps.StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
         // SYNs that meet a freeze are dropped and resent with backoff: connecting may take a while. Only a reply
         // proves the server side is established too (a dropped handshake ACK leaves it half-open, and a half-open
         // connection is not in a checkpoint).
@@ -343,7 +234,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         output.WriteLine($"crashed {primary} while checkpoint {interrupted} was {phase}");
 
         var survivors = nodes.Where(n => n != primary).ToArray();
-        var next = WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(90));
+        var next = _apps.WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(90));
         var takeover = File.ReadLines(Path.Combine(_lab.StateDir, next, "node.log"))
             .Select(l => Regex.Match(l, @"\[kv\] taking over as primary of epoch \d+ from checkpoint (\S+) \(mark (\d+)\) with (\d+) logged packets"))
             .Last(m => m.Success);
@@ -351,7 +242,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         // A checkpoint still being dumped was never shipped: the switch must have used an earlier one.
         if (phase == "dumping") Assert.NotEqual(interrupted, takeover.Groups[1].Value);
 
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(150)), connections: 20, udp: true);
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(150)), connections: 20, udp: true);
     }
 
     [RootFact]
@@ -360,20 +251,20 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         // No periodic checkpoint: the test decides which connections a checkpoint covers.
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(interval: "1h"), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
-        var covered = StartClient(connections: 5, durationSeconds: 40);
+        var primary = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var covered = _apps.StartClient(connections: 5, durationSeconds: 40);
         Thread.Sleep(TimeSpan.FromSeconds(3));
-        Post(primary, "/v1/apps/kv/checkpoint", "{}");
-        var late = StartClient(connections: 5, durationSeconds: 40);
+        _apps.Post(primary, "/v1/apps/kv/checkpoint", "{}");
+        var late = _apps.StartClient(connections: 5, durationSeconds: 40);
         Thread.Sleep(TimeSpan.FromSeconds(4));
         _lab.MustRun("crash", primary);
         var clock = Stopwatch.StartNew();
 
-        var lateResult = Finish(late, TimeSpan.FromSeconds(120));
+        var lateResult = _apps.Finish(late, TimeSpan.FromSeconds(120));
         output.WriteLine($"late client ended {clock.Elapsed.TotalSeconds:F1} s after the crash");
         // Reset, not left hanging until a timeout; and what they did get was right.
         Assert.Matches(new Regex(@"RESULT ok=0 .*mismatches=0 resets=[1-9]\d* .*timeouts=0"), lateResult);
-        AssertEveryByteExactlyOnce(Finish(covered, TimeSpan.FromSeconds(120)), connections: 5, udp: false);
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(covered, TimeSpan.FromSeconds(120)), connections: 5, udp: false);
     }
 
     [RootFact]
@@ -381,20 +272,20 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     {
         Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
-        var primary = WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
+        var primary = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
         output.WriteLine($"kv protected: primary {primary}");
 
-        var client = StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
+        var client = _apps.StartClient(connections: 20, durationSeconds: 40, extra: "--udp-flows 4 --udp-port 7001");
         // Long-lived connections: established, then covered by a checkpoint (connections opened after the last
         // checkpoint are reset by design, see README), then a crash at a random moment.
         Thread.Sleep(TimeSpan.FromSeconds(LongLived + Random.Shared.NextDouble() * 4));
         _lab.MustRun("crash", "--primary-of", "kv");
         output.WriteLine(_lab.LastOutput.Trim());
 
-        AssertEveryByteExactlyOnce(Finish(client, TimeSpan.FromSeconds(120)), connections: 20, udp: true);
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(120)), connections: 20, udp: true);
 
         var survivors = nodes.Where(n => n != primary).ToArray();
-        var next = WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
+        var next = _apps.WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
         Assert.Contains(next, survivors);
     }
 }
