@@ -150,6 +150,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _primaryName = NameOfMember(m.PrimaryNode);
             _owner = Sender;
             _role = AppRole.Standby;
+            _standbys = [];
             EnsureStandbyChildren();
         });
         Receive<OwnerProtocol.BecomePrimary>(m =>
@@ -194,6 +195,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (_role == AppRole.Primary) StopPrimaryResources();
             _epoch = m.Epoch;
             _owner = Sender;
+            // Now, not when the takeover is done: the capture is installed halfway through it, and with a list left from an
+            // earlier epoch of this node as primary it waited for the acks of a crashed node (seen on the lab).
+            _standbys = m.Standbys;
             // After a crash the deciding owner may be a new singleton that never knew the old primary; this standby did.
             _takeover = m.From is null && _primaryNode is not null && _primaryNode != _node ? m with { From = _primaryName ?? _primaryNode } : m;
             _role = AppRole.TakingOver;

@@ -2,6 +2,8 @@ using Akka.Actor;
 using Akka.Configuration;
 using Akka.TestKit.Xunit2;
 using Continuity.Core.Apps;
+using Continuity.Core.Capture;
+using Continuity.Core.Replication;
 using Continuity.Core.Election;
 using Continuity.Core.Platform;
 using Xunit;
@@ -98,5 +100,39 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
 
         owner.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
         Assert.Equal(AppRole.Standby, StatusOf(actor).Role);
+    }
+
+    [Fact]
+    public void A_former_primary_that_takes_over_waits_only_for_the_standbys_of_the_new_epoch()
+    {
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        var crashed = CreateTestProbe();
+        var survivor = CreateTestProbe();
+        // Epoch 1: this node was primary, with a standby that later crashes.
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, [new StandbyRef("node-3", crashed.Ref)]), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        // Epoch 2: a planned switch made it a standby; it holds the checkpoint of that epoch.
+        actor.Tell(new OwnerProtocol.BecomeStandby("kv", 2, "node-2"), owner.Ref);
+        var src = TestConfig.TempDir();
+        File.WriteAllText(Path.Combine(src, "core-1.img"), "image");
+        var tar = new MemoryStream();
+        System.Formats.Tar.TarFile.CreateFromDirectory(src, tar, includeBaseDirectory: false);
+        var archive = tar.ToArray();
+        actor.Tell(new ReplicationProtocol.CheckpointChunk("kv", 2, "e2-a", 0, 0, 1, archive,
+            System.Security.Cryptography.SHA256.HashData(archive)), CreateTestProbe().Ref); // the primary hears back, not us
+        AwaitCondition(() => StatusOf(actor).Newest?.Id == "e2-a", TimeSpan.FromSeconds(10));
+
+        // Epoch 3: the primary of epoch 2 and node-3 are gone; only the survivor is a standby.
+        actor.Tell(new OwnerProtocol.TakeOver("kv", 3, [new StandbyRef("node-4", survivor.Ref)], false, "node-2", "primary removed"), owner.Ref);
+        owner.FishForMessage<OwnerProtocol.TookOver>(_ => true, TimeSpan.FromSeconds(10));
+        crashed.ReceiveWhile(TimeSpan.FromMilliseconds(200), m => m); // what epoch 1 sent it
+
+        var ids = _platform.Queue.Push([1]);
+        survivor.FishForMessage<ReplicationProtocol.Append>(a => a.Epoch == 3, TimeSpan.FromSeconds(5));
+        survivor.LastSender.Tell(new ReplicationProtocol.Appended("kv", 3, "node-4", 1)); // the capture hears the acks
+        // Released once the survivor logged it: the crashed standby of epoch 1 is not waited for.
+        AwaitCondition(() => _platform.Queue.Accepted == ids[0], TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(crashed.ReceiveWhile(TimeSpan.FromMilliseconds(600), m => m), m => m is ReplicationProtocol.Append { Epoch: 3 });
     }
 }

@@ -55,12 +55,21 @@ internal sealed class LabApps(LabDriver lab, ITestOutputHelper output) : IDispos
     public string Diagnostics(string app = "kv")
     {
         var text = new System.Text.StringBuilder();
+        // The lab (and its logs) is deleted after the test: a failure keeps every node's whole log.
+        var kept = Path.Combine(Root, "build", "test-results", "lab-logs", $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{app}");
+        foreach (var log in Directory.Exists(_lab.StateDir) ? Directory.GetFiles(_lab.StateDir, "node*.log", SearchOption.AllDirectories) : [])
+        {
+            var to = Path.Combine(kept, Path.GetRelativePath(_lab.StateDir, log));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(log, to, overwrite: true);
+        }
+        text.AppendLine($"(every node's log is kept in {kept})");
         foreach (var node in new[] { "n1", "n2", "n3" })
         {
             text.AppendLine($"--- {node}: {App(node, app)?.ToString() ?? "(no answer)"}");
             var log = Path.Combine(_lab.StateDir, node, "node.log");
             if (File.Exists(log))
-                foreach (var line in File.ReadLines(log).Where(l => l.Contains($"[{app}]") || l.Contains("ERROR")).TakeLast(25))
+                foreach (var line in File.ReadLines(log).Where(l => l.Contains($"[{app}]") || l.Contains("ERROR")).TakeLast(40))
                     text.AppendLine(line.Length > 300 ? line[..300] : line);
         }
         return text.ToString();

@@ -92,7 +92,15 @@ public sealed class PlacementEndToEndTests(ITestOutputHelper output) : IDisposab
         var view = LabApps.App(crashed, moved)!.Value;
         Assert.StartsWith("rebalance: ", view.GetProperty("lastSwitch").GetProperty("reason").GetString());
 
-        foreach (var client in clients)
-            LabApps.AssertEveryByteExactlyOnce(LabApps.Finish(client, TimeSpan.FromSeconds(150)), connections: 5, udp: false);
+        for (var i = 0; i < Apps.Length; i++)
+        {
+            output.WriteLine($"client of {Apps[i].Name}:");
+            var result = LabApps.Finish(clients[i], TimeSpan.FromSeconds(150));
+            try { LabApps.AssertEveryByteExactlyOnce(result, connections: 5, udp: false); }
+            catch (Exception e) when (e is Xunit.Sdk.XunitException)
+            {
+                throw new Xunit.Sdk.XunitException($"client of {Apps[i].Name}: {e.Message}\n{LabApps.Diagnostics(Apps[i].Name)}");
+            }
+        }
     }
 }
