@@ -13,7 +13,8 @@ public sealed record HostSettings(
     IReadOnlyList<string> Roles,
     IReadOnlyList<string> SeedNodes,
     IReadOnlyList<AppSpec> Apps,
-    IReadOnlyList<ConfigurationWarning> Warnings)
+    IReadOnlyList<ConfigurationWarning> Warnings,
+    Continuity.Node.Management.ManagementApiOptions? ManagementApi = null)
 {
     public string NodeName => Node.Name;
     public string StateDir => Node.StateDir;
@@ -29,6 +30,7 @@ public sealed record HostSettings(
         var node = NodeSettings.From(loaded);
         var apps = AppSettingsParser.Parse(loaded);
         PersistenceSettings.Validate(loaded);
+        var managementApi = Continuity.Node.Management.ManagementApiOptions.From(loaded);
         var config = loaded.Config;
         var roles = config.GetStringList("akka.cluster.roles", []).ToList();
 
@@ -39,7 +41,7 @@ public sealed record HostSettings(
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
         return new HostSettings(path, effective, node, roles,
-            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, loaded.Warnings);
+            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, loaded.Warnings, managementApi);
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
