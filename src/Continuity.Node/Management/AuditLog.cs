@@ -41,6 +41,13 @@ public sealed class AuditLog
         // A file left by hand or by an older version may be readable by others; it names callers, so tighten it.
         foreach (var p in new[] { Path, PreviousPath })
             if (File.Exists(p)) File.SetUnixFileMode(p, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        // A crash in the middle of a write leaves a torn last line: end it, so the next entry starts a line of its own.
+        if (File.Exists(Path) && new FileInfo(Path).Length > 0)
+        {
+            using var f = new FileStream(Path, FileMode.Open, FileAccess.ReadWrite);
+            f.Seek(-1, SeekOrigin.End);
+            if (f.ReadByte() != '\n') f.WriteByte((byte)'\n');
+        }
     }
 
     /// <summary>The fingerprint kept instead of the token: first 8 hex digits of its SHA-256; null when none was sent.</summary>
