@@ -181,14 +181,96 @@ internal static class AppCommands
         return ExitCodes.CommandFailed;
     }
 
+    /// <summary>
+    /// Takes a checkpoint and follows it to the standbys. What the node lets us observe: the request is answered once the
+    /// program was frozen, dumped and archived (the answer says how long it was frozen); then each standby's view shows
+    /// the checkpoint it holds. Bytes in flight are not exposed, so shipping progress counts standbys, not bytes.
+    /// </summary>
     public static async Task<int> CheckpointAsync(CommandContext ctx, IReadOnlyList<string> args)
     {
-        var name = OneName(ctx, args);
-        var reply = await ctx.Client.PostAsync($"v1/apps/{Uri.EscapeDataString(name)}/checkpoint", null, ctx.Cancel);
-        if (ctx.Options.Json) ctx.WriteJson(reply);
-        else ctx.Out.WriteLine($"checkpoint requested: {name}");
-        return ExitCodes.Ok;
+        string? name = null;
+        var wait = true;
+        var timeout = TimeSpan.FromSeconds(120);
+        for (var i = 0; i < args.Count; i++)
+        {
+            if (args[i] == "--no-wait") wait = false;
+            else if (args[i] == "--timeout")
+            {
+                if (i + 1 >= args.Count || !int.TryParse(args[++i], out var seconds) || seconds <= 0)
+                    throw ctx.Usage("--timeout needs a number of seconds greater than 0, as in --timeout 300");
+                timeout = TimeSpan.FromSeconds(seconds);
+            }
+            else if (args[i].StartsWith('-')) throw ctx.Usage($"unknown option '{args[i]}'");
+            else if (name is null) name = args[i];
+            else throw ctx.Usage($"unexpected argument '{args[i]}'");
+        }
+        if (name is null) throw ctx.Usage("which app? give its NAME");
+
+        var path = $"v1/apps/{Uri.EscapeDataString(name)}";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var progress = new ProgressLine(ctx.Out, ctx.Env.OutputIsTerminal && !ctx.Options.Json);
+        if (!ctx.Options.Json) progress.Show($"checkpoint {name}: frozen, dumping ...");
+        // The node answers once the dump is archived; it waits up to 60 s for that, so the console waits a little longer.
+        var post = ctx.Client.PostAsync($"{path}/checkpoint", null, ctx.Cancel, TimeSpan.FromSeconds(75));
+        while (!ctx.Options.Json && ctx.Env.OutputIsTerminal && await Task.WhenAny(post, Task.Delay(200, ctx.Cancel)) != post)
+            progress.Show($"checkpoint {name}: frozen, dumping ... {clock.Elapsed.TotalSeconds:F1} s");
+        NodeReply reply;
+        try { reply = await post; }
+        finally { progress.End(); }
+        if (ctx.Options.Json)
+        {
+            ctx.WriteJson(reply);
+            return ExitCodes.Ok;
+        }
+
+        var id = Str(reply.Body?["id"], "");
+        ctx.Out.WriteLine($"checkpoint {name}: dumped {(id.Length == 0 ? "" : id + ", ")}{Bytes(Long(reply.Body?["bytes"]))}, " +
+                          $"the program was frozen {Duration(Long(reply.Body?["freezeMs"]))} ({clock.Elapsed.TotalSeconds:F1} s)");
+        if (!wait || id.Length == 0)
+        {
+            ctx.Out.WriteLine($"follow with 'app status {name}'");
+            return ExitCodes.Ok;
+        }
+
+        string? last = null;
+        while (clock.Elapsed < timeout)
+        {
+            JsonObject? app = null;
+            try { app = (await ctx.Client.GetAsync(path, ctx.Cancel)).Body as JsonObject; }
+            // A busy node may answer late: ask again until the timeout.
+            catch (CmdException e) when (e.ExitCode is ExitCodes.CommandFailed or ExitCodes.Unreachable) { }
+            if (app is not null)
+            {
+                var standbys = Array(app["standbys"]).OfType<JsonObject>().ToList();
+                if (standbys.Count == 0)
+                {
+                    ctx.Out.WriteLine($"checkpoint {name}: no standby to ship to (state {Str(app["state"])}): the checkpoint stays on the primary");
+                    return ExitCodes.Ok;
+                }
+                // A later periodic checkpoint replaces ours on a standby: it holds at least as much, so it counts.
+                var holding = standbys.Where(s => Str(s["checkpointId"], "") is { Length: > 0 } held &&
+                                                  string.CompareOrdinal(held, id) >= 0 && SameEpoch(held, id)).ToList();
+                var line = $"checkpoint {name}: shipping {Bar(holding.Count, standbys.Count)} {holding.Count}/{standbys.Count} standbys" +
+                           (holding.Count == 0 ? "" : $" ({string.Join(", ", holding.Select(s => Str(s["node"])))})");
+                last = line;
+                progress.Show(line);
+                if (holding.Count == standbys.Count)
+                {
+                    progress.End();
+                    ctx.Out.WriteLine($"checkpoint {name}: {id} is on every standby, {clock.Elapsed.TotalSeconds:F1} s after it was asked for");
+                    return ExitCodes.Ok;
+                }
+            }
+            await Task.Delay(ctx.Env.PollInterval, ctx.Cancel);
+        }
+        progress.End();
+        ctx.Err.WriteLine($"error: checkpoint {id} of {name} has not reached every standby after {timeout.TotalSeconds:F0} s " +
+                          $"(last seen: {last ?? "no answer"}); follow with 'app status {name}'");
+        return ExitCodes.CommandFailed;
     }
+
+    /// <summary>Checkpoint ids start with their epoch ("e3-..."): one of another epoch is not comparable by name.</summary>
+    private static bool SameEpoch(string a, string b) => a.Split('-')[0] == b.Split('-')[0];
 
     private static string Standbys(JsonObject app)
     {

@@ -13,6 +13,7 @@ internal sealed class CommandContext(CmdSession session, GlobalOptions options, 
     public CancellationToken Cancel { get; } = cancel;
     public TextWriter Out => session.Env.Out;
     public TextWriter Err => session.Env.Err;
+    public CmdEnvironment Env => session.Env;
 
     /// <summary>Only resolved when a command needs the node, so `help` works without a token.</summary>
     public ManagementClient Client => session.ClientFor(Options);
@@ -29,18 +30,19 @@ internal sealed class CommandContext(CmdSession session, GlobalOptions options, 
 /// <summary>State shared across the commands of one run (several in interactive mode).</summary>
 internal sealed class CmdSession(CmdEnvironment env, GlobalOptions defaults) : IDisposable
 {
-    private readonly Dictionary<(string, string?), ManagementClient> _clients = new();
+    private readonly Dictionary<(string, string?, string?), ManagementClient> _clients = new();
 
     public CmdEnvironment Env { get; } = env;
     public GlobalOptions Defaults { get; } = defaults;
 
     public ManagementClient ClientFor(GlobalOptions options)
     {
-        var key = (options.Node, options.TokenFile);
+        var key = (options.Node, options.TokenFile, options.Ca);
         if (_clients.TryGetValue(key, out var client)) return client;
+        var trust = options.Ca is null ? null : ManagementClient.LoadTrust(options.Ca);
         var token = TokenSource.Resolve(options.TokenFile, Env);
         if (token.Token is null) throw new CmdException(ExitCodes.AuthRefused, token.Problem!);
-        client = new ManagementClient(options.Node, token.Token, token.File!, Env.RequestTimeout);
+        client = new ManagementClient(options.Node, token.Token, token.File!, Env.RequestTimeout, trust);
         _clients[key] = client;
         return client;
     }

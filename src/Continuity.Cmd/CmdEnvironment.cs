@@ -28,12 +28,19 @@ internal sealed class CmdEnvironment
 
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>True when stdout is a terminal: progress is drawn in place; a pipe or a file gets one plain line per change.</summary>
+    public bool OutputIsTerminal { get; init; }
+
+    /// <summary>How often a followed operation (switch, checkpoint) is polled.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
+
     public static CmdEnvironment FromSystemConsole() => new()
     {
         In = Console.In,
         Out = Console.Out,
         Err = Console.Error,
         InputRedirected = Console.IsInputRedirected,
+        OutputIsTerminal = !Console.IsOutputRedirected,
         Keys = Console.IsInputRedirected ? null : new SystemConsoleKeys(),
     };
 }

@@ -9,14 +9,17 @@ internal sealed class UsageException(string message, CommandSpec? command = null
 }
 
 /// <summary>Options that apply to every command; accepted anywhere on the line, like Petabridge.Cmd's.</summary>
-internal sealed record GlobalOptions(string Node, string? TokenFile, bool Json)
+/// <param name="Ca">PEM file with the certificate the node serves, or the CA that signed it: speaks HTTPS when set.</param>
+internal sealed record GlobalOptions(string Node, string? TokenFile, bool Json, string? Ca = null)
 {
     public const string DefaultNode = "127.0.0.1:8558";
 
     public static GlobalOptions Defaults(CmdEnvironment env)
     {
         var node = env.GetEnv("CONTINUITY_NODE");
-        return new GlobalOptions(string.IsNullOrWhiteSpace(node) ? DefaultNode : node.Trim(), null, false);
+        var ca = env.GetEnv("CONTINUITY_CA");
+        return new GlobalOptions(string.IsNullOrWhiteSpace(node) ? DefaultNode : node.Trim(), null, false,
+            string.IsNullOrWhiteSpace(ca) ? null : ca.Trim());
     }
 
     /// <summary>Strips global options out of <paramref name="args"/>, returning what is left for the command.</summary>
@@ -31,6 +34,8 @@ internal sealed record GlobalOptions(string Node, string? TokenFile, bool Json)
                 options = options with { Node = node };
             else if (TryValue(args, ref i, "--token-file", out var file))
                 options = options with { TokenFile = file };
+            else if (TryValue(args, ref i, "--ca", out var ca))
+                options = options with { Ca = ca };
             else if (arg == "--json")
                 options = options with { Json = true };
             else if (arg is "-h" or "--help")

@@ -25,7 +25,9 @@ internal static class CommandTable
         new("app list", "", "protected apps with primary, standbys, state, checkpoint age, log depth", AppCommands.ListAsync),
         new("app status", "NAME", "details of one app including the last switchover's phases", AppCommands.StatusAsync),
         new("app switch", "NAME --to NODE [--no-wait] [--timeout S]", "planned switchover of an app to a standby node, followed until it completes", AppCommands.SwitchAsync),
-        new("app checkpoint", "NAME", "take a checkpoint of an app now", AppCommands.CheckpointAsync),
+        new("app checkpoint", "NAME [--no-wait] [--timeout S]", "take a checkpoint now and follow it: frozen and dumping (one phase: the node answers once the dump is archived, with the freeze time), then shipping, as standbys holding it (bytes in flight are not exposed)", AppCommands.CheckpointAsync),
+        new("history", "[--limit N]", "this node's audit trail (who asked what, accepted or refused, and why) and the switches the cluster knows of, newest first", HistoryCommands.HistoryAsync),
+        new("log stats", "", "the packet log per app and node: depth since the checkpoint's mark, packets captured/released, checkpoints (count, size, age), journal size", HistoryCommands.LogStatsAsync),
         new("node show", "[NODE]", "one node's figures (CPU, memory, disk, queues, journal) and what it knows of each app", MibCommands.NodeShowAsync),
         new("mib show", "", "every member's figures and per-app counters (the MIB); --json for the node's JSON", MibCommands.MibShowAsync),
         new("help", "[COMMAND]", "list commands, or show one command's usage", HelpCommand.RunAsync),
@@ -93,10 +95,24 @@ internal static class CommandTable
 
 internal static class HelpCommand
 {
-    public const string UsageLine = "usage: continuity-cmd [--node HOST:PORT] [--token-file FILE] [--json] [COMMAND ARGS...]";
+    public const string UsageLine = "usage: continuity-cmd [--node HOST:PORT] [--token-file FILE] [--ca FILE] [--json] [COMMAND ARGS...]";
 
     public static Task<int> RunAsync(CommandContext ctx, IReadOnlyList<string> args)
     {
+        if (ctx.Options.Json)
+        {
+            var specs = args.Count == 0 ? CommandTable.All
+                : CommandTable.Exact(string.Join(' ', args)) is { } one ? [one]
+                : args.Count == 1 && CommandTable.Group(args[0]) is { Count: > 0 } g ? g
+                : throw new UnknownCommandException(args);
+            var json = new System.Text.Json.Nodes.JsonObject
+            {
+                ["commands"] = new System.Text.Json.Nodes.JsonArray(specs.Where(s => !s.EndsSession).Select(s => (System.Text.Json.Nodes.JsonNode)
+                    new System.Text.Json.Nodes.JsonObject { ["name"] = s.Name, ["usage"] = s.Usage, ["summary"] = s.Summary }).ToArray()),
+            };
+            ctx.Out.WriteLine(json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+            return Task.FromResult(ExitCodes.Ok);
+        }
         if (args.Count == 0)
         {
             WriteGeneral(ctx.Out);
@@ -131,7 +147,8 @@ internal static class HelpCommand
         w.WriteLine("  --node HOST:PORT     management endpoint of a node (default 127.0.0.1:8558, or CONTINUITY_NODE)");
         w.WriteLine("  --token-file FILE    bearer token (default CONTINUITY_TOKEN_FILE, /etc/continuity/token,");
         w.WriteLine("                       /var/lib/continuity-lab/token)");
-        w.WriteLine("  --json               print the node's JSON instead of tables");
+        w.WriteLine("  --ca FILE            speak HTTPS, trusting the node's certificate or its CA in FILE (PEM; default CONTINUITY_CA)");
+        w.WriteLine("  --json               print JSON instead of tables (every command; help too)");
         w.WriteLine();
         w.WriteLine("exit codes: 0 ok, 1 command failed, 2 bad usage, 3 node unreachable, 4 authentication refused");
     }

@@ -57,4 +57,42 @@ internal static class TextFormat
         }
         return unit == 0 ? $"{bytes} B" : value.ToString("0.0", CultureInfo.InvariantCulture) + " " + units[unit];
     }
+
+    /// <summary>"[#########-----------]" for <paramref name="done"/> of <paramref name="total"/>.</summary>
+    public static string Bar(int done, int total, int width = 20)
+    {
+        var filled = total <= 0 ? width : (int)Math.Round(width * Math.Clamp(done, 0, total) / (double)total);
+        return "[" + new string('#', filled) + new string('-', width - filled) + "]";
+    }
+}
+
+/// <summary>
+/// One line of progress: redrawn in place on a terminal, written as a new line per change otherwise, so a log file
+/// or a pipe gets every step once and no carriage returns.
+/// </summary>
+internal sealed class ProgressLine(TextWriter w, bool terminal)
+{
+    private string? _last;
+    private int _width;
+
+    public void Show(string line)
+    {
+        if (line == _last) return;
+        _last = line;
+        if (terminal)
+        {
+            w.Write("\r" + line.PadRight(_width));
+            _width = Math.Max(_width, line.Length);
+            w.Flush();
+        }
+        else w.WriteLine(line);
+    }
+
+    /// <summary>Leaves the last line on screen and moves on.</summary>
+    public void End()
+    {
+        if (terminal && _last is not null) w.WriteLine();
+        _last = null;
+        _width = 0;
+    }
 }

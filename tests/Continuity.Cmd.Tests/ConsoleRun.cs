@@ -39,8 +39,12 @@ public sealed class ConsoleRun : IDisposable
         get { lock (ErrWriter) return _err.ToString(); }
     }
 
-    internal CmdEnvironment Environment(string stdin = "", IKeySource? keys = null) => new()
+    /// <param name="terminal">Whether stdout counts as a terminal (progress drawn in place).</param>
+    /// <param name="poll">How often a followed operation is polled (shorter than a person needs, to keep tests quick).</param>
+    internal CmdEnvironment Environment(string stdin = "", IKeySource? keys = null, bool terminal = false, TimeSpan? poll = null) => new()
     {
+        OutputIsTerminal = terminal,
+        PollInterval = poll ?? TimeSpan.FromMilliseconds(500),
         In = new StringReader(stdin),
         Out = OutWriter,
         Err = ErrWriter,

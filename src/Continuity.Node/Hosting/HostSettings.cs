@@ -15,7 +15,8 @@ public sealed record HostSettings(
     IReadOnlyList<string> SeedNodes,
     IReadOnlyList<AppSpec> Apps,
     PlacementSettings Placement,
-    IReadOnlyList<ConfigurationWarning> Warnings)
+    IReadOnlyList<ConfigurationWarning> Warnings,
+    Continuity.Node.Management.ManagementApiOptions? ManagementApi = null)
 {
     public string NodeName => Node.Name;
     public string StateDir => Node.StateDir;
@@ -32,6 +33,7 @@ public sealed record HostSettings(
         var apps = AppSettingsParser.Parse(loaded);
         var placement = AppSettingsParser.ParsePlacement(loaded, apps);
         PersistenceSettings.Validate(loaded);
+        var managementApi = Continuity.Node.Management.ManagementApiOptions.From(loaded);
         var config = loaded.Config;
         var roles = config.GetStringList("akka.cluster.roles", []).ToList();
 
@@ -42,7 +44,7 @@ public sealed record HostSettings(
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
         return new HostSettings(path, effective, node, roles,
-            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, placement, loaded.Warnings);
+            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, placement, loaded.Warnings, managementApi);
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

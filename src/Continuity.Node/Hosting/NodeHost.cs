@@ -76,7 +76,8 @@ public sealed class NodeHost : IAsyncDisposable
             var token = TokenFile.ReadOrCreate(settings.TokenFile);
             host._management = new ManagementServer(system, settings, token, apps);
             await host._management.StartAsync(ct);
-            log.Info("management endpoint listening on http://{0} (token in {1})", settings.ManagementBind, settings.TokenFile);
+            log.Info("management endpoint listening on {0}://{1} (token in {2}; audit trail in {3})", settings.ManagementApi?.Tls == true ? "https" : "http",
+                settings.ManagementBind, settings.TokenFile, host._management.AuditLog.Path);
         }
         return host;
     }

@@ -17,35 +17,40 @@ namespace Continuity.Node.Management;
 /// </summary>
 public static class MibRoutes
 {
+    /// <summary>Every member's MIB, asked all at once; a member that does not answer within ask-timeout is listed unreachable.</summary>
+    public static async Task<MibJson.MibDto> CollectAsync(ActorSystem system, HostSettings settings)
+    {
+        var cluster = Akka.Cluster.Cluster.Get(system);
+        var timeout = settings.Node.Sampling.AskTimeout;
+        string NameOf(string address) => NodeNames.NameOfAddress(cluster.State, address);
+        var members = cluster.State.Members.Where(m => m.Status != MemberStatus.Removed)
+            .Select(m => (Name: NodeNames.NameOf(m), m.Address)).ToList();
+        // Not yet a member (still joining): the node still answers for itself.
+        if (members.All(m => m.Address != cluster.SelfAddress)) members.Add((settings.NodeName, cluster.SelfAddress));
+        var nodes = await Task.WhenAll(members.Select(async m =>
+        {
+            try
+            {
+                var mib = await system.ActorSelection(new RootActorPath(m.Address) / "user" / NodeIntrospector.Name)
+                    .Ask<NodeMib>(new GetMib(), timeout);
+                return MibJson.FromMib(mib, NameOf, DateTimeOffset.UtcNow);
+            }
+            catch (Exception)
+            {
+                return MibJson.Unreachable(m.Name, m.Address.ToString(),
+                    $"did not answer within {timeout.TotalSeconds:0.###} s (continuity.supervision.ask-timeout)");
+            }
+        }));
+        return new MibJson.MibDto(settings.NodeName, nodes.OrderBy(n => n.Node, StringComparer.Ordinal).ToList());
+    }
+
     public static void Map(WebApplication app, ActorSystem system, HostSettings settings)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         var timeout = settings.Node.Sampling.AskTimeout;
         string NameOf(string address) => NodeNames.NameOfAddress(cluster.State, address);
 
-        app.MapGet("/v1/mib", async () =>
-        {
-            var members = cluster.State.Members.Where(m => m.Status != MemberStatus.Removed)
-                .Select(m => (Name: NodeNames.NameOf(m), m.Address)).ToList();
-            // Not yet a member (still joining): the node still answers for itself.
-            if (members.All(m => m.Address != cluster.SelfAddress)) members.Add((settings.NodeName, cluster.SelfAddress));
-            var nodes = await Task.WhenAll(members.Select(async m =>
-            {
-                try
-                {
-                    var mib = await system.ActorSelection(new RootActorPath(m.Address) / "user" / NodeIntrospector.Name)
-                        .Ask<NodeMib>(new GetMib(), timeout);
-                    return MibJson.FromMib(mib, NameOf, DateTimeOffset.UtcNow);
-                }
-                catch (Exception)
-                {
-                    return MibJson.Unreachable(m.Name, m.Address.ToString(),
-                        $"did not answer within {timeout.TotalSeconds:0.###} s (continuity.supervision.ask-timeout)");
-                }
-            }));
-            return Results.Json(new MibJson.MibDto(settings.NodeName, nodes.OrderBy(n => n.Node, StringComparer.Ordinal).ToList()),
-                ManagementServer.Json);
-        });
+        app.MapGet("/v1/mib", async () => Results.Json(await CollectAsync(system, settings), ManagementServer.Json));
 
         app.MapGet("/metrics", async (HttpContext ctx) =>
         {
