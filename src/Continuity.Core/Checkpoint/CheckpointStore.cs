@@ -81,6 +81,13 @@ public sealed class CheckpointStore : ReceiveActor
     {
         try
         {
+            // The id names a directory under _dir: "..", "/" or "" would make the store write or delete elsewhere.
+            // The serializer refuses such ids from the wire; this guards the in-process path too.
+            if (!Replication.ReplicationSerializer.IsSafeCheckpointId(c.Id))
+            {
+                Reject(c, $"checkpoint id \"{c.Id}\" is not a safe directory name");
+                return;
+            }
             if (c.Index == 0)
             {
                 Abandon();

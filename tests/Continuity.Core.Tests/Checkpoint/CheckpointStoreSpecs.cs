@@ -76,4 +76,24 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
         again.Tell(new CheckpointStoreProtocol.GetNewest());
         Assert.Equal("e1-b", ExpectMsg<CheckpointStoreProtocol.Newest>().Info!.Id);
     }
+
+    [Fact]
+    public void A_checkpoint_whose_id_climbs_out_of_the_store_is_rejected_and_touches_nothing_outside()
+    {
+        var parent = TestConfig.TempDir();
+        var dir = Path.Combine(parent, "store");
+        var victim = Path.Combine(parent, "victim");
+        Directory.CreateDirectory(victim);
+        File.WriteAllText(Path.Combine(victim, "keep"), "precious");
+        var log = CreateTestProbe();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
+        var (archive, sha) = Archive();
+
+        foreach (var c in Chunks("../victim", archive, sha)) store.Tell(c);
+        var rejected = ExpectMsg<CheckpointRejected>();
+        Assert.Contains("is not a safe directory name", rejected.Reason);
+        Assert.Equal("precious", File.ReadAllText(Path.Combine(victim, "keep")));
+        Assert.Equal(["store", "victim"], Directory.GetDirectories(parent).Select(Path.GetFileName).Order());
+        log.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+    }
 }
