@@ -107,7 +107,7 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
                 // Each packet takes at least its 4-byte length: a count the frame cannot hold is refused before the
                 // array is allocated, or one corrupt journal row could ask for gigabytes.
                 if (count < 0 || count > r.Remaining / 4)
-                    throw r.Malformed("packet count", r.Position - 4, $"is {count} but only {r.Remaining} bytes follow (at least 4 per packet)");
+                    throw r.Malformed("packet count", r.Position - 4, $"is {count} but only {r.Remaining} bytes follow (at least 4 per packet): the message is truncated or its count is wrong");
                 if (count > 0 && first > long.MaxValue - (count - 1))
                     throw r.Malformed("first seq", r.Position - 12, $"{first} + {count} packets overflows the sequence numbers");
                 var packets = new LoggedPacket[count];
