@@ -50,7 +50,7 @@ public sealed class AppsGuardian : ReceiveActor
             if (isData)
             {
                 var appDir = Path.Combine(_stateDir, "apps", app.Name);
-                Directory.CreateDirectory(appDir);
+                Security.RootOnly.CreateDirectory(appDir);
                 Context.ActorOf(AppActor.Props(app, _platform, node, _nodeName, appDir), appActorName);
                 Context.ActorOf(ClusterSingletonManager.Props(
                     AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName, app.Restarts),
