@@ -170,8 +170,20 @@ internal static class ConfigValues
     public static HoconValue? Raw(LoadedConfig c, string key)
     {
         try { return c.Config.HasPath(key) ? c.Config.GetValue(key) : null; }
-        catch (Exception e) { throw new ConfigurationException($"'{key}' cannot be read: {e.Message}", c.PositionOf(key), key, e); }
+        catch (Exception e)
+        {
+            // Akka's message may quote the value: not for a key that may hold a password (nor the inner exception then).
+            if (IsSecret(key)) throw new ConfigurationException($"'{key}' cannot be read (its value is not shown: it may hold a password): expected a string", c.PositionOf(key), key);
+            throw new ConfigurationException($"'{key}' cannot be read: {e.Message}", c.PositionOf(key), key, e);
+        }
     }
+
+    /// <summary>Keys whose value may hold a password: an error about them never repeats the value.</summary>
+    public static bool IsSecret(string key) =>
+        key.EndsWith("connection-string", StringComparison.Ordinal) || key.Contains("password", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary><see cref="Show(HoconValue)"/>, or a placeholder for a key that may hold a password.</summary>
+    public static string Show(string key, HoconValue v) => IsSecret(key) ? "(value not shown: it may hold a password)" : Show(v);
 
     public static string Show(HoconValue v)
     {
@@ -193,7 +205,7 @@ internal static class ConfigValues
             if (required) throw Bad(c, key, "is missing: expected a string");
             return "";
         }
-        if (!v.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: expected a single value (a string)");
+        if (!v.IsString()) throw Bad(c, key, $"= {Show(key, v)} is invalid: expected a single value (a string)");
         return v.GetString();
     }
 
@@ -205,11 +217,11 @@ internal static class ConfigValues
         // concatenated to the array ("p = [] }"), so the value is an array plus blanks.
         var parts = v.Values.Where(e => !(e is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))).ToList();
         if (parts.Count == 0 || !parts.All(e => e is HoconArray))
-            throw Bad(c, key, $"= {Show(v)} is invalid: expected {expected}");
+            throw Bad(c, key, $"= {Show(key, v)} is invalid: expected {expected}");
         var list = new List<string>();
         foreach (var e in parts.SelectMany(a => ((HoconArray)a).GetArray()))
         {
-            if (!e.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: element {Show(e)} is not a string; expected {expected}");
+            if (!e.IsString()) throw Bad(c, key, $"= {Show(key, v)} is invalid: element {Show(key, e)} is not a string; expected {expected}");
             list.Add(e.GetString());
         }
         return list;
