@@ -105,7 +105,10 @@ public sealed class HostSettingsFuzzSpecs : IDisposable
         for (var i = 0; i < cases; i++)
         {
             var text = Mutate(original, random);
-            File.WriteAllText(path, text);
+            // Lone surrogates (a split emoji) become U+FFFD; one case in ten then gets a raw byte that is not UTF-8.
+            var bytes = new UTF8Encoding(false, false).GetBytes(text);
+            if (bytes.Length > 0 && random.Next(10) == 0) bytes[random.Next(bytes.Length)] = (byte)random.Next(0x80, 0x100);
+            File.WriteAllBytes(path, bytes);
             var task = Task.Run(() =>
             {
                 try
