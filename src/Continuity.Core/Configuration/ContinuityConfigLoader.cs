@@ -84,6 +84,21 @@ public static class ContinuityConfigLoader
         }
         catch (Exception e) when (e is not ConfigurationException)
         {
+            // Akka names a character offset in the text it parsed ("Unknown token at position N"): turn it into a line.
+            var offset = System.Text.RegularExpressions.Regex.Match(e.Message, @"position (\d+)");
+            if (offset.Success && int.TryParse(offset.Groups[1].Value, out var at))
+            {
+                if (needsReference) at -= reference.Text.Length + 1;
+                if (at >= 0 && at <= user.Text.Length)
+                {
+                    var line = 1 + user.Text.AsSpan(0, at).Count('\n');
+                    var column = at - (user.Text.LastIndexOf('\n', Math.Max(0, at - 1)) + 1) + 1;
+                    throw new ConfigurationException(
+                        $"Akka cannot read this construct ({e.Message.Split('\n')[0].Trim()}); the syntax checker accepted it: " +
+                        "rewrite the line in plain HOCON (quote the value), and please report it with the file",
+                        new ConfigPosition(sourceName, line, column), inner: e);
+                }
+            }
             throw new ConfigurationException(
                 $"{sourceName}: Akka could not read the configuration: {e.Message}; the syntax checker accepted it, so this is a construct " +
                 "Akka does not support (please report it with the file)", inner: e);
