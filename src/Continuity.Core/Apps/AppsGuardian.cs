@@ -56,7 +56,7 @@ public sealed class AppsGuardian : ReceiveActor
             if (isData)
             {
                 var appDir = Path.Combine(_stateDir, "apps", app.Name);
-                Directory.CreateDirectory(appDir);
+                Security.RootOnly.CreateDirectory(appDir);
                 _appActors[app.Name] = Context.ActorOf(AppActor.Props(app, _platform, node, _nodeName, appDir), appActorName);
                 // Every node sorts the applications alike, so an application's index is the same on whichever node its owner runs.
                 var index = _apps.Select(a => a.Name).Order(StringComparer.Ordinal).ToList().IndexOf(app.Name);

@@ -21,7 +21,8 @@ public static class ContinuityApps
     public static IActorRef Start(ActorSystem system, IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir,
         string? nodeName = null, PlacementSettings? placement = null)
     {
-        Directory.CreateDirectory(stateDir);
+        // Packet log and checkpoints: root only, whatever the umask (NodeHost did it already; other hosts may not have).
+        Security.RootOnly.PrepareStateDir(stateDir, sqliteJournal: system.Settings.Config.GetString(JournalBackend.BackendKey, "sqlite") == "sqlite");
         // The SQL plugin's own defaults (plugin class, table mapping) at the lowest priority, so reference.conf and
         // the node's file override them. Must happen before the first persistent actor starts.
         system.Settings.InjectTopLevelFallback(SqlPersistence.DefaultConfiguration);

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using Akka.Actor;
 using Akka.Event;
+using Continuity.Core.Security;
 using static Continuity.Core.Replication.ReplicationProtocol;
 
 namespace Continuity.Core.Checkpoint;
@@ -60,7 +61,9 @@ public sealed class CheckpointStore : ReceiveActor
 
     protected override void PreStart()
     {
-        Directory.CreateDirectory(_dir);
+        RootOnly.CreateDirectory(_dir);
+        // Checkpoints stored by an older version got the umask's modes: they hold the program's memory.
+        RootOnly.Tree(_dir);
         foreach (var partial in Directory.GetDirectories(_dir, "*.partial")) Directory.Delete(partial, true);
         foreach (var d in Directory.GetDirectories(_dir))
         {
@@ -81,13 +84,20 @@ public sealed class CheckpointStore : ReceiveActor
     {
         try
         {
+            // The id names a directory under _dir: "..", "/" or "" would make the store write or delete elsewhere.
+            // The serializer refuses such ids from the wire; this guards the in-process path too.
+            if (!Replication.ReplicationSerializer.IsSafeCheckpointId(c.Id))
+            {
+                Reject(c, $"checkpoint id \"{c.Id}\" is not a safe directory name");
+                return;
+            }
             if (c.Index == 0)
             {
                 Abandon();
                 var partial = Path.Combine(_dir, c.Id + ".partial");
                 if (Directory.Exists(partial)) Directory.Delete(partial, true);
-                Directory.CreateDirectory(partial);
-                _incoming = new Incoming(c.Id, c.Epoch, partial, new FileStream(Path.Combine(partial, ArchiveName), FileMode.CreateNew));
+                RootOnly.CreateDirectory(partial);
+                _incoming = new Incoming(c.Id, c.Epoch, partial, RootOnly.CreateFile(Path.Combine(partial, ArchiveName)));
             }
             if (_incoming is null || _incoming.Id != c.Id || _incoming.Next != c.Index)
             {
@@ -114,6 +124,8 @@ public sealed class CheckpointStore : ReceiveActor
             File.Delete(Path.Combine(partialDir, ArchiveName));
             var info = new CheckpointInfo(c.Epoch, c.Id, c.Mark, DateTimeOffset.UtcNow, bytes, TimeSpan.Zero);
             WriteMeta(Path.Combine(partialDir, MetaName), info);
+            // The archive's entries carry the primary's modes; the extracted image is the program's memory and files.
+            RootOnly.Tree(partialDir);
             var final = Path.Combine(_dir, c.Id);
             if (Directory.Exists(final)) Directory.Delete(final, true);
             Directory.Move(partialDir, final);

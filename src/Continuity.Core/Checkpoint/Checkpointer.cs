@@ -93,7 +93,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
 
     protected override void PreStart()
     {
-        Directory.CreateDirectory(_workDir);
+        Security.RootOnly.CreateDirectory(_workDir);
         if (_app.CheckpointInterval > TimeSpan.Zero)
             Timers.StartPeriodicTimer("tick", new Tick(), _app.CheckpointInterval);
         // Standbys of a new epoch hold no checkpoint of it: they are not ready until the first one arrives.
@@ -252,20 +252,23 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
 
     private async Task<Dumped> DumpAsync(string id, string imageDir)
     {
-        Directory.CreateDirectory(imageDir);
+        Security.RootOnly.CreateDirectory(imageDir);
         var stateDirs = _app.StateDirs;
         var image = await _criu.DumpAsync(_pid(), imageDir, () =>
         {
             // CRIU records the size of every open file: the copy must be taken while the program is frozen.
             CheckpointFiles.SaveStateDirs(imageDir, stateDirs);
         }, CancellationToken.None).ConfigureAwait(false);
+        // CRIU's images and logs get the umask's modes; they hold the program's memory.
+        Security.RootOnly.Tree(imageDir);
         return new Dumped(new CheckpointInfo(_epoch, id, _mark, DateTimeOffset.UtcNow, image.Bytes, image.Freeze), imageDir);
     }
 
     private static async Task<Archived> ArchiveAsync(CheckpointInfo info, string imageDir)
     {
         var archive = imageDir + ".tar";
-        await TarFile.CreateFromDirectoryAsync(imageDir, archive, includeBaseDirectory: false).ConfigureAwait(false);
+        await using (var created = Security.RootOnly.CreateFile(archive, FileMode.Create))
+            await TarFile.CreateFromDirectoryAsync(imageDir, created, includeBaseDirectory: false).ConfigureAwait(false);
         await using var s = File.OpenRead(archive);
         var sha = await SHA256.HashDataAsync(s).ConfigureAwait(false);
         return new Archived(info with { Bytes = s.Length }, archive, sha);

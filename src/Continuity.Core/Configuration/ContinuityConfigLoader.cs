@@ -84,6 +84,21 @@ public static class ContinuityConfigLoader
         }
         catch (Exception e) when (e is not ConfigurationException)
         {
+            // Akka names a character offset in the text it parsed ("Unknown token at position N"): turn it into a line.
+            var offset = System.Text.RegularExpressions.Regex.Match(e.Message, @"position (\d+)");
+            if (offset.Success && int.TryParse(offset.Groups[1].Value, out var at))
+            {
+                if (needsReference) at -= reference.Text.Length + 1;
+                if (at >= 0 && at <= user.Text.Length)
+                {
+                    var line = 1 + user.Text.AsSpan(0, at).Count('\n');
+                    var column = at - (user.Text.LastIndexOf('\n', Math.Max(0, at - 1)) + 1) + 1;
+                    throw new ConfigurationException(
+                        $"Akka cannot read this construct ({e.Message.Split('\n')[0].Trim()}); the syntax checker accepted it: " +
+                        "rewrite the line in plain HOCON (quote the value), and please report it with the file",
+                        new ConfigPosition(sourceName, line, column), inner: e);
+                }
+            }
             throw new ConfigurationException(
                 $"{sourceName}: Akka could not read the configuration: {e.Message}; the syntax checker accepted it, so this is a construct " +
                 "Akka does not support (please report it with the file)", inner: e);
@@ -170,8 +185,20 @@ internal static class ConfigValues
     public static HoconValue? Raw(LoadedConfig c, string key)
     {
         try { return c.Config.HasPath(key) ? c.Config.GetValue(key) : null; }
-        catch (Exception e) { throw new ConfigurationException($"'{key}' cannot be read: {e.Message}", c.PositionOf(key), key, e); }
+        catch (Exception e)
+        {
+            // Akka's message may quote the value: not for a key that may hold a password (nor the inner exception then).
+            if (IsSecret(key)) throw new ConfigurationException($"'{key}' cannot be read (its value is not shown: it may hold a password): expected a string", c.PositionOf(key), key);
+            throw new ConfigurationException($"'{key}' cannot be read: {e.Message}", c.PositionOf(key), key, e);
+        }
     }
+
+    /// <summary>Keys whose value may hold a password: an error about them never repeats the value.</summary>
+    public static bool IsSecret(string key) =>
+        key.EndsWith("connection-string", StringComparison.Ordinal) || key.Contains("password", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary><see cref="Show(HoconValue)"/>, or a placeholder for a key that may hold a password.</summary>
+    public static string Show(string key, HoconValue v) => IsSecret(key) ? "(value not shown: it may hold a password)" : Show(v);
 
     public static string Show(HoconValue v)
     {
@@ -193,7 +220,7 @@ internal static class ConfigValues
             if (required) throw Bad(c, key, "is missing: expected a string");
             return "";
         }
-        if (!v.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: expected a single value (a string)");
+        if (!v.IsString()) throw Bad(c, key, $"= {Show(key, v)} is invalid: expected a single value (a string)");
         return v.GetString();
     }
 
@@ -205,11 +232,11 @@ internal static class ConfigValues
         // concatenated to the array ("p = [] }"), so the value is an array plus blanks.
         var parts = v.Values.Where(e => !(e is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))).ToList();
         if (parts.Count == 0 || !parts.All(e => e is HoconArray))
-            throw Bad(c, key, $"= {Show(v)} is invalid: expected {expected}");
+            throw Bad(c, key, $"= {Show(key, v)} is invalid: expected {expected}");
         var list = new List<string>();
         foreach (var e in parts.SelectMany(a => ((HoconArray)a).GetArray()))
         {
-            if (!e.IsString()) throw Bad(c, key, $"= {Show(v)} is invalid: element {Show(e)} is not a string; expected {expected}");
+            if (!e.IsString()) throw Bad(c, key, $"= {Show(key, v)} is invalid: element {Show(key, e)} is not a string; expected {expected}");
             list.Add(e.GetString());
         }
         return list;

@@ -133,7 +133,7 @@ public static class HoconSyntaxChecker
                 SkipNewlinesAndCommas();
                 var t = Peek();
                 if (t.Kind != Kind.Eof)
-                    throw Fail(t, $"unexpected {t.Describe()} after the closing '}}' of the root object", "remove it, or move it inside the braces");
+                    throw Fail(t, $"unexpected {Found(t)} after the closing '}}' of the root object", "remove it, or move it inside the braces");
             }
             else
             {
@@ -198,7 +198,7 @@ public static class HoconSyntaxChecker
                         break;
                     case Kind.Newline: case Kind.RBrace: case Kind.Eof: break;
                     default:
-                        throw Fail(after, $"expected ',' or a new line after the value of '{_context}', found {after.Describe()}",
+                        throw Fail(after, $"expected ',' or a new line after the value of '{_context}', found {Found(after)}",
                             "put each setting on its own line, and quote values that contain spaces or special characters");
                 }
             }
@@ -237,7 +237,7 @@ public static class HoconSyntaxChecker
                     _context = key;
                     return isObject;
                 default:
-                    throw Fail(sep, $"expected '=' or '{{' after key '{key}', found {sep.Describe()}",
+                    throw Fail(sep, $"expected '=' or '{{' after key '{key}', found {Found(sep)}",
                         $"write '{segments[^1]} = value' or '{segments[^1]} {{ ... }}'");
             }
         }
@@ -246,7 +246,7 @@ public static class HoconSyntaxChecker
         {
             var t = Peek();
             if (t.Kind is not (Kind.Unquoted or Kind.Quoted))
-                throw Fail(t, $"expected a key, found {t.Describe()}" + KeyNote(prefix),
+                throw Fail(t, $"expected a key, found {Found(t)}" + KeyNote(prefix),
                     t.Kind == Kind.Substitution ? "substitutions are only allowed in values" : "start the line with a key such as 'name = value'");
             var segments = new List<string>();
             var current = new StringBuilder();
@@ -296,7 +296,7 @@ public static class HoconSyntaxChecker
                     ParseArray(key);
                     break;
                 case Kind.Equals: case Kind.Colon: case Kind.PlusEquals:
-                    throw Fail(t, $"unexpected {t.Describe()} after '{sep.Text}' for key '{key}'", "use a single '=' between key and value");
+                    throw Fail(t, $"unexpected {Found(t)} after '{sep.Text}' for key '{key}'", "use a single '=' between key and value");
                 default:
                     ParseSimple(key);
                     break;
@@ -318,10 +318,10 @@ public static class HoconSyntaxChecker
             switch (next.Kind)
             {
                 case Kind.Equals: case Kind.Colon: case Kind.PlusEquals:
-                    throw Fail(next, $"unexpected {next.Describe()} in the value of '{key}'",
+                    throw Fail(next, $"unexpected {Found(next)} in the value of '{key}'",
                         "quote values that contain ':' or '=' (for example \"127.0.0.1:8558\")");
                 case Kind.LBrace: case Kind.LBracket:
-                    throw Fail(next, $"unexpected {next.Describe()} in the value of '{key}'",
+                    throw Fail(next, $"unexpected {Found(next)} in the value of '{key}'",
                         "an object or array must be the whole value; put it on its own key");
             }
         }
@@ -358,7 +358,7 @@ public static class HoconSyntaxChecker
                         throw Fail(t, $"missing ']' to close the '[' opened at line {open.Line}, column {open.Column} for key '{key}', found '}}'",
                             "add the closing ']' before the '}'");
                     default:
-                        throw Fail(t, $"expected a value in the array of '{key}', found {t.Describe()}",
+                        throw Fail(t, $"expected a value in the array of '{key}', found {Found(t)}",
                             t.Kind == Kind.RBrace ? "a ']' is probably missing before this '}'" : "separate elements with ',' and close the array with ']'");
                 }
                 _context = key;
@@ -371,7 +371,7 @@ public static class HoconSyntaxChecker
                     case Kind.Eof:
                         throw Fail(after, $"missing ']' to close the '[' opened at line {open.Line}, column {open.Column} for key '{key}'", "add the closing ']'");
                     default:
-                        throw Fail(after, $"expected ',' or ']' in the array of '{key}', found {after.Describe()}",
+                        throw Fail(after, $"expected ',' or ']' in the array of '{key}', found {Found(after)}",
                             after.Kind == Kind.RBrace ? "a ']' is probably missing before this '}'" : "separate elements with ','");
                 }
             }
@@ -382,7 +382,7 @@ public static class HoconSyntaxChecker
             var target = Next();
             var where = prefix.Length == 0 ? "" : $" (inside '{prefix}')";
             if (target.Kind != Kind.Quoted)
-                throw Fail(target, $"unsupported include form {target.Describe()}{where}",
+                throw Fail(target, $"unsupported include form {Found(target)}{where}",
                     "only include \"relative/or/absolute/path.conf\" is supported");
             var name = target.Text;
             if (name.Length == 0)
@@ -453,6 +453,12 @@ public static class HoconSyntaxChecker
         }
 
         private ConfigPosition Pos(Token t) => new(_source, t.Line, t.Column);
+
+        // A token inside the value of a key that may hold a password is not quoted back: the error would print it.
+        private string Found(Token t) =>
+            ConfigValues.IsSecret(_context) && t.Kind is not (Kind.Eof or Kind.Newline)
+                ? "a value (not shown: it may hold a password)"
+                : t.Describe();
 
         private ConfigurationException Fail(Token t, string problem, string hint) => Fail(t.Line, t.Column, problem, hint);
 

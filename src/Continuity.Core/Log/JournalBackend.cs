@@ -41,11 +41,31 @@ public static class JournalBackend
         try { b = new NpgsqlConnectionStringBuilder(connectionString); }
         catch (Exception e) when (e is ArgumentException or FormatException or InvalidCastException or OverflowException)
         {
-            // Npgsql's message names the keyword or value at fault; it never repeats the rest of the string.
-            return $"is not a valid Npgsql connection string ({e.Message}); expected something like {example}";
+            // Npgsql's message quotes the keyword or value at fault, and that may be a piece of the password: an unquoted
+            // ';' in "Password=ab;cd" makes "cd" an unknown keyword. Only the position is repeated.
+            var at = System.Text.RegularExpressions.Regex.Match(e.Message, @"index (\d+)");
+            var where = SafeKeyword(connectionString) is { } k ? $": keyword '{k}' is not supported"
+                : at.Success ? $" at character {at.Groups[1].Value}" : "";
+            return $"is not a valid Npgsql connection string{where} ({e.GetType().Name}; the value is not repeated, it may hold a password): " +
+                   $"write Keyword=Value pairs separated by ';', double-quote a value holding ';' or '=', e.g. {example}";
         }
         if (string.IsNullOrWhiteSpace(b.Host))
             return $"names no Host: the journal server must be given, e.g. {example}";
+        return null;
+    }
+
+    // The keyword Npgsql quotes, when it stands before any password in the string: a typo ("Hots=db1") is worth
+    // naming, a fragment of a password is not.
+    private static string? SafeKeyword(string connectionString)
+    {
+        foreach (var part in connectionString.Split(';'))
+        {
+            var key = part.Split('=', 2)[0].Trim();
+            if (key.Equals("password", StringComparison.OrdinalIgnoreCase) || key.Equals("pwd", StringComparison.OrdinalIgnoreCase)) return null;
+            if (!part.Contains('=')) continue;
+            try { _ = new NpgsqlConnectionStringBuilder(part); }
+            catch (Exception) { return key; }
+        }
         return null;
     }
 

@@ -92,33 +92,61 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
         }
     }
 
+    /// <exception cref="SerializationException">The bytes are not a well-formed message of <paramref name="manifest"/>:
+    /// the message names the message type, the field and its offset (a truncated frame, a length that does not fit,
+    /// trailing bytes, an unsafe checkpoint id).</exception>
     public override object FromBinary(byte[] bytes, string manifest)
     {
-        var r = new Reader(bytes);
+        var r = new Reader(bytes, manifest);
+        object message;
         switch (manifest)
         {
             case AppendManifest:
             {
-                var app = r.String(); var epoch = r.Long(); var first = r.Long(); var count = r.Int();
-                if (count < 0) throw new SerializationException("negative packet count");
+                var app = r.String("app"); var epoch = r.Long("epoch"); var first = r.Long("first seq"); var count = r.Int("packet count");
+                // Each packet takes at least its 4-byte length: a count the frame cannot hold is refused before the
+                // array is allocated, or one corrupt journal row could ask for gigabytes.
+                if (count < 0 || count > r.Remaining / 4)
+                    throw r.Malformed("packet count", r.Position - 4, $"is {count} but only {r.Remaining} bytes follow (at least 4 per packet): the message is truncated or its count is wrong");
+                if (count > 0 && first > long.MaxValue - (count - 1))
+                    throw r.Malformed("first seq", r.Position - 12, $"{first} + {count} packets overflows the sequence numbers");
                 var packets = new LoggedPacket[count];
-                for (var i = 0; i < count; i++) packets[i] = new LoggedPacket(first + i, r.Bytes());
-                return new Append(app, epoch, first, packets);
+                for (var i = 0; i < count; i++) packets[i] = new LoggedPacket(first + i, r.Bytes($"packet {i}"));
+                message = new Append(app, epoch, first, packets);
+                break;
             }
             case AppendedManifest:
-                return new Appended(r.String(), r.Long(), r.String(), r.Long());
+                message = new Appended(r.String("app"), r.Long("epoch"), r.String("node"), r.Long("seq"));
+                break;
             case ChunkManifest:
-                return new CheckpointChunk(r.String(), r.Long(), r.String(), r.Long(), r.Int(), r.Int(), r.Bytes(), r.Bytes());
+                // Only a chunk's id becomes a path (the standby's checkpoint directory): it alone is held to a safe name.
+                message = new CheckpointChunk(r.String("app"), r.Long("epoch"), r.CheckpointId(), r.Long("mark"), r.Int("index"),
+                    r.Int("count"), r.Bytes("bytes"), r.Bytes("sha256"));
+                break;
             case StoredManifest:
-                return new CheckpointStored(r.String(), r.Long(), r.String(), r.String(), r.Long());
+                message = new CheckpointStored(r.String("app"), r.Long("epoch"), r.String("node"), r.String("checkpoint id"), r.Long("mark"));
+                break;
             case RejectedManifest:
-                return new CheckpointRejected(r.String(), r.Long(), r.String(), r.String(), r.String());
+                message = new CheckpointRejected(r.String("app"), r.Long("epoch"), r.String("node"), r.String("checkpoint id"), r.String("reason"));
+                break;
             case CompleteManifest:
-                return new CheckpointComplete(r.String(), r.Long(), r.String(), r.Long());
+                message = new CheckpointComplete(r.String("app"), r.Long("epoch"), r.String("checkpoint id"), r.Long("mark"));
+                break;
             default:
-                throw new SerializationException($"unknown replication manifest '{manifest}'");
+                throw new SerializationException(
+                    $"unknown replication manifest '{manifest}' ({bytes?.Length ?? 0} bytes): expected one of A, a, C, S, R, K");
         }
+        // Writers size every message exactly: bytes left over mean the frame is not what its manifest says.
+        if (r.Remaining != 0)
+            throw r.Malformed("end of message", r.Position, $"{r.Remaining} unexpected bytes follow the last field");
+        return message;
     }
+
+    /// <summary>Whether <paramref name="id"/> can name a checkpoint directory: a checkpoint id becomes a directory name
+    /// on every standby, so one from the wire must not climb out of it ("..", "/") or be empty.</summary>
+    public static bool IsSafeCheckpointId(string id) =>
+        id.Length is > 0 and <= 128 && id != "." && id != ".." &&
+        id.All(ch => ch is (>= 'a' and <= 'z') or (>= 'A' and <= 'Z') or (>= '0' and <= '9') or '-' or '_' or '.');
 
     private static int Str(string s) => 4 + Encoding.UTF8.GetByteCount(s);
 
@@ -138,21 +166,59 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
         public byte[] Done() => _pos == _buffer.Length ? _buffer : throw new InvalidOperationException("size mismatch");
     }
 
-    // Every length is checked against what is left: a truncated or hostile frame fails cleanly
-    // instead of allocating a huge array.
-    private ref struct Reader(byte[] buffer)
+    // Every length is checked against what is left: a truncated or hostile frame fails cleanly, naming the message,
+    // the field and its offset, instead of allocating a huge array or surfacing as an ArgumentOutOfRangeException.
+    private ref struct Reader(byte[]? buffer, string manifest)
     {
         private readonly ReadOnlySpan<byte> _buffer = buffer;
         private int _pos;
 
-        private ReadOnlySpan<byte> Take(int n)
+        public readonly int Position => _pos;
+        public readonly int Remaining => _buffer.Length - _pos;
+
+        public readonly SerializationException Malformed(string field, int offset, string problem) =>
+            new($"malformed replication message '{manifest}' ({Name(manifest)}, {_buffer.Length} bytes): {field} at offset {offset} {problem}");
+
+        private ReadOnlySpan<byte> Take(int n, string field, int fieldOffset)
         {
-            if (n < 0 || n > _buffer.Length - _pos) throw new SerializationException("truncated replication message");
+            if (n < 0)
+                throw Malformed(field, fieldOffset, $"has a negative length ({n})");
+            if (n > Remaining)
+                throw Malformed(field, fieldOffset, $"needs {n} bytes but only {Remaining} remain: the message is truncated");
             var s = _buffer.Slice(_pos, n); _pos += n; return s;
         }
-        public int Int() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
-        public long Long() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
-        public byte[] Bytes() => Take(Int()).ToArray();
-        public string String() => Encoding.UTF8.GetString(Take(Int()));
+        public int Int(string field) => BinaryPrimitives.ReadInt32LittleEndian(Take(4, field, _pos));
+        public long Long(string field) => BinaryPrimitives.ReadInt64LittleEndian(Take(8, field, _pos));
+        public byte[] Bytes(string field)
+        {
+            var at = _pos;
+            return Take(Int(field + " length"), field, at).ToArray();
+        }
+        public string String(string field)
+        {
+            var at = _pos;
+            var raw = Take(Int(field + " length"), field, at);
+            try { return Strict.GetString(raw); }
+            catch (DecoderFallbackException) { throw Malformed(field, at, "is not valid UTF-8"); }
+        }
+        public string CheckpointId()
+        {
+            var at = _pos;
+            var id = String("checkpoint id");
+            if (!IsSafeCheckpointId(id))
+                throw Malformed("checkpoint id", at, $"\"{(id.Length > 64 ? id[..64] + "..." : id)}\" is not a safe directory name " +
+                    "(1-128 characters of A-Z a-z 0-9 . _ -, not \".\" or \"..\")");
+            return id;
+        }
+
+        private static string Name(string manifest) => manifest switch
+        {
+            AppendManifest => "Append", AppendedManifest => "Appended", ChunkManifest => "CheckpointChunk",
+            StoredManifest => "CheckpointStored", RejectedManifest => "CheckpointRejected", CompleteManifest => "CheckpointComplete",
+            _ => "unknown",
+        };
     }
+
+    // Invalid UTF-8 is an error, not silently replaced: a replaced app name or checkpoint id would be a different one.
+    private static readonly UTF8Encoding Strict = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 }

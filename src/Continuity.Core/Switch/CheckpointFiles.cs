@@ -1,3 +1,6 @@
+using System.Text.Json;
+using Continuity.Core.Security;
+
 namespace Continuity.Core.Switch;
 
 /// <summary>
@@ -9,6 +12,11 @@ namespace Continuity.Core.Switch;
 public static class CheckpointFiles
 {
     public const string StateFolder = "state";
+
+    /// <summary>The original modes of the copied files and directories (JSON: absolute path to octal mode), next to the
+    /// copies. The copies themselves are root-only (0700/0600) like the rest of a checkpoint; the restore gives each
+    /// entry its own mode back, so the program finds its files as it left them.</summary>
+    public const string ModesFile = "state-modes.json";
 
     /// <summary>The copy of <paramref name="stateDir"/> inside <paramref name="checkpointDir"/>.</summary>
     public static string CopyOf(string checkpointDir, string stateDir)
@@ -22,6 +30,7 @@ public static class CheckpointFiles
     /// <summary>Copies each state directory into the checkpoint (run it in the dump's whileFrozen).</summary>
     public static void SaveStateDirs(string checkpointDir, IEnumerable<string> stateDirs)
     {
+        var modes = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var dir in stateDirs)
         {
             if (!Directory.Exists(dir))
@@ -30,7 +39,17 @@ public static class CheckpointFiles
             var copy = CopyOf(checkpointDir, dir);
             if (Directory.Exists(copy)) Directory.Delete(copy, recursive: true);
             CopyTree(dir, copy);
+            if (OperatingSystem.IsWindows()) continue;
+            var full = Path.GetFullPath(dir).TrimEnd('/');
+            foreach (var entry in new DirectoryInfo(full).EnumerateFileSystemInfos("*", SearchOption.AllDirectories))
+                if (entry.LinkTarget is null)
+                    modes[entry.FullName] = Convert.ToString((int)entry.UnixFileMode, 8);
         }
+        var state = Path.Combine(checkpointDir, StateFolder);
+        if (!Directory.Exists(state)) return;
+        using (var f = RootOnly.CreateFile(Path.Combine(checkpointDir, ModesFile), FileMode.Create))
+            JsonSerializer.Serialize(f, modes);
+        RootOnly.Tree(state);
     }
 
     /// <summary>Puts each state directory back exactly as the checkpoint saw it (files created since are removed:
@@ -53,6 +72,18 @@ public static class CheckpointFiles
             }
             CopyTree(copy, dir);
         }
+        RestoreModes(checkpointDir, stateDirs.Select(d => Path.GetFullPath(d).TrimEnd('/') + "/").ToList());
+    }
+
+    // A checkpoint taken before modes were recorded has none: its copies kept their own modes, which File.Copy carried over.
+    private static void RestoreModes(string checkpointDir, IReadOnlyList<string> restored)
+    {
+        var file = Path.Combine(checkpointDir, ModesFile);
+        if (OperatingSystem.IsWindows() || !File.Exists(file)) return;
+        var modes = JsonSerializer.Deserialize<Dictionary<string, string>>(File.ReadAllText(file)) ?? [];
+        foreach (var (path, octal) in modes)
+            if (restored.Any(d => path.StartsWith(d, StringComparison.Ordinal)) && (File.Exists(path) || Directory.Exists(path)))
+                File.SetUnixFileMode(path, (UnixFileMode)Convert.ToInt32(octal, 8));
     }
 
     private static void CopyTree(string from, string to)

@@ -163,7 +163,7 @@ public static class PacketRewriter
         var p = Parse(packet);
         if (Fold(Sum(packet[..p.HeaderLength], 0)) != 0xffff) return false;
         if (p.IsFragment || !(p.IsTcp || p.IsUdp)) return true;
-        var l4 = packet[p.HeaderLength..p.TotalLength];
+        var l4 = Transport(packet, p);
         if (p.IsUdp && BinaryPrimitives.ReadUInt16BigEndian(l4[6..]) == 0) return true; // "no checksum" is legal in IPv4 UDP
         return Fold(Sum(l4, PseudoHeaderSum(packet, p))) == 0xffff;
     }
@@ -184,7 +184,7 @@ public static class PacketRewriter
 
     private static void WriteTransportChecksum(Span<byte> packet, in IpPacketInfo p)
     {
-        var l4 = packet[p.HeaderLength..p.TotalLength];
+        var l4 = Transport(packet, p);
         var field = p.IsTcp ? 16 : 6;
         BinaryPrimitives.WriteUInt16BigEndian(l4[field..], 0);
         var checksum = (ushort)~Fold(Sum(l4, PseudoHeaderSum(packet, p)));
@@ -195,7 +195,16 @@ public static class PacketRewriter
     private static ulong PseudoHeaderSum(ReadOnlySpan<byte> packet, in IpPacketInfo p) =>
         (p.SourceAddress >> 16) + (p.SourceAddress & 0xffff)
         + (p.DestinationAddress >> 16) + (p.DestinationAddress & 0xffff)
-        + p.Protocol + (ulong)(p.TotalLength - p.HeaderLength);
+        + p.Protocol + (ulong)(p.TransportHeaderLength + p.PayloadLength);
+
+    // The bytes a TCP/UDP checksum covers. For UDP that is the UDP length, not the IP payload: a datagram padded
+    // inside its IP packet is trimmed by the receiving stack before the checksum is checked (Linux udp_rcv), so a
+    // checksum over the padding would make the stack drop the replayed datagram.
+    private static Span<byte> Transport(Span<byte> packet, in IpPacketInfo p) =>
+        packet.Slice(p.HeaderLength, p.TransportHeaderLength + p.PayloadLength);
+
+    private static ReadOnlySpan<byte> Transport(ReadOnlySpan<byte> packet, in IpPacketInfo p) =>
+        packet.Slice(p.HeaderLength, p.TransportHeaderLength + p.PayloadLength);
 
     private static ulong Sum(ReadOnlySpan<byte> data, ulong sum)
     {

@@ -35,9 +35,9 @@ public sealed class NodeHost : IAsyncDisposable
 
     public static async Task<NodeHost> StartAsync(HostSettings settings, CancellationToken ct = default)
     {
-        Directory.CreateDirectory(settings.StateDir);
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(settings.StateDir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        // Before the ActorSystem exists: the journal plugin must find its SQLite files already root-only.
+        Core.Security.RootOnly.PrepareStateDir(settings.StateDir,
+            sqliteJournal: settings.AkkaConfig.GetString(Core.Log.JournalBackend.BackendKey, "sqlite") == "sqlite");
 
         var config = ContinuityApps.PersistenceConfig(settings.AkkaConfig, settings.StateDir).WithFallback(settings.AkkaConfig);
         var system = ActorSystem.Create(SystemName, config);

@@ -76,4 +76,54 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
         again.Tell(new CheckpointStoreProtocol.GetNewest());
         Assert.Equal("e1-b", ExpectMsg<CheckpointStoreProtocol.Newest>().Info!.Id);
     }
+
+    [Fact]
+    public void A_checkpoint_whose_id_climbs_out_of_the_store_is_rejected_and_touches_nothing_outside()
+    {
+        var parent = TestConfig.TempDir();
+        var dir = Path.Combine(parent, "store");
+        var victim = Path.Combine(parent, "victim");
+        Directory.CreateDirectory(victim);
+        File.WriteAllText(Path.Combine(victim, "keep"), "precious");
+        var log = CreateTestProbe();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
+        var (archive, sha) = Archive();
+
+        foreach (var c in Chunks("../victim", archive, sha)) store.Tell(c);
+        var rejected = ExpectMsg<CheckpointRejected>();
+        Assert.Contains("is not a safe directory name", rejected.Reason);
+        Assert.Equal("precious", File.ReadAllText(Path.Combine(victim, "keep")));
+        Assert.Equal(["store", "victim"], Directory.GetDirectories(parent).Select(Path.GetFileName).Order());
+        log.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+    }
+
+    [Fact]
+    public void A_stored_checkpoint_is_readable_by_root_only_whatever_the_umask_and_the_archive_modes()
+    {
+        // The archive as a careless primary might make it: world-readable files and directories.
+        var src = TestConfig.TempDir();
+        Directory.CreateDirectory(Path.Combine(src, "state", "var", "lib", "kv"));
+        File.WriteAllText(Path.Combine(src, "pages-1.img"), "memory of the program");
+        File.WriteAllText(Path.Combine(src, "state", "var", "lib", "kv", "data"), "state");
+        foreach (var d in Directory.GetDirectories(src, "*", SearchOption.AllDirectories)) File.SetUnixFileMode(d, (UnixFileMode)0b111_111_111);
+        foreach (var f in Directory.GetFiles(src, "*", SearchOption.AllDirectories)) File.SetUnixFileMode(f, (UnixFileMode)0b110_110_110);
+        using var ms = new MemoryStream();
+        TarFile.CreateFromDirectory(src, ms, includeBaseDirectory: false);
+        var archive = ms.ToArray();
+
+        var dir = Path.Combine(TestConfig.TempDir(), "checkpoints");
+        using (Support.FileAccessCheck.Umask(0))
+        {
+            var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, CreateTestProbe().Ref)));
+            foreach (var c in Chunks("e1-a", archive, SHA256.HashData(archive))) store.Tell(c);
+            Assert.Equal("e1-a", ExpectMsg<CheckpointStored>().Id);
+        }
+
+        var entries = Support.FileAccessCheck.Tree(dir).ToList();
+        Assert.True(entries.Count >= 8, string.Join(", ", entries.Select(e => e.Path)));
+        foreach (var (path, mode, isDir) in entries)
+            Assert.True(mode == (isDir ? (UnixFileMode)0b111_000_000 : (UnixFileMode)0b110_000_000), $"{path} is {mode}");
+        var image = Directory.GetFiles(dir, "pages-1.img", SearchOption.AllDirectories).Single();
+        Assert.False(Support.FileAccessCheck.NobodyCanRead(image));
+    }
 }

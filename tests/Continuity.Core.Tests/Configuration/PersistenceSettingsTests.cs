@@ -63,6 +63,32 @@ public class PersistenceSettingsTests
     }
 
     [Fact]
+    public void A_password_with_an_unquoted_semicolon_is_not_quoted_back_as_an_unknown_keyword()
+    {
+        // Npgsql reads "Password=x;SECRET" as the password "x" and an unknown keyword "SECRET", and says so.
+        var e = Fails($"continuity.persistence {{\n  backend = postgresql\n  postgresql.connection-string = \"Host=db1;Password=x;{Secret}\"\n}}\n");
+        Assert.StartsWith("node.hocon:3:", e.Message);
+        Assert.Contains("not a valid Npgsql connection string", e.Message);
+        Assert.DoesNotContain(Secret, e.Message, StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void A_connection_string_given_as_an_array_is_refused_without_repeating_it()
+    {
+        var e = Fails($"continuity.persistence {{\n  backend = postgresql\n  postgresql.connection-string = [\"Host=db1;Password={Secret}\"]\n}}\n");
+        Assert.Contains("value not shown", e.Message);
+        Assert.DoesNotContain(Secret, e.Message);
+    }
+
+    [Fact]
+    public void A_syntax_error_inside_a_connection_string_does_not_quote_its_tokens()
+    {
+        var e = Fails($"continuity.persistence {{\n  backend = postgresql\n  postgresql.connection-string = [\"Host=db1\"] {Secret}\n}}\n");
+        Assert.StartsWith("node.hocon:3:", e.Message);
+        Assert.DoesNotContain(Secret, e.Message);
+    }
+
+    [Fact]
     public void Malformed_connection_string_is_refused_without_repeating_the_password()
     {
         var e = Fails($"continuity.persistence {{\n  backend = postgresql\n  postgresql.connection-string = \"Hots=db1;Password={Secret}\"\n}}\n");
