@@ -147,7 +147,8 @@ internal static class AppCommands
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string? last = null;
-        while (clock.Elapsed < timeout)
+        // At least one look, however long the dump took: "no answer" would say nothing about where shipping stands.
+        for (var first = true; first || clock.Elapsed < timeout; first = false)
         {
             JsonObject? app = null;
             try { app = (await ctx.Client.GetAsync($"v1/apps/{Uri.EscapeDataString(name)}", ctx.Cancel)).Body as JsonObject; }
@@ -233,7 +234,8 @@ internal static class AppCommands
         }
 
         string? last = null;
-        while (clock.Elapsed < timeout)
+        // At least one look, however long the dump took: "no answer" would say nothing about where shipping stands.
+        for (var first = true; first || clock.Elapsed < timeout; first = false)
         {
             JsonObject? app = null;
             try { app = (await ctx.Client.GetAsync(path, ctx.Cancel)).Body as JsonObject; }

@@ -443,6 +443,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
             output.WriteLine($"{node.Name} is running (pid {pid}); nothing to revive.");
             return 0;
         }
+        Network.Reboot(node);
         Network.SetLinks(node, up: true);
         if (!state.NoNodes)
         {

@@ -67,6 +67,28 @@ internal static class Network
         if (up) TryRun("ip", "-n", host.Namespace, "link", "set", Topology.InnerInterface, state);
     }
 
+    /// <summary>
+    /// What a power loss does to a machine and the lab's crash does not (its namespace survives): addresses other than
+    /// its own, the node's netfilter rules (raw table) and the links a switch created are gone when it comes back.
+    /// Without this a revived node still carried the VIP of its previous life, answered ARP for it and queued
+    /// packets nobody read. The partition chain (filter table) is the lab's network, not the machine's: it stays.
+    /// </summary>
+    public static void Reboot(LabHost host)
+    {
+        var ns = host.Namespace;
+        TryRun("ip", "-n", ns, "addr", "flush", "dev", Topology.InnerInterface);
+        Os.RunChecked("ip", "-n", ns, "addr", "add", $"{host.Address}/{Topology.PrefixLength}", "dev", Topology.InnerInterface);
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", "raw", "-F");
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", "raw", "-X");
+        foreach (var line in Os.Run("ip", "-n", ns, "-o", "link", "show").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            // "3: inj0@inj1: <...>": the name is the second field, up to '@' or ':'.
+            var name = line.Split(':', 3) is { Length: 3 } f ? f[1].Trim().Split('@')[0] : "";
+            if (name is "" or "lo" || name == Topology.InnerInterface) continue;
+            TryRun("ip", "-n", ns, "link", "del", name);
+        }
+    }
+
     public static CommandResult InNamespace(string ns, string file, params string[] args)
     {
         var r = Os.Run("nsenter", [$"--net={NetnsPath(ns)}", "--", file, .. args]);

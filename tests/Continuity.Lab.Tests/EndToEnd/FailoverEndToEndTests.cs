@@ -78,7 +78,11 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var survivors = nodes.Where(n => n != first).ToArray();
         var second = _apps.WaitUntilProtected(survivors, 1, TimeSpan.FromSeconds(60));
 
+        // The crash left the VIP on the dead node's interface, as a frozen machine would; a reboot clears it, and so
+        // does revive (a revived node answering ARP for the VIP would steal the new primary's clients).
+        Assert.Contains("198.18.0.50/", AddressesOf(first));
         _lab.MustRun("revive", first);
+        Assert.DoesNotContain("198.18.0.50/", AddressesOf(first));
         // Back as a standby only once it holds a complete checkpoint of the current epoch.
         _apps.WaitUntilProtected(survivors, 2, TimeSpan.FromSeconds(90));
         var client = _apps.StartClient(connections: 10, durationSeconds: 45);
@@ -88,6 +92,14 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var other = survivors.Single(n => n != second);
         _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(120)), connections: 10, udp: false);
         output.WriteLine($"after the revive of {first}: {second} crashed, primary now {_apps.PrimaryNow([first, other]) ?? "(no answer)"}");
+    }
+
+    private static string AddressesOf(string node)
+    {
+        var ip = Process.Start(new ProcessStartInfo("ip", ["-n", $"ct-{node}", "-o", "addr", "show"]) { RedirectStandardOutput = true })!;
+        var text = ip.StandardOutput.ReadToEnd();
+        ip.WaitForExit();
+        return text;
     }
 
     [RootFact]
