@@ -95,6 +95,32 @@ internal static class AppCommands
         return $"{string.Join(", ", parts)} (total {Duration(total)})";
     }
 
+    public static Task<int> PauseAsync(CommandContext ctx, IReadOnlyList<string> args) => PauseOrResumeAsync(ctx, args, "pause");
+
+    public static Task<int> ResumeAsync(CommandContext ctx, IReadOnlyList<string> args) => PauseOrResumeAsync(ctx, args, "resume");
+
+    private static async Task<int> PauseOrResumeAsync(CommandContext ctx, IReadOnlyList<string> args, string verb)
+    {
+        if (args.Count != 1) throw ctx.Usage(args.Count == 0 ? "which app? give its NAME" : $"unexpected argument '{args[1]}'");
+        var name = args[0];
+        var reply = await ctx.Client.PostAsync($"v1/apps/{Uri.EscapeDataString(name)}/{verb}", null, ctx.Cancel);
+        if (ctx.Options.Json)
+        {
+            ctx.WriteJson(reply);
+            return ExitCodes.Ok;
+        }
+        var changed = reply.Body?["changed"]?.GetValue<bool>() ?? true;
+        ctx.Out.WriteLine(verb == "pause"
+            ? changed
+                ? $"{name}: automatic recovery paused. A lost primary is not replaced, a failed program not restarted, nothing rebalanced; " +
+                  $"capture, log and checkpoints go on. Resume with 'app resume {name}'."
+                : $"{name}: automatic recovery was already paused"
+            : changed
+                ? $"{name}: automatic recovery resumed; anything that happened meanwhile is decided now (see 'app status {name}')"
+                : $"{name}: automatic recovery was not paused");
+        return ExitCodes.Ok;
+    }
+
     public static async Task<int> SwitchAsync(CommandContext ctx, IReadOnlyList<string> args)
     {
         string? name = null, to = null;

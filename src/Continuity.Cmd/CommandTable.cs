@@ -26,6 +26,8 @@ internal static class CommandTable
         new("app status", "NAME", "details of one app including the last switchover's phases", AppCommands.StatusAsync),
         new("app switch", "NAME --to NODE [--no-wait] [--timeout S]", "planned switchover of an app to a standby node, followed until it completes", AppCommands.SwitchAsync),
         new("app checkpoint", "NAME [--no-wait] [--timeout S]", "take a checkpoint now and follow it: frozen and dumping (one phase: the node answers once the dump is archived, with the freeze time), then shipping, as standbys holding it (bytes in flight are not exposed)", AppCommands.CheckpointAsync),
+        new("app pause", "NAME", "maintenance: pause automatic recovery (a lost primary is not replaced, a failed program not restarted, nothing rebalanced); capture, log and checkpoints go on", AppCommands.PauseAsync),
+        new("app resume", "NAME", "resume automatic recovery; what happened meanwhile (a lost primary) is decided at once, without loss", AppCommands.ResumeAsync),
         new("history", "[--limit N]", "this node's audit trail (who asked what, accepted or refused, and why) and the switches the cluster knows of, newest first", HistoryCommands.HistoryAsync),
         new("log stats", "", "the packet log per app and node: depth since the checkpoint's mark, packets captured/released, checkpoints (count, size, age), journal size", HistoryCommands.LogStatsAsync),
         new("node show", "[NODE]", "one node's figures (CPU, memory, disk, queues, journal) and what it knows of each app", MibCommands.NodeShowAsync),

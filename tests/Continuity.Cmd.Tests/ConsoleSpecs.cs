@@ -327,6 +327,19 @@ public sealed class ConsoleSpecs : IAsyncLifetime
     }
 
     [Fact]
+    public async Task App_pause_and_resume_say_what_recovery_does_now()
+    {
+        _node.Json("POST", "/v1/apps/kv/pause", """{"result":"recovery paused","changed":true}""")
+             .Json("POST", "/v1/apps/kv/resume", """{"result":"recovery resumed","changed":false}""");
+
+        Assert.Equal(0, await _run.Run(_node, "app", "pause", "kv"));
+        Assert.Contains("kv: automatic recovery paused. A lost primary is not replaced", _run.Out);
+        Assert.Equal(0, await _run.Run(_node, "app", "resume", "kv"));
+        Assert.Contains("kv: automatic recovery was not paused", _run.Out);
+        Assert.Equal(["/v1/apps/kv/pause", "/v1/apps/kv/resume"], _node.Requests.Select(r => r.Path));
+    }
+
+    [Fact]
     public async Task Leave_with_an_address_is_sent_without_a_lookup()
     {
         var code = await _run.Run(_node, "cluster", "leave", Canned.N2);

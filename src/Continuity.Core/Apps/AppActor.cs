@@ -64,6 +64,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     // switch report should still say whom it replaced in the words people use.
     private string? _primaryName;
     private IReadOnlyList<StandbyRef> _standbys = [];
+    // The owner's recovery of this application is paused (an operator's request), remembered for its next incarnation.
+    private bool _recoveryPaused;
     private ProtectedProcess? _process;
     private bool _vipUp;
     private bool _queueing;
@@ -375,6 +377,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Common()
     {
+        Receive<OwnerProtocol.SetRecoveryPaused>(m => _recoveryPaused = m.Paused);
         Receive<ReplicationProtocol.Append>(a =>
         {
             if (_standbyLog is null)
@@ -501,19 +504,19 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void ReplyNodeStatus()
     {
         var (app, node, name, self, role, epoch) = (_app.Name, _node, _nodeName, Self, _role, _epoch);
-        var (failure, awaiting) = (_journalFailure, _awaitingFreshCheckpoint);
+        var (failure, awaiting, paused) = (_journalFailure, _awaitingFreshCheckpoint, _recoveryPaused);
         var timeout = TimeSpan.FromSeconds(3);
         if (role == AppRole.Primary && _checkpointer is not null)
         {
             _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout)
                 .ContinueWith(t => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
-                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0, failure))
+                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0, failure, RecoveryPaused: paused))
                 .PipeTo(Sender);
             return;
         }
         if (_store is null || _standbyLog is null)
         {
-            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure, failure is null && !awaiting));
+            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure, failure is null && !awaiting, paused));
             return;
         }
         var newest = _store.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
@@ -525,7 +528,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 log.IsCompletedSuccessfully ? log.Result.Depth : 0,
                 failure,
                 // A log that does not answer is not trusted for a takeover either.
-                !awaiting && failure is null && log.IsCompletedSuccessfully && log.Result.Complete))
+                !awaiting && failure is null && log.IsCompletedSuccessfully && log.Result.Complete,
+                paused))
             .PipeTo(Sender);
     }
 

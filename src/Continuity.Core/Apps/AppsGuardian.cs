@@ -34,6 +34,7 @@ public sealed class AppsGuardian : ReceiveActor
         Receive<AppsProtocol.GetApps>(_ => BuildView().PipeTo(Sender));
         Receive<AppsProtocol.Switch>(s => ToOwner(s.App, s));
         Receive<AppsProtocol.CheckpointNow>(c => ToOwner(c.App, c));
+        Receive<AppsProtocol.PauseRecovery>(p => ToOwner(p.App, p));
         Receive<PlacementProtocol.GetServing>(_ => Serving().PipeTo(Sender));
     }
 
@@ -121,6 +122,7 @@ public sealed class AppsGuardian : ReceiveActor
             return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0, st?.Newest);
         }).ToList();
         var state = owner.Failed ? "failed"
+            : owner.RecoveryPaused ? "paused"
             : owner.PrimaryNode is null ? "down"
             : primary is null ? "unknown"
             : primary.Role is AppRole.TakingOver or AppRole.Releasing ? "switching"

@@ -18,6 +18,14 @@ public static class AppsProtocol
     /// <summary>Replies <see cref="CheckpointTaken"/> or <see cref="Rejected"/>.</summary>
     public sealed record CheckpointNow(string App) : IControlMessage;
 
+    /// <summary>Pause (or resume) the owner's automatic recovery of <paramref name="App"/>: while paused, a lost primary is
+    /// not replaced, a failed program is not started again and nothing is rebalanced; capture, logging and checkpoints go
+    /// on, so resuming recovers without loss. Replies <see cref="RecoveryPaused"/> or <see cref="Rejected"/>.</summary>
+    public sealed record PauseRecovery(string App, bool Pause) : IControlMessage;
+
+    /// <param name="Changed">False when it already was in that state.</param>
+    public sealed record RecoveryPaused(string App, bool Paused, bool Changed) : IControlMessage;
+
     public sealed record SwitchStarted(string App, string From, string To, long Epoch) : IControlMessage;
     public sealed record CheckpointTaken(string App, CheckpointInfo Checkpoint) : IControlMessage;
     public sealed record Rejected(string App, string Reason) : IControlMessage;
@@ -25,7 +33,8 @@ public static class AppsProtocol
 
 public sealed record AppsView(IReadOnlyList<AppView> Apps) : IControlMessage;
 
-/// <param name="State">protected (every standby ready), unprotected (no ready standby), degraded (some not ready),
+/// <param name="State">paused (automatic recovery paused by an operator: see <see cref="AppsProtocol.PauseRecovery"/>),
+/// protected (every standby ready), unprotected (no ready standby), degraded (some not ready),
 /// switching, down (no primary; the alarm says why, e.g. the program exited and is started again after a back-off),
 /// failed (the program failed more often than max-restarts allows: it is not started again until a data node joins),
 /// unknown (owner not reachable).</param>

@@ -60,6 +60,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly Dictionary<string, string> _journalFailed = new();
     private SwitchInfo? _lastSwitch;
     private string? _alarm;
+    // An operator paused automatic recovery (maintenance): nothing is replaced, restarted or moved until resumed.
+    // Kept on the nodes too (SetRecoveryPaused), so a new incarnation of the owner keeps the pause.
+    private bool _recoveryPaused;
+    private string? _pausedWhile; // what the owner did not do while paused, for the alarm
 
     // Failures of the program (exited on its own, or could not be started) within the restart window, oldest first.
     private readonly RestartPolicy _restarts;
@@ -191,6 +195,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             // after the program had failed there).
             if (_primary is null && _restartAt is not null) return;
             if (_primary is null || j.Node.Node == _primary.Node) { Self.Tell(new Reconcile("node joined")); Become(Deciding); return; }
+            if (_recoveryPaused) j.Node.AppActor.Tell(new OwnerProtocol.SetRecoveryPaused(_app, true));
             AddStandby(j.Node);
             _log.Info("[{0}] {1} joined: standby of {2} (epoch {3})", _app, j.Node.NodeName, NameOf(_primary.Node), _epoch);
             j.Node.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, _primary.Node));
@@ -201,7 +206,14 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _removed.Add(m.Member.Address);
             var node = m.Member.Address.ToString();
             _journalFailed.Remove(node);
-            if (node == _primary?.Node)
+            if (node == _primary?.Node && _recoveryPaused)
+            {
+                _pausedWhile = $"primary {NameOf(node)} was removed";
+                _log.Error("[{0}] primary {1} was removed from the cluster, and recovery is paused: no successor is elected until " +
+                    "recovery is resumed (the standbys keep the checkpoint and the log)", _app, NameOf(node));
+                _primary = null;
+            }
+            else if (node == _primary?.Node)
             {
                 _log.Warning("[{0}] primary {1} was removed from the cluster: electing a successor", _app, NameOf(node));
                 _primary = null;
@@ -262,6 +274,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _primary.AppActor.Forward(new AppActorProtocol.CheckpointNow(_app));
         });
         Receive<AppsProtocol.Switch>(OnSwitch);
+        Receive<AppsProtocol.PauseRecovery>(OnPauseRecovery);
         Receive<SwitchReleased>(OnSwitchReleased);
         Receive<SwitchFailed>(f => f.ReplyTo.Tell(new AppsProtocol.Rejected(_app, f.Reason)));
         Receive<Reconcile>(r => { Become(Deciding); Self.Tell(r); });
@@ -272,10 +285,30 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<AppsProtocol.Rejected>(r => _log.Warning("[{0}] rebalancing move not made: {1}", _app, r.Reason));
     }
 
+    private void OnPauseRecovery(AppsProtocol.PauseRecovery p)
+    {
+        var changed = p.Pause != _recoveryPaused;
+        _recoveryPaused = p.Pause;
+        foreach (var m in UpDataMembers()) AppActorOn(m.Address).Tell(new OwnerProtocol.SetRecoveryPaused(_app, p.Pause));
+        Sender.Tell(new AppsProtocol.RecoveryPaused(_app, p.Pause, changed));
+        if (!changed) return;
+        if (p.Pause)
+        {
+            _log.Warning("[{0}] automatic recovery paused: a lost primary is not replaced, a failed program not restarted, nothing " +
+                "rebalanced, until it is resumed; capture, log and checkpoints go on", _app);
+            return;
+        }
+        var missed = _pausedWhile;
+        _pausedWhile = null;
+        _log.Info("[{0}] automatic recovery resumed{1}", _app, missed is null ? "" : $" ({missed} meanwhile: deciding now)");
+        // Whatever happened meanwhile (a primary lost, a program failed) is decided now, from what the nodes hold.
+        if (_primary is null) { Self.Tell(new Reconcile("recovery resumed")); Become(Deciding); }
+    }
+
     private void OnRebalanceTick()
     {
         // A cluster that is changing gets no planned moves: the membership decision comes first.
-        if (_primary is null || _gaveUp || DateTimeOffset.UtcNow - _lastMove < _placement.Interval || !_cluster.State.Unreachable.IsEmpty)
+        if (_primary is null || _gaveUp || _recoveryPaused || DateTimeOffset.UtcNow - _lastMove < _placement.Interval || !_cluster.State.Unreachable.IsEmpty)
             return;
         var epoch = _epoch;
         AskAll(UpDataMembers().Select(m => m.Address).ToList())
@@ -333,7 +366,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     }
 
     private OwnerProtocol.OwnerView View() => new(_app, _epoch, _primary?.Node, _primary?.AppActor,
-        _standbys.Values.ToList(), _lastSwitch, Alarm(), _gaveUp);
+        _standbys.Values.ToList(), _lastSwitch, Alarm(), _gaveUp, _recoveryPaused);
 
     /// <summary>
     /// A node's journal failed: it is dropped from the standbys now, and the primary is told its new standby list, so it
@@ -357,6 +390,13 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         // Only the primary of the current epoch runs the program; anything else is a late report.
         if (f.Epoch != _epoch || _primary is null || _primary.Node != f.Node) return;
+        if (_recoveryPaused)
+        {
+            _pausedWhile = $"the program failed on {NameOf(f.Node)}: {f.Reason.TrimEnd('.', ' ')}";
+            _log.Error("[{0}] {1}; recovery is paused: it is not started again until recovery is resumed", _app, _pausedWhile);
+            _primary = null;
+            return;
+        }
         var now = DateTimeOffset.UtcNow;
         _failures.RemoveAll(x => now - x.At > _restarts.Window);
         _failures.Add((now, $"{NameOf(f.Node)}: {f.Reason.TrimEnd('.', ' ')}"));
@@ -381,7 +421,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// <summary>What the management view shows: the program's alarm, then every dropped standby.</summary>
     private string? Alarm()
     {
-        var parts = new[] { ProgramAlarm() }
+        var paused = !_recoveryPaused ? null
+            : _pausedWhile is { } missed ? $"recovery paused and {missed}: nothing is done until 'continuity-cmd app resume {_app}'"
+            : null;
+        var parts = new[] { paused, ProgramAlarm() }
             .Concat(_journalFailed.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => $"standby {NameOf(kv.Key)} dropped: its journal failed: {kv.Value}"))
             .Where(p => p is not null).ToList();
@@ -438,6 +481,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (n.JournalFailure is { } broken && n.Role is not (AppRole.Primary or AppRole.TakingOver)) _journalFailed[n.Node] = broken;
             else _journalFailed.Remove(n.Node);
         }
+        // The nodes remember a pause the owner's previous incarnation was asked for.
+        if (s.Nodes.Any(n => n.RecoveryPaused)) _recoveryPaused = true;
         var maxEpoch = s.Nodes.Select(n => n.Epoch).DefaultIfEmpty(0).Max();
         _epoch = Math.Max(_epoch, maxEpoch);
         _standbys.Clear();
@@ -459,6 +504,16 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _alarm = "no data node answers";
             _log.Warning("[{0}] {1}: no data node available", _app, s.Reason);
             Timers.StartSingleTimer("retry", new Reconcile("retry"), TimeSpan.FromSeconds(2));
+            return;
+        }
+
+        if (_recoveryPaused)
+        {
+            // Nobody serves and an operator paused recovery: the nodes keep what they hold until it is resumed.
+            _primary = null;
+            _pausedWhile ??= maxEpoch > 0 ? $"no primary serves epoch {maxEpoch}" : "the application was never started";
+            foreach (var n in s.Nodes) AddStandby(n);
+            _log.Warning("[{0}] {1}: recovery is paused, nothing is started ({2})", _app, s.Reason, _pausedWhile);
             return;
         }
 

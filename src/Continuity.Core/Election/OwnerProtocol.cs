@@ -40,7 +40,12 @@ public static class OwnerProtocol
     /// <param name="LogComplete">False while its log misses packets (it rejoined after a journal failure, or joined
     /// mid-epoch) and no fresh checkpoint has covered them: it stays a standby but is not elected.</param>
     public sealed record NodeStatus(string App, string Node, string NodeName, IActorRef AppActor, AppRole Role, long Epoch,
-        CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth, string? JournalFailure = null, bool LogComplete = true) : IControlMessage;
+        CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth, string? JournalFailure = null, bool LogComplete = true,
+        bool RecoveryPaused = false) : IControlMessage;
+
+    /// <summary>To every data node's app actor: the owner's recovery is paused (or resumed). Kept there because the owner
+    /// keeps nothing: a new incarnation of it learns the pause from the nodes' statuses.</summary>
+    public sealed record SetRecoveryPaused(string App, bool Paused) : IControlMessage;
 
     /// <summary>From a standby's app actor: its packet log stopped because the journal failed (<paramref name="Reason"/>
     /// names the journal and its error). It acknowledges nothing more, so the owner drops it from the standbys.</summary>
@@ -66,5 +71,5 @@ public static class OwnerProtocol
     public sealed record GetOwnerView(string App) : IControlMessage;
     /// <param name="Failed">The program failed more often than max-restarts allows: nothing is started until a data node joins.</param>
     public sealed record OwnerView(string App, long Epoch, string? PrimaryNode, IActorRef? Primary,
-        IReadOnlyList<StandbyRef> Standbys, SwitchInfo? LastSwitch, string? Alarm, bool Failed = false) : IControlMessage;
+        IReadOnlyList<StandbyRef> Standbys, SwitchInfo? LastSwitch, string? Alarm, bool Failed = false, bool RecoveryPaused = false) : IControlMessage;
 }

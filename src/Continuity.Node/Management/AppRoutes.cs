@@ -96,6 +96,28 @@ public static class AppRoutes
                 });
         });
 
+        // Maintenance: automatic recovery of one application paused or resumed. Idempotent (200 with "changed": false).
+        foreach (var (verb, pause) in new[] { ("pause", true), ("resume", false) })
+            app.MapPost($"/v1/apps/{{name}}/{verb}", async (string name, HttpContext ctx) =>
+            {
+                ManagementServer.AuditTarget(ctx, name);
+                if (guardian is null) return NoApps();
+                if ((await View()).Apps.All(a => a.Name != name)) return UnknownApp(name);
+                try
+                {
+                    return await guardian.Ask<object>(new AppsProtocol.PauseRecovery(name, pause), AskTimeout) switch
+                    {
+                        AppsProtocol.RecoveryPaused p => Results.Json(new { result = p.Paused ? "recovery paused" : "recovery resumed", changed = p.Changed }, json),
+                        AppsProtocol.Rejected r => Results.Json(new { error = r.Reason }, json, statusCode: 409),
+                        var other => Results.Json(new { error = $"unexpected answer {other.GetType().Name}" }, json, statusCode: 500),
+                    };
+                }
+                catch (AskTimeoutException)
+                {
+                    return Results.Json(new { error = $"the application's owner did not answer about {name} in time: see 'continuity-cmd app status {name}' before asking again" }, json, statusCode: 504);
+                }
+            });
+
         // A switch and a checkpoint of one application conflict (the switch's final checkpoint, the release): the
         // owner would queue the second behind the first and then run it against a changed cluster (a second switch
         // away from the node just switched to). Refusing it with the reason lets the person decide again.

@@ -144,4 +144,40 @@ public sealed class AppOwnerClusterSpecs(ITestOutputHelper output) : IAsyncLifet
         var unknown = await _nodes[0].Guardian.Ask<object>(new AppsProtocol.CheckpointNow("nope"), TimeSpan.FromSeconds(10));
         Assert.IsType<AppsProtocol.Rejected>(unknown);
     }
+
+    [Fact]
+    public async Task While_recovery_is_paused_a_lost_primary_is_not_replaced_and_resuming_recovers_every_logged_packet()
+    {
+        var view = await Poll.Eventually(() => View(_nodes[0]), v => v.State == "protected" && v.Standbys.Count == 2,
+            TimeSpan.FromSeconds(60), "app protected by two standbys");
+        var primary = _nodes.Single(n => n.Address == view.Primary);
+        var survivor = _nodes.First(n => n != primary);
+
+        var paused = await survivor.Guardian.Ask<AppsProtocol.RecoveryPaused>(new AppsProtocol.PauseRecovery(App.Name, true), TimeSpan.FromSeconds(10));
+        Assert.True(paused.Paused && paused.Changed);
+        await Poll.Eventually(() => View(survivor), v => v.State == "paused", TimeSpan.FromSeconds(10), "state paused");
+
+        // Capture and logging go on while paused: these packets reach the program once both standbys logged them.
+        var ids = primary.Platform.Queue.Push([1], [2], [3]);
+        await Poll.Eventually(() => Task.FromResult<object?>(primary.Platform.Queue.Accepted == ids[^1] ? "released" : null), _ => true,
+            TimeSpan.FromSeconds(10), "all packets released");
+
+        await primary.System.Terminate();
+        Cluster.Get(survivor.System).Down(Address.Parse(primary.Address));
+        // The owner may have died with the primary: its successor learns the pause from the nodes.
+        var lost = await Poll.Eventually(() => View(survivor), v => v.State == "paused" && v.Primary is null && v.Alarm is not null,
+            TimeSpan.FromSeconds(40), "the loss noticed, recovery still paused");
+        Assert.StartsWith("recovery paused and ", lost.Alarm);
+        Assert.Contains("nothing is done until 'continuity-cmd app resume kv'", lost.Alarm);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        Assert.All(_nodes.Where(n => n != primary), n => Assert.False(n.Platform.Takeover.Called.Task.IsCompleted));
+
+        var resumed = await survivor.Guardian.Ask<AppsProtocol.RecoveryPaused>(new AppsProtocol.PauseRecovery(App.Name, false), TimeSpan.FromSeconds(10));
+        Assert.True(!resumed.Paused && resumed.Changed);
+        var call = await Task.WhenAny(_nodes.Where(n => n != primary).Select(n => n.Platform.Takeover.Called.Task)).Unwrap()
+            .WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal([1, 2, 3], call.Log.Select(p => (int)p.Packet[0])); // nothing logged was lost by waiting
+        await Poll.Eventually(() => View(survivor), v => v.Primary is not null && v.State != "paused" && v.Alarm is null,
+            TimeSpan.FromSeconds(30), "a new primary, recovery no longer paused");
+    }
 }

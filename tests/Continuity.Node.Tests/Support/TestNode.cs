@@ -89,6 +89,14 @@ public sealed class TestNode : IAsyncDisposable
         return (response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.ToString());
     }
 
+    public async Task<(HttpStatusCode Status, string Body, string? ContentType)> Post(string path, string json)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json") };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        using var response = await Http.SendAsync(request);
+        return (response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.ToString());
+    }
+
     /// <summary>Waits until GET /v1/cluster shows <paramref name="members"/> members Up.</summary>
     public async Task WaitForUp(int members)
     {
