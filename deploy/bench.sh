@@ -29,6 +29,10 @@ done
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root: the lab creates network namespaces (try: sudo $0 $*)"
 
+# One benchmark at a time: two would share lab instance 1.
+exec 9>/run/lock/continuity-bench.lock
+flock -n 9 || fail "another deploy/bench.sh is running (it holds /run/lock/continuity-bench.lock); wait for it to finish"
+
 # python3-matplotlib draws the plots; Debian's package, for Debian's own python3.
 if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   say "installing python3-matplotlib (Debian) for the plots"

@@ -39,7 +39,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
     /// </summary>
     private LabState LoadState()
     {
-        var state = LoadState();
+        var state = LabState.Load(StateDir);
         CheckInstance(state);
         return state;
     }

@@ -157,3 +157,25 @@ public class TopologyTests
         Assert.Contains("0-255", e.Message);
     }
 }
+
+public class InstanceStateTests
+{
+    [RootFact]
+    public void A_command_refuses_a_lab_json_written_by_another_instance_and_says_which_to_pass()
+    {
+        var dir = Directory.CreateTempSubdirectory("ct-lab-instance-").FullName;
+        try
+        {
+            new LabState { StateDir = dir, Instance = 0, Hosts = Topology.Default.Hosts(1, witness: false) }.Save();
+            var output = new StringWriter();
+            var error = new StringWriter();
+            var code = Program.Run(["--instance", "1", "--state-dir", dir, "status"], output, error);
+            Assert.Equal(Program.ExitFailure, code);
+            Assert.Contains("is instance 0, not 1: pass --instance 0", error.ToString());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
