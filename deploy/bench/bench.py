@@ -38,7 +38,7 @@ TARGETS = {
 PROFILES = {
     # smoke: proves the pipeline end to end (the test suite runs it); numbers mean little.
     "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, alt_rounds=1, alt_conns=5,
-                  ballast=0, mem_sizes=[0, 16], cp_samples=1, standbys=[2], reps=1),
+                  ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1),
     "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, alt_rounds=1, alt_conns=20,
                   ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1),
     "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=200, alt_rounds=3, alt_conns=200,
@@ -143,6 +143,12 @@ class Bench:
         return path
 
     def up(self, nodes, apps):
+        # A lab of the same shape is reused: bringing one up costs 15-30 s on this machine.
+        key = json.dumps([nodes, apps], sort_keys=True)
+        if getattr(self, "current_lab", None) == key:
+            log(f"lab instance {INSTANCE} reused: {nodes} data nodes, apps {', '.join(a['name'] for a in apps)}")
+            return [f"n{i}" for i in range(1, nodes + 1)]
+        self.current_lab = key
         self.lab("down", check=False, quiet=True)
         cfg = self.write_config(apps)
         log(f"lab instance {INSTANCE} up: {nodes} data nodes, apps {', '.join(a['name'] for a in apps)}")
@@ -207,8 +213,27 @@ class Bench:
         raise BenchError(f"the unprotected ct-kv on {server} did not answer")
 
     def loadavg(self):
+        """The 1-minute load average and the share of the last 10 s in which some task waited for a CPU (PSI)."""
         with open("/proc/loadavg") as f:
-            return float(f.read().split()[0])
+            load = float(f.read().split()[0])
+        psi = None
+        try:
+            with open("/proc/pressure/cpu") as f:
+                psi = float(f.readline().split()[1].split("=")[1])
+        except (OSError, IndexError, ValueError):
+            pass
+        return {"load1": load, "cpu_some_avg10": psi}
+
+    def sync_write_ms(self):
+        """Latency of one synchronous 4 KiB write on the disk of the nodes' journals (dd oflag=dsync)."""
+        path = os.path.join(self.work, "dsync-probe")
+        r = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=4k", "count=100", "oflag=dsync"], capture_output=True, text=True)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        m = re.search(r"copied, ([\d.]+) s", r.stderr)
+        return round(float(m.group(1)) * 1000 / 100, 2) if m else None
 
     def queue_packets(self, node):
         """Packets that entered the node's NFQUEUEs so far (id_sequence of /proc/net/netfilter/nfnetlink_queue)."""
@@ -313,7 +338,7 @@ class Bench:
                 if v and v.get("epoch", 0) > epoch and v.get("state") in ("protected", "degraded", "unprotected"):
                     break
                 time.sleep(0.3)
-            time.sleep(5)
+            time.sleep(3)
             r = self.stop_client(client)
             alt["restore-only"].append({"survived": r["survived"], "connections": r["connections"], "resets": r["resets"],
                                         "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
@@ -339,9 +364,10 @@ class Bench:
             for chain, flag in (("INPUT", "-d"), ("OUTPUT", "-s")):
                 subprocess.run(self.nsexec(self.ns(a), "iptables", "-w", "-D", chain, flag, COLD_VIP, "-j", "DROP"), check=False)
             subprocess.run(["ip", "-n", self.ns(b), "addr", "add", f"{COLD_VIP}/24", "dev", "eth0"], check=True)
+            # Announced before the program is up, as keepalived does: clients then reach the new holder.
+            subprocess.run(self.nsexec(self.ns(b), "arping", "-U", "-c", "2", "-w", "2", "-I", "eth0", COLD_VIP), capture_output=True)
             fresh = self.start_plain_server(b, COLD_PORT, bind=COLD_VIP)
-            subprocess.run(self.nsexec(self.ns(b), "arping", "-U", "-c", "1", "-I", "eth0", COLD_VIP), capture_output=True)
-            time.sleep(5)
+            time.sleep(3)
             r = self.stop_client(client)
             fresh.kill()
             fresh.wait()
@@ -419,6 +445,7 @@ class Bench:
 
     def run(self):
         os.makedirs(self.work, exist_ok=True)
+        self.results["sync_write_ms"] = self.sync_write_ms()
         try:
             for s in self.p["standbys"]:
                 log(f"a. cost while nothing fails, {s} standby(s)")
