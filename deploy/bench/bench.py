@@ -37,11 +37,12 @@ TARGETS = {
 
 PROFILES = {
     # smoke: proves the pipeline end to end (the test suite runs it); numbers mean little.
-    "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, alt_rounds=1, alt_conns=5,
+    "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, fail_interval_ms=50, alt_rounds=1, alt_conns=5,
                   ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1),
-    "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, alt_rounds=1, alt_conns=20,
+    "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, fail_interval_ms=50, alt_rounds=1, alt_conns=20,
                   ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1),
-    "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=200, alt_rounds=3, alt_conns=200,
+    # full: the stall target's conditions, a 256 MB program and 1000 connections (one request a second each).
+    "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=1000, fail_interval_ms=1000, alt_rounds=3, alt_conns=200,
                  ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2),
 }
 
@@ -136,7 +137,7 @@ class Bench:
   command = ["{self.kv}", "--tcp", "{a['port']}", "--ballast-mb", "{a.get('ballast', 0)}"]
   vip = "{a['vip']}/24"
   ports = ["tcp/{a['port']}"]
-  checkpoint-interval = {a.get('interval', '2s')}
+  checkpoint-interval = {a.get('interval', '5s')}
   recovery = {a.get('recovery', 'replay')}
 }}
 """)
@@ -286,9 +287,10 @@ class Bench:
         for i in range(self.p["crashes"]):
             view = self.wait_protected(nodes, "kv", 2, 180)
             primary, epoch = view["primary"], view["epoch"]
-            client = self.start_client(f"{VIP}:{APP_PORT}", self.p["fail_conns"], 50)
-            # Every connection established and inside a checkpoint (a SYN dropped by a freeze is resent after 1 s).
-            time.sleep(6)
+            client = self.start_client(f"{VIP}:{APP_PORT}", self.p["fail_conns"], self.p["fail_interval_ms"])
+            # Every connection established and inside a checkpoint (checkpoints every 5 s; a SYN dropped by a freeze
+            # is resent after 1 s).
+            time.sleep(7)
             self.load_samples.append(self.loadavg())
             crash_at = time.time()
             self.lab("crash", primary, quiet=True)
@@ -315,7 +317,9 @@ class Bench:
             self.results["failover"].append(rec)
             log(f"  crash {i + 1}/{self.p['crashes']}: {primary} -> {new['primary']}, longest stall {r['longest_stall_ms']} ms, "
                 f"{r['survived']}/{r['connections']} connections survived, phases {sw.get('phases')}")
-            self.lab("revive", primary, quiet=True)
+            if i + 1 < self.p["crashes"]:
+                self.lab("revive", primary, quiet=True)
+        self.current_lab = None  # crashed and revived: never reused as a fresh lab
 
     # ------------------------------------------------------------------ c. alternatives
 
@@ -329,7 +333,7 @@ class Bench:
             view = self.wait_protected(nodes, "kvro", 2, 180)
             primary, epoch = view["primary"], view["epoch"]
             client = self.start_client(f"{VIP}:{APP_PORT}", conns, 50, timeout_s=30)
-            time.sleep(6)
+            time.sleep(3)  # connected; whether they are in a checkpoint does not matter without replay
             self.lab("crash", primary, quiet=True)
             others = [n for n in nodes if n != primary]
             deadline = time.time() + 120
@@ -343,7 +347,8 @@ class Bench:
             alt["restore-only"].append({"survived": r["survived"], "connections": r["connections"], "resets": r["resets"],
                                         "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
             log(f"  restore-only round {i + 1}: {r['survived']}/{r['connections']} connections survived")
-            self.lab("revive", primary, quiet=True)
+            if i + 1 < self.p["alt_rounds"]:
+                self.lab("revive", primary, quiet=True)
 
         # (a) The VIP moved to a standby that cold-starts the program, done by hand as keepalived would:
         # the old holder goes silent (its traffic dropped, like a power loss: no FIN/RST), the program
@@ -354,7 +359,7 @@ class Bench:
             subprocess.run(["ip", "-n", self.ns(a), "addr", "add", f"{COLD_VIP}/24", "dev", "eth0"], check=True)
             plain = self.start_plain_server(a, COLD_PORT, bind=COLD_VIP)
             client = self.start_client(f"{COLD_VIP}:{COLD_PORT}", conns, 50, timeout_s=30)
-            time.sleep(6)
+            time.sleep(3)
             drop = ["iptables", "-w", "-I", "INPUT", "-d", COLD_VIP, "-j", "DROP"]
             subprocess.run(self.nsexec(self.ns(a), *drop), check=True)
             subprocess.run(self.nsexec(self.ns(a), "iptables", "-w", "-I", "OUTPUT", "-s", COLD_VIP, "-j", "DROP"), check=True)
@@ -461,6 +466,7 @@ class Bench:
         self.results["elapsed_s"] = round(time.time() - self.started)
         self.results["ballast_mb"] = self.p["ballast"]
         self.results["fail_conns"] = self.p["fail_conns"]
+        self.results["fail_interval_ms"] = self.p["fail_interval_ms"]
         self.results["loadavg"] = self.load_samples
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump(self.results, f, indent=2)
