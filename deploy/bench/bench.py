@@ -29,6 +29,7 @@ APP_PORT = 7000
 BASE_PORT = 7100            # the unprotected copy of the program, on the node's own address
 COLD_PORT = 7200
 MGMT_PORT = 8558
+CHECKPOINT_INTERVAL = "5s"  # the product's default (hocon/reference.conf)
 
 TARGETS = {
     "added_p50_us": 150, "added_p99_us": 1000, "rr_ratio": 0.8, "bulk_ratio": 0.5,
@@ -137,7 +138,7 @@ class Bench:
   command = ["{self.kv}", "--tcp", "{a['port']}", "--ballast-mb", "{a.get('ballast', 0)}"]
   vip = "{a['vip']}/24"
   ports = ["tcp/{a['port']}"]
-  checkpoint-interval = {a.get('interval', '5s')}
+  checkpoint-interval = {a.get('interval', CHECKPOINT_INTERVAL)}
   recovery = {a.get('recovery', 'replay')}
 }}
 """)
@@ -467,6 +468,7 @@ class Bench:
         self.results["ballast_mb"] = self.p["ballast"]
         self.results["fail_conns"] = self.p["fail_conns"]
         self.results["fail_interval_ms"] = self.p["fail_interval_ms"]
+        self.results["checkpoint_interval"] = CHECKPOINT_INTERVAL
         self.results["loadavg"] = self.load_samples
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump(self.results, f, indent=2)

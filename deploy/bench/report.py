@@ -146,7 +146,7 @@ def write(r, out, fig_dir, root):
 
     # ---------------------------------------------------------------- a. cost
     L += ["", "## Cost while nothing fails", "",
-          "The protected program is checkpointed every 5 s (the default). Closed loop: each connection sends its next "
+          f"The protected program is checkpointed every {r.get('checkpoint_interval', '2s')}. Closed loop: each connection sends its next "
           "request as soon as the reply is in, so the rate is what the path allows. Bulk: one connection uploading 16 KiB lines with 16 in flight; MB/s of bytes the server acknowledged.", "",
           "| standbys | path | requests/s | p50 µs | p99 µs | p99.9 µs | bulk MB/s | queue packets/s |",
           "|---|---|---|---|---|---|---|---|"]
@@ -190,7 +190,7 @@ def write(r, out, fig_dir, root):
     fo = r.get("failover", [])
     L += ["", "## Failover", "",
           f"A client keeps requests going on {r.get('fail_conns', '?')} connections (one every {r.get('fail_interval_ms', 50)} ms "
-          f"each) to a {r.get('ballast_mb', '?')} MB program checkpointed every 5 s; once they are all inside a checkpoint, "
+          f"each) to a {r.get('ballast_mb', '?')} MB program checkpointed every {r.get('checkpoint_interval', '2s')}; once they are all inside a checkpoint, "
           "the primary's node is crashed like a power loss (`continuity-lab crash`: links down, then SIGKILL). The stall is "
           "the longest time any surviving connection waited for a reply. Phases come from the new primary's switch report "
           "(`continuity-cmd app status --json`, `lastSwitch.phases`); *before the switch* is the stall minus the phases: the "
