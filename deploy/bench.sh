@@ -6,7 +6,8 @@
 #   sudo deploy/bench.sh            # full: longer runs, 20 crashes (about 30 minutes)
 #   sudo deploy/bench.sh --quick    # a few minutes, 3 crashes
 #   sudo deploy/bench.sh --smoke    # the test suite's check that the benchmark still runs (< 3 min)
-#   options: --out FILE (default docs/benchmarks.md), --crashes N
+#   options: --out FILE (default docs/benchmarks.md), --crashes N, --state-dir DIR (the lab's state,
+#   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 say()  { printf '[bench] %s\n' "$*"; }
@@ -21,8 +22,9 @@ while [ $# -gt 0 ]; do
     --smoke) mode=smoke ;;
     --out) [ $# -ge 2 ] || fail "--out needs a file name"; out=$2; shift ;;
     --crashes) [ $# -ge 2 ] || fail "--crashes needs a number"; extra+=(--crashes "$2"); shift ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N)" ;;
+    --state-dir) [ $# -ge 2 ] || fail "--state-dir needs a directory"; extra+=(--state-dir "$2"); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR)" ;;
   esac
   shift
 done

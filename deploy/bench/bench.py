@@ -452,6 +452,8 @@ class Bench:
     def run(self):
         os.makedirs(self.work, exist_ok=True)
         self.results["sync_write_ms"] = self.sync_write_ms()
+        fs = subprocess.run(["stat", "-f", "-c", "%T", self.work], capture_output=True, text=True).stdout.strip()
+        self.results["state_dir"] = f"{self.state_dir} ({fs})"
         try:
             for s in self.p["standbys"]:
                 log(f"a. cost while nothing fails, {s} standby(s)")

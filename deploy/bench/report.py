@@ -90,6 +90,8 @@ def write(r, out, fig_dir, root):
     samples = [x if isinstance(x, dict) else {"load1": x} for x in (r.get("loadavg") or [])]
     loads = [x["load1"] for x in samples]
     psi = [x["cpu_some_avg10"] for x in samples if x.get("cpu_some_avg10") is not None]
+    if r.get("state_dir"):
+        L.append(f"| Lab state (journals, checkpoint images) | {r['state_dir']} |")
     if r.get("sync_write_ms") is not None:
         L.append(f"| Synchronous 4 KiB write on the journals' disk | {fmt(r['sync_write_ms'], 2)} ms (dd oflag=dsync, measured at the start) |")
     if loads:
