@@ -186,6 +186,17 @@ class Bench:
                "--warmup-s", "0", "--interval-ms", str(interval_ms), "--timeout-s", str(timeout_s)]
         return subprocess.Popen(self.nsexec(CLIENT_NS, *cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), cmd
 
+    def settle_client(self, proc_cmd, timeout_s):
+        """After a failover: the client ends once every connection failed or was answered after this moment
+        (ct-bench's SIGUSR1), so none counts as surviving only because it had not heard from the new server yet."""
+        proc, cmd = proc_cmd
+        proc.send_signal(signal.SIGUSR1)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+            return self.parse_bench(out, err, cmd)
+        except subprocess.TimeoutExpired:
+            return self.stop_client(proc_cmd)
+
     def stop_client(self, proc_cmd):
         proc, cmd = proc_cmd
         # nsenter execs the client, so the signal reaches ct-bench itself.
@@ -306,8 +317,7 @@ class Bench:
                     break
                 time.sleep(0.3)
             switched_after = time.time() - crash_at
-            time.sleep(3)  # the clients' retransmissions land on the new primary
-            r = self.stop_client(client)
+            r = self.settle_client(client, 120)
             if new is None:
                 raise BenchError(f"no switch within 120 s of crashing {primary}; see {self.state_dir}/<node>/node.log")
             sw = new["lastSwitch"]
@@ -343,8 +353,7 @@ class Bench:
                 if v and v.get("epoch", 0) > epoch and v.get("state") in ("protected", "degraded", "unprotected"):
                     break
                 time.sleep(0.3)
-            time.sleep(3)
-            r = self.stop_client(client)
+            r = self.settle_client(client, 45)
             alt["restore-only"].append({"survived": r["survived"], "connections": r["connections"], "resets": r["resets"],
                                         "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
             log(f"  restore-only round {i + 1}: {r['survived']}/{r['connections']} connections survived")
@@ -373,8 +382,7 @@ class Bench:
             # Announced before the program is up, as keepalived does: clients then reach the new holder.
             subprocess.run(self.nsexec(self.ns(b), "arping", "-U", "-c", "2", "-w", "2", "-I", "eth0", COLD_VIP), capture_output=True)
             fresh = self.start_plain_server(b, COLD_PORT, bind=COLD_VIP)
-            time.sleep(3)
-            r = self.stop_client(client)
+            r = self.settle_client(client, 45)
             fresh.kill()
             fresh.wait()
             subprocess.run(["ip", "-n", self.ns(b), "addr", "del", f"{COLD_VIP}/24", "dev", "eth0"], check=False)

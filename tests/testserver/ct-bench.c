@@ -23,6 +23,9 @@
  *         p99_us=.. p999_us=.. max_us=.. longest_stall_ms=..
  * where percentiles cover the replies after the warm-up, and longest_stall_ms is the longest wait
  * for a reply on a connection that survived. --latencies FILE writes every latency (µs), one a line.
+ * SIGUSR1 (sent after a failover) makes the client finish as soon as every connection has either
+ * failed or been answered a request sent after the signal, so no connection is counted as a
+ * survivor merely because it had not yet heard from the new server. SIGINT stops it at once.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -60,6 +63,7 @@ struct conn {
     int inflight;
     int64_t next_at_us;
     int64_t longest_us;
+    int64_t last_answered_sent_us;  /* send time of the newest request answered */
     char *out; size_t out_len, out_off;
     char in[4096]; size_t in_len;
 };
@@ -69,7 +73,8 @@ static int nconns = 8, duration_s = 10, warmup_s = 1, interval_ms = 0, payload =
 static int line_bytes = 16384, window = 16, bulk = 0;
 static const char *latency_file = NULL;
 static struct sockaddr_in server;
-static volatile sig_atomic_t stop_requested = 0;
+static volatile sig_atomic_t stop_requested = 0, mark_requested = 0;
+static int64_t mark_us = 0;
 
 static int64_t *lat; static size_t nlat, caplat;
 static uint64_t requests, replies, bytes_acked_after_warmup, resets, eofs, mismatches, timeouts, connect_failures;
@@ -88,6 +93,7 @@ static uint64_t fnv1a(uint64_t h, const unsigned char *p, size_t n)
 }
 
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+static void on_mark(int sig) { (void)sig; mark_requested = 1; }
 
 static void usage(void)
 {
@@ -166,6 +172,7 @@ static int on_reply(struct conn *c, const char *line, int64_t t, int64_t measure
     if (n != c->acked_n || total != c->exp_total[0] || hash != c->exp_hash[0]) return -1;
     int64_t us = t - c->sent_at_us[0];
     if (us > c->longest_us) c->longest_us = us;
+    c->last_answered_sent_us = c->sent_at_us[0];
     if (c->sent_at_us[0] >= measure_from) {
         record(us);
         if (bulk) bytes_acked_after_warmup += (uint64_t)line_bytes;
@@ -228,6 +235,7 @@ int main(int argc, char **argv)
     if (inet_pton(AF_INET, host, &server.sin_addr) != 1) usage();
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGUSR1, on_mark);
 
     int64_t start = now_us();
     int64_t measure_from = start + (int64_t)warmup_s * 1000000;
@@ -254,6 +262,15 @@ int main(int argc, char **argv)
     for (;;) {
         int64_t t = now_us();
         if (stop_requested || t >= end) break;
+        if (mark_requested && mark_us == 0) mark_us = t;
+        if (mark_us > 0) {
+            /* Done once every connection is either failed or answered a request sent after the mark: a
+             * connection that has not heard from the server since then could still be reset or hang. */
+            int pending = 0;
+            for (int i = 0; i < nconns; i++)
+                if (conns[i].st != FAILED && conns[i].last_answered_sent_us < mark_us) pending++;
+            if (pending == 0) break;
+        }
         int live = 0;
         for (int i = 0; i < nconns; i++) {
             struct conn *c = &conns[i];
