@@ -257,7 +257,7 @@ def write(r, out, fig_dir, root):
     L += ["", "![Surviving connections](benchmarks/alternatives.png)"]
 
     # ---------------------------------------------------------------- d. checkpoints
-    cps = r.get("checkpoints", [])
+    cps = sorted(r.get("checkpoints", []), key=lambda c: (c["ballast_mb"], c["id"]))
     L += ["", "## Checkpoints", "",
           "One application per memory size (`ct-kv --ballast-mb N`: N MB of random, incompressible memory), checkpointed "
           "every 4 s with one standby. *Freeze* is how long CRIU kept the program frozen (CRIU's own statistics); *dump* is "
@@ -293,6 +293,7 @@ def write(r, out, fig_dir, root):
     pngdir = os.path.join(fig_dir, "benchmarks")
     os.makedirs(pngdir, exist_ok=True)
     for name, fig in figs.items():
+        fig.tight_layout()  # or the axis labels are cut off
         fig.savefig(os.path.join(pngdir, name), dpi=90)
         plt.close(fig)
     with open(out, "w") as f:
