@@ -38,12 +38,12 @@ TARGETS = {
 
 PROFILES = {
     # smoke: proves the pipeline end to end (the test suite runs it); numbers mean little.
-    "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, fail_interval_ms=50, alt_rounds=1, alt_conns=5,
+    "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, fail_interval_ms=50, alt_rounds=1, alt_conns=5, alt_timeout_s=8,
                   ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1),
-    "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, fail_interval_ms=50, alt_rounds=1, alt_conns=20,
+    "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, fail_interval_ms=50, alt_rounds=1, alt_conns=20, alt_timeout_s=30,
                   ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1),
     # full: the stall target's conditions, a 256 MB program and 1000 connections (one request a second each).
-    "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=1000, fail_interval_ms=1000, alt_rounds=3, alt_conns=200,
+    "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=1000, fail_interval_ms=1000, alt_rounds=3, alt_conns=200, alt_timeout_s=30,
                  ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2),
 }
 
@@ -343,7 +343,7 @@ class Bench:
         for i in range(self.p["alt_rounds"]):
             view = self.wait_protected(nodes, "kvro", 2, 180)
             primary, epoch = view["primary"], view["epoch"]
-            client = self.start_client(f"{VIP}:{APP_PORT}", conns, 50, timeout_s=30)
+            client = self.start_client(f"{VIP}:{APP_PORT}", conns, 50, timeout_s=self.p["alt_timeout_s"])
             time.sleep(3)  # connected; whether they are in a checkpoint does not matter without replay
             self.lab("crash", primary, quiet=True)
             others = [n for n in nodes if n != primary]
@@ -353,7 +353,7 @@ class Bench:
                 if v and v.get("epoch", 0) > epoch and v.get("state") in ("protected", "degraded", "unprotected"):
                     break
                 time.sleep(0.3)
-            r = self.settle_client(client, 45)
+            r = self.settle_client(client, self.p["alt_timeout_s"] + 15)
             alt["restore-only"].append({"survived": r["survived"], "connections": r["connections"], "resets": r["resets"],
                                         "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
             log(f"  restore-only round {i + 1}: {r['survived']}/{r['connections']} connections survived")
@@ -368,7 +368,7 @@ class Bench:
             a, b = ("n2", "n3") if i % 2 == 0 else ("n3", "n2")
             subprocess.run(["ip", "-n", self.ns(a), "addr", "add", f"{COLD_VIP}/24", "dev", "eth0"], check=True)
             plain = self.start_plain_server(a, COLD_PORT, bind=COLD_VIP)
-            client = self.start_client(f"{COLD_VIP}:{COLD_PORT}", conns, 50, timeout_s=30)
+            client = self.start_client(f"{COLD_VIP}:{COLD_PORT}", conns, 50, timeout_s=self.p["alt_timeout_s"])
             time.sleep(3)
             drop = ["iptables", "-w", "-I", "INPUT", "-d", COLD_VIP, "-j", "DROP"]
             subprocess.run(self.nsexec(self.ns(a), *drop), check=True)
@@ -382,7 +382,7 @@ class Bench:
             # Announced before the program is up, as keepalived does: clients then reach the new holder.
             subprocess.run(self.nsexec(self.ns(b), "arping", "-U", "-c", "2", "-w", "2", "-I", "eth0", COLD_VIP), capture_output=True)
             fresh = self.start_plain_server(b, COLD_PORT, bind=COLD_VIP)
-            r = self.settle_client(client, 45)
+            r = self.settle_client(client, self.p["alt_timeout_s"] + 15)
             fresh.kill()
             fresh.wait()
             subprocess.run(["ip", "-n", self.ns(b), "addr", "del", f"{COLD_VIP}/24", "dev", "eth0"], check=False)
@@ -479,6 +479,7 @@ class Bench:
         self.results["fail_conns"] = self.p["fail_conns"]
         self.results["fail_interval_ms"] = self.p["fail_interval_ms"]
         self.results["checkpoint_interval"] = CHECKPOINT_INTERVAL
+        self.results["alt_timeout_s"] = self.p["alt_timeout_s"]
         self.results["loadavg"] = self.load_samples
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump(self.results, f, indent=2)

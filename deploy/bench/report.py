@@ -231,7 +231,8 @@ def write(r, out, fig_dir, root):
     alt = r.get("alternatives", {})
     L += ["", "## Alternatives", "",
           "How many client connections survive a crash of the machine running the program, measured the same way (a "
-          "connection survives if it never saw a reset, an end of file, a wrong reply or 30 s without a reply):", "",
+          f"connection survives if it never saw a reset, an end of file, a wrong reply or {r.get('alt_timeout_s', 30)} s without a "
+          "reply; the client runs until every connection either failed or was answered after the switch):", "",
           "- **cold start**: the VIP moved to another node that starts the program afresh (what keepalived plus a service "
           "restart gives), done by hand in the lab: the old holder goes silent, the address moves, a gratuitous ARP;",
           "- **restore-only**: Continuity with `recovery = restore-only`: the checkpoint is restored, the log is not replayed "
