@@ -392,7 +392,12 @@ class Bench:
                 subprocess.run(self.nsexec(self.ns(a), "iptables", "-w", "-D", chain, flag, COLD_VIP, "-j", "DROP"), check=False)
             subprocess.run(["ip", "-n", self.ns(b), "addr", "add", f"{COLD_VIP}/24", "dev", "eth0"], check=True)
             # Announced before the program is up, as keepalived does: clients then reach the new holder.
-            subprocess.run(self.nsexec(self.ns(b), "arping", "-U", "-c", "2", "-w", "2", "-I", "eth0", COLD_VIP), capture_output=True)
+            # The same unsolicited ARP the nodes send for a VIP (sender = target = the address).
+            arp = subprocess.run(self.nsexec(self.ns(b), "arping", "-q", "-U", "-c", "2", "-W", "0.2", "-w", "2", "-i", "eth0",
+                                             "-S", COLD_VIP, COLD_VIP), capture_output=True, text=True)
+            if arp.returncode > 1 or arp.stderr.strip():
+                raise BenchError(f"arping for the moved address failed (exit {arp.returncode}): {arp.stderr.strip()}; "
+                                 "is Debian's arping installed? run sudo deploy/install-deps.sh")
             fresh = self.start_plain_server(b, COLD_PORT, bind=COLD_VIP)
             r = self.settle_client(client, self.p["alt_timeout_s"] + 15)
             fresh.kill()
