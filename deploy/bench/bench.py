@@ -505,6 +505,7 @@ class Bench:
         self.results["fail_interval_ms"] = self.p["fail_interval_ms"]
         self.results["checkpoint_interval"] = CHECKPOINT_INTERVAL
         self.results["alt_timeout_s"] = self.p["alt_timeout_s"]
+        self.results["crashes"] = self.p["crashes"]
         self.results["loadavg"] = self.load_samples
         with open(os.path.join(self.work, "results.json"), "w") as f:
             json.dump(self.results, f, indent=2)

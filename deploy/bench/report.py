@@ -71,7 +71,11 @@ def write(r, out, fig_dir, root):
     L = []
     L.append("# Benchmarks")
     L.append("")
-    L.append(f"Produced by `sudo deploy/bench.sh{'' if r['mode'] == 'full' else ' --' + r['mode']}` on "
+    crashes = r.get("crashes", len(r.get("failover", [])))
+    option = "" if r["mode"] == "full" else " --" + r["mode"]
+    if crashes != {"smoke": 1, "quick": 3, "full": 20}[r["mode"]]:
+        option += f" --crashes {crashes}"
+    L.append(f"Produced by `sudo deploy/bench.sh{option}` on "
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC in {r.get('elapsed_s', 0)} s, on lab instance 1 "
              "(namespaces `ct1-*`, bridge `ct1br`, 198.18.1.0/24). Every ratio compares figures taken in this same run: the "
              "unprotected baseline is the same `ct-kv` started directly in the primary's network namespace (on the node's own "
