@@ -5,7 +5,7 @@
 #   PostgreSQL 15 under /usr/lib/postgresql/15/bin: the journal tests initdb and start a throwaway
 #   server of their own, so the system service Debian sets up is neither needed nor used),
 #   chromium (headless, for the web dashboard's browser tests: Playwright drives /usr/bin/chromium and downloads
-#   no browser of its own), and a CRIU that can dump AND restore a process holding an established TCP connection on the running kernel.
+#   no browser of its own), python3-matplotlib (the plots of deploy/bench.sh), and a CRIU that can dump AND restore a process holding an established TCP connection on the running kernel.
 # Debian 12's own criu (3.17) fails on kernels >= 6.x here, and 13's (4.1) cannot dump TCP
 # sockets on kernels >= 6.16, so CRIU comes from Debian unstable with a low apt pin: only
 # the packages named below are taken from there.
@@ -18,7 +18,7 @@ fail() { printf '[install-deps] ERROR: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || fail "apt-get not found: Continuity's installer supports Debian 12 (bookworm) and later"
 
 export DEBIAN_FRONTEND=noninteractive
-BASE_PKGS=(gcc libc6-dev redis-server postgresql iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping chromium)
+BASE_PKGS=(gcc libc6-dev redis-server postgresql iptables nftables iproute2 libnetfilter-queue1 libpcap0.8 sqlite3 procps psmisc util-linux ca-certificates openssl tcpdump arping chromium python3-matplotlib)
 
 missing=()
 for p in "${BASE_PKGS[@]}"; do

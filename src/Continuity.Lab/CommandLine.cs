@@ -7,6 +7,8 @@ internal abstract record LabCommand
 {
     /// <summary>--state-dir, if given; otherwise CONTINUITY_LAB_DIR or the default applies.</summary>
     public string? StateDir { get; init; }
+    /// <summary>--instance, if given; otherwise CONTINUITY_LAB_INSTANCE or 0 applies.</summary>
+    public int? Instance { get; init; }
 }
 
 internal sealed record UpCommand(int Nodes, string? ConfigFile, bool Witness, bool NoNodes, TimeSpan Timeout) : LabCommand;
@@ -31,7 +33,7 @@ internal static class CommandLine
     public const int MaxNodes = 88; // node addresses .11 .. .98 stay below the client's .100
 
     public const string Usage = """
-        Usage: continuity-lab [--state-dir DIR] COMMAND [OPTIONS]
+        Usage: continuity-lab [--instance N] [--state-dir DIR] COMMAND [OPTIONS]
 
         Runs a whole Continuity cluster on this machine, one network namespace per node.
 
@@ -56,7 +58,11 @@ internal static class CommandLine
           down          Remove everything the lab created; safe to run at any time.
 
         Options:
-          --state-dir DIR   Lab state directory (default: $CONTINUITY_LAB_DIR or /var/lib/continuity-lab).
+          --instance N      Lab instance 0-255 (default: $CONTINUITY_LAB_INSTANCE or 0). Instance N
+                            uses namespaces ctN-n1.., bridge ctNbr and 198.18.N.0/24 (instance 0:
+                            ct-n1.., ctbr0, 198.18.0.0/24), so labs can run side by side.
+          --state-dir DIR   Lab state directory (default: $CONTINUITY_LAB_DIR, else
+                            /var/lib/continuity-lab for instance 0, /var/lib/continuity-lab-N).
           -h, --help        Show this help.
 
         Exit codes: 0 success, 1 failure, 2 bad arguments (exec: the command's own exit code).
@@ -65,10 +71,11 @@ internal static class CommandLine
     public static LabCommand Parse(IReadOnlyList<string> args)
     {
         string? stateDir = null;
+        int? instance = null;
         string? verb = null;
         var rest = new List<string>();
 
-        // --state-dir is global: accept it before or after the command, but never after "--".
+        // --state-dir and --instance are global: accept them before or after the command, but never after "--".
         for (var i = 0; i < args.Count; i++)
         {
             var a = args[i];
@@ -80,6 +87,14 @@ internal static class CommandLine
             if (a == "--state-dir" || a.StartsWith("--state-dir=", StringComparison.Ordinal))
             {
                 stateDir = TakeValue(args, ref i, "--state-dir");
+                continue;
+            }
+            if (a == "--instance" || a.StartsWith("--instance=", StringComparison.Ordinal))
+            {
+                var n = TakeValue(args, ref i, "--instance");
+                if (!int.TryParse(n, NumberStyles.None, CultureInfo.InvariantCulture, out var value) || value > Topology.MaxInstance)
+                    throw new UsageException($"--instance must be a whole number from 0 to {Topology.MaxInstance}, got '{n}'");
+                instance = value;
                 continue;
             }
             if (verb is null && (a == "-h" || a == "--help" || a == "help")) return new HelpCommand();
@@ -108,7 +123,7 @@ internal static class CommandLine
             "down" => NoArgs(rest, "down", new DownCommand()),
             _ => throw new UsageException($"unknown command '{verb}'"),
         };
-        return command with { StateDir = stateDir };
+        return command with { StateDir = stateDir, Instance = instance };
     }
 
     private static UpCommand ParseUp(List<string> args)

@@ -5,17 +5,51 @@ using System.Text.RegularExpressions;
 namespace Continuity.Lab;
 
 /// <summary>The lab's commands. Each reads lab.json, acts, and writes it back.</summary>
-internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
+internal sealed class Lab(string stateDir, Topology topology, TextWriter output, TextWriter error)
 {
-    public const string DefaultStateDir = "/var/lib/continuity-lab";
     public const string NodeProgram = "bin/continuity-node";
     public const string LabHocon = "hocon/lab.hocon";
 
     public string StateDir { get; } = Path.GetFullPath(stateDir);
 
-    /// <summary>--state-dir, else CONTINUITY_LAB_DIR, else the default.</summary>
-    public static string ResolveStateDir(string? option) =>
-        option ?? NonEmpty(Environment.GetEnvironmentVariable("CONTINUITY_LAB_DIR")) ?? DefaultStateDir;
+    public Topology Topology { get; } = topology;
+
+    /// <summary>--state-dir, else CONTINUITY_LAB_DIR, else the instance's default.</summary>
+    public static string ResolveStateDir(string? option, Topology? topology = null) =>
+        option ?? NonEmpty(Environment.GetEnvironmentVariable("CONTINUITY_LAB_DIR")) ?? (topology ?? Topology.Default).DefaultStateDir;
+
+    /// <summary>--instance, else CONTINUITY_LAB_INSTANCE, else 0 (the lab as it always was).</summary>
+    public static Topology ResolveTopology(int? option) =>
+        ResolveTopology(option, Environment.GetEnvironmentVariable(Topology.InstanceVariable));
+
+    internal static Topology ResolveTopology(int? option, string? variable)
+    {
+        if (option is { } n) return Topology.Of(n);
+        var text = NonEmpty(variable);
+        if (text is null) return Topology.Default;
+        if (!int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            || value > Topology.MaxInstance)
+            throw new LabException($"{Topology.InstanceVariable}='{text}' is not a lab instance: expected a whole number 0-{Topology.MaxInstance} (unset it for instance 0)");
+        return Topology.Of(value);
+    }
+
+    /// <summary>
+    /// lab.json of this state directory, refused if another instance wrote it: acting on it with
+    /// this instance's names would miss its namespaces, or worse, reach into another lab.
+    /// </summary>
+    private LabState LoadState()
+    {
+        var state = LabState.Load(StateDir);
+        CheckInstance(state);
+        return state;
+    }
+
+    private void CheckInstance(LabState state)
+    {
+        if (state.Instance != Topology.Instance)
+            throw new LabException($"the lab in {StateDir} is instance {state.Instance}, not {Topology.Instance}: " +
+                                   $"pass --instance {state.Instance} (or set {Topology.InstanceVariable}={state.Instance}), or use another --state-dir");
+    }
 
     /// <summary>CONTINUITY_HOME, else the directory holding Continuity.Akka.sln above this assembly.</summary>
     public static string? FindRepoRoot()
@@ -109,6 +143,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         var state = new LabState
         {
             StateDir = StateDir,
+            Instance = Topology.Instance,
             RepoRoot = repo,
             ConfigFile = userConfig,
             NoNodes = c.NoNodes,
@@ -120,12 +155,12 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
         output.WriteLine($"Creating bridge {Topology.Bridge} ({Topology.BridgeAddress}/{Topology.PrefixLength}) and {hosts.Count} namespaces");
         try
         {
-            Network.CreateBridge();
-            state.HostRules.AddRange(Network.AllowBridgedTraffic());
+            Network.CreateBridge(Topology);
+            state.HostRules.AddRange(Network.AllowBridgedTraffic(Topology));
             state.Save();
             foreach (var host in hosts)
             {
-                Network.CreateHost(host);
+                Network.CreateHost(Topology, host);
                 output.WriteLine($"  {host.Namespace,-10} {host.Address,-14} {(host.IsClusterMember ? host.Role : "client")}");
             }
         }
@@ -179,8 +214,8 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
     {
         var found = new List<string>();
         if (File.Exists(LabState.PathIn(StateDir))) found.Add(LabState.PathIn(StateDir));
-        found.AddRange(Network.LabNamespaces().Select(n => "namespace " + n));
-        found.AddRange(Network.LabLinks().Select(l => "link " + l));
+        found.AddRange(Network.LabNamespaces(Topology).Select(n => "namespace " + n));
+        found.AddRange(Network.LabLinks(Topology).Select(l => "link " + l));
         if (found.Count == 0) return;
         output.WriteLine($"Found leftovers of an earlier lab ({string.Join(", ", found.Take(6))}{(found.Count > 6 ? ", ..." : "")}); removing them first.");
         Down(quiet: true);
@@ -326,15 +361,15 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     public int Status(StatusCommand c)
     {
-        var state = LabState.Load(StateDir);
+        var state = LoadState();
         using var mgmt = new Management(Management.ReadToken(StateDir), TimeSpan.FromSeconds(2));
         var rows = state.Hosts.Select(h => Describe(state, h, mgmt)).ToList();
         if (c.Json)
         {
-            output.WriteLine(LabState.Serialize(new { stateDir = StateDir, noNodes = state.NoNodes, partitions = state.Partitions, hosts = rows }));
+            output.WriteLine(LabState.Serialize(new { stateDir = StateDir, instance = state.Instance, bridge = Topology.Bridge, subnet = Topology.Subnet, noNodes = state.NoNodes, partitions = state.Partitions, hosts = rows }));
             return 0;
         }
-        output.WriteLine($"Lab in {StateDir}, created {state.CreatedAt:yyyy-MM-dd HH:mm:ss}Z{(state.NoNodes ? " (network only)" : "")}");
+        output.WriteLine($"Lab instance {state.Instance} ({Topology.Bridge}, {Topology.Subnet}) in {StateDir}, created {state.CreatedAt:yyyy-MM-dd HH:mm:ss}Z{(state.NoNodes ? " (network only)" : "")}");
         output.WriteLine($"{"HOST",-7} {"NAMESPACE",-10} {"ADDRESS",-14} {"ROLE",-8} {"PID",-8} {"STATE",-24} CLUSTER");
         foreach (var r in rows)
             output.WriteLine($"{r.Name,-7} {r.Namespace,-10} {r.Address,-14} {r.Role,-8} {(r.Pid?.ToString() ?? "-"),-8} {r.State,-24} {r.Cluster ?? "-"}");
@@ -395,7 +430,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     public int Crash(CrashCommand c)
     {
-        var state = LabState.Load(StateDir);
+        var state = LoadState();
         var name = c.Node ?? PrimaryOf(state, c.PrimaryOfApp!);
         var node = Member(state, name, "crash");
         var clock = Stopwatch.StartNew();
@@ -436,7 +471,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     public int Revive(ReviveCommand c)
     {
-        var state = LabState.Load(StateDir);
+        var state = LoadState();
         var node = Member(state, c.Node, "revive");
         if (!node.Crashed && node.Pid is { } pid && Os.IsAlive(pid, node.StartTime))
         {
@@ -485,7 +520,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     public int Partition(PartitionCommand c)
     {
-        var state = LabState.Load(StateDir);
+        var state = LoadState();
         var group = c.Nodes.Select(n => Member(state, n, "partition")).ToList();
         var others = state.Members.Where(m => !c.Nodes.Contains(m.Name)).ToList();
         if (others.Count == 0)
@@ -500,7 +535,7 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
 
     public int Heal(HealCommand c)
     {
-        var state = LabState.Load(StateDir);
+        var state = LoadState();
         foreach (var m in state.Members) Network.Heal(m.Namespace);
         var had = state.Partitions.Count;
         state.Partitions.Clear();
@@ -515,8 +550,9 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
     {
         var state = LabState.TryLoad(StateDir, out var problem);
         if (problem is not null) error.WriteLine($"continuity-lab: {problem}; cleaning up by name instead.");
+        if (state is not null) CheckInstance(state);
 
-        var namespaces = Network.LabNamespaces()
+        var namespaces = Network.LabNamespaces(Topology)
             .Concat(state?.Hosts.Select(h => h.Namespace).Where(Network.NamespaceExists) ?? [])
             .Distinct().ToList();
         var killed = 0;
@@ -532,18 +568,18 @@ internal sealed class Lab(string stateDir, TextWriter output, TextWriter error)
                 killed += Network.KillAll(h.Namespace, [pid]);
 
         foreach (var ns in namespaces) Os.Run("ip", "netns", "del", ns);
-        var links = Network.LabLinks();
+        var links = Network.LabLinks(Topology);
         // Bridge ports first: deleting a veth end also removes its peer.
-        foreach (var link in links.OrderBy(l => l.StartsWith("ctbr", StringComparison.Ordinal)))
+        foreach (var link in links.OrderBy(l => l == Topology.Bridge))
             Os.Run("ip", "link", "del", link);
-        var rules = Network.LabHostRules();
+        var rules = Network.LabHostRules(Topology);
         foreach (var rule in rules) Os.Run("iptables", ["-w", "-D", .. rule]);
 
         File.Delete(LabState.PathIn(StateDir));
         File.Delete(Path.Combine(StateDir, "token"));
 
-        var leftNs = Network.LabNamespaces();
-        var leftLinks = Network.LabLinks();
+        var leftNs = Network.LabNamespaces(Topology);
+        var leftLinks = Network.LabLinks(Topology);
         if (leftNs.Count > 0 || leftLinks.Count > 0)
             throw new LabException($"could not remove {string.Join(", ", leftNs.Concat(leftLinks))}: " +
                                    "check 'ip netns pids' for processes outside the lab's control, then run 'continuity-lab down' again");

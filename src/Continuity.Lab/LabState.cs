@@ -11,6 +11,8 @@ internal sealed class LabHost
     public required string Name { get; init; }
     public required HostKind Kind { get; init; }
     public required string Address { get; init; }
+    /// <summary>The lab instance the host belongs to; absent (0) in lab.json files older than instances.</summary>
+    public int Instance { get; init; }
 
     /// <summary>Set while a node process runs; cleared by crash.</summary>
     public int? Pid { get; set; }
@@ -20,8 +22,8 @@ internal sealed class LabHost
     /// <summary>The node's Akka.Remote port; a revived node takes the next one (see Lab.Revive).</summary>
     public int ClusterPort { get; set; } = Topology.ClusterPort;
 
-    [JsonIgnore] public string Namespace => Topology.NamespaceOf(Name);
-    [JsonIgnore] public string BridgePort => Topology.BridgePortOf(Name);
+    [JsonIgnore] public string Namespace => Topology.Of(Instance).NamespaceOf(Name);
+    [JsonIgnore] public string BridgePort => Topology.Of(Instance).BridgePortOf(Name);
     [JsonIgnore] public bool IsClusterMember => Kind != HostKind.Client;
     [JsonIgnore] public string Role => Kind == HostKind.Witness ? "witness" : "data";
 }
@@ -34,6 +36,8 @@ internal sealed class LabState
     public int Version { get; init; } = 1;
     public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
     public required string StateDir { get; init; }
+    /// <summary>Which lab instance this is (0 in lab.json files older than instances).</summary>
+    public int Instance { get; init; }
     public string? RepoRoot { get; init; }
     public string? ConfigFile { get; init; }
     public bool NoNodes { get; init; }

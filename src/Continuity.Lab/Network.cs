@@ -4,24 +4,21 @@ namespace Continuity.Lab;
 internal static class Network
 {
     private const string PartitionChain = "CT-PARTITION";
-    /// <summary>Marks root-namespace iptables rules as the lab's, so down finds them without lab.json.</summary>
-    public const string RuleComment = "continuity-lab";
-
     public static string NetnsPath(string ns) => "/run/netns/" + ns;
 
-    public static void CreateBridge()
+    public static void CreateBridge(Topology topology)
     {
-        Os.RunChecked("ip", "link", "add", Topology.Bridge, "type", "bridge");
-        Os.RunChecked("ip", "addr", "add", $"{Topology.BridgeAddress}/{Topology.PrefixLength}", "dev", Topology.Bridge);
-        Os.RunChecked("ip", "link", "set", Topology.Bridge, "up");
+        Os.RunChecked("ip", "link", "add", topology.Bridge, "type", "bridge");
+        Os.RunChecked("ip", "addr", "add", $"{topology.BridgeAddress}/{Topology.PrefixLength}", "dev", topology.Bridge);
+        Os.RunChecked("ip", "link", "set", topology.Bridge, "up");
     }
 
-    public static void CreateHost(LabHost host)
+    public static void CreateHost(Topology topology, LabHost host)
     {
         var ns = host.Namespace;
         Os.RunChecked("ip", "netns", "add", ns);
         Os.RunChecked("ip", "link", "add", host.BridgePort, "type", "veth", "peer", "name", Topology.InnerInterface, "netns", ns);
-        Os.RunChecked("ip", "link", "set", host.BridgePort, "master", Topology.Bridge);
+        Os.RunChecked("ip", "link", "set", host.BridgePort, "master", topology.Bridge);
         Os.RunChecked("ip", "link", "set", host.BridgePort, "up");
         Os.RunChecked("ip", "-n", ns, "link", "set", "lo", "up");
         Os.RunChecked("ip", "-n", ns, "addr", "add", $"{host.Address}/{Topology.PrefixLength}", "dev", Topology.InnerInterface);
@@ -47,12 +44,12 @@ internal static class Network
     /// On hosts with br_netfilter loaded (Docker hosts, typically with FORWARD policy DROP),
     /// bridged frames traverse iptables: let the lab's own bridge traffic through.
     /// </summary>
-    public static List<List<string>> AllowBridgedTraffic()
+    public static List<List<string>> AllowBridgedTraffic(Topology topology)
     {
         var rules = new List<List<string>>();
         const string knob = "/proc/sys/net/bridge/bridge-nf-call-iptables";
         if (!File.Exists(knob) || File.ReadAllText(knob).Trim() != "1") return rules;
-        var rule = new List<string> { "FORWARD", "-i", Topology.Bridge, "-o", Topology.Bridge, "-m", "comment", "--comment", RuleComment, "-j", "ACCEPT" };
+        var rule = new List<string> { "FORWARD", "-i", topology.Bridge, "-o", topology.Bridge, "-m", "comment", "--comment", topology.RuleComment, "-j", "ACCEPT" };
         Os.RunChecked("iptables", ["-w", "-I", .. rule]);
         rules.Add(rule);
         return rules;
@@ -141,30 +138,39 @@ internal static class Network
 
     public static bool NamespaceExists(string ns) => File.Exists(NetnsPath(ns));
 
-    /// <summary>Namespaces that look like the lab's, whatever lab.json says.</summary>
-    public static IReadOnlyList<string> LabNamespaces() =>
+    /// <summary>Namespaces that look like this lab instance's, whatever lab.json says.</summary>
+    public static IReadOnlyList<string> LabNamespaces(Topology topology) =>
         Os.Run("ip", "netns", "list").Stdout
             .Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(' ')[0])
-            .Where(n => Topology.LabNamespace().IsMatch(n))
+            .Where(n => topology.LabNamespace().IsMatch(n))
             .ToList();
 
-    /// <summary>Root-namespace links that look like the lab's.</summary>
-    public static IReadOnlyList<string> LabLinks() =>
+    /// <summary>Root-namespace links that look like this lab instance's.</summary>
+    public static IReadOnlyList<string> LabLinks(Topology topology) =>
         Os.Run("ip", "-o", "link", "show").Stdout
             .Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(':', 3))
             .Where(p => p.Length >= 2)
             .Select(p => p[1].Trim().Split('@')[0])
-            .Where(n => Topology.LabLink().IsMatch(n))
+            .Where(n => topology.LabLink().IsMatch(n))
             .ToList();
 
-    /// <summary>Root-namespace iptables rules carrying the lab's comment, as delete commands.</summary>
-    public static IReadOnlyList<string[]> LabHostRules() =>
-        Os.Run("iptables", "-w", "-S").Stdout
+    /// <summary>Root-namespace iptables rules carrying this instance's comment, as delete commands.</summary>
+    public static IReadOnlyList<string[]> LabHostRules(Topology topology) =>
+        HostRulesOf(topology, Os.Run("iptables", "-w", "-S").Stdout);
+
+    /// <summary>
+    /// The rules of <paramref name="iptablesS"/> (the output of iptables -S) whose comment is
+    /// exactly this instance's: a prefix match would let one instance take another's rules.
+    /// </summary>
+    internal static IReadOnlyList<string[]> HostRulesOf(Topology topology, string iptablesS) =>
+        iptablesS
             .Split('\n', StringSplitOptions.RemoveEmptyEntries)
-            .Where(l => l.StartsWith("-A ", StringComparison.Ordinal) && l.Contains($"--comment {RuleComment}", StringComparison.Ordinal))
+            .Where(l => l.StartsWith("-A ", StringComparison.Ordinal))
             .Select(l => l[3..].Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(words => Enumerable.Range(0, words.Length - 1)
+                .Any(i => words[i] == "--comment" && words[i + 1].Trim('"') == topology.RuleComment))
             .ToList();
 
     public static IReadOnlyList<int> PidsIn(string ns) =>

@@ -33,7 +33,8 @@ public static class Program
         try
         {
             Preflight();
-            var lab = new Lab(Lab.ResolveStateDir(command.StateDir), output, error);
+            var topology = Lab.ResolveTopology(command.Instance);
+            var lab = new Lab(Lab.ResolveStateDir(command.StateDir, topology), topology, output, error);
             using var _ = command is StatusCommand or ExecCommand ? null : lab.Lock();
             return command switch
             {

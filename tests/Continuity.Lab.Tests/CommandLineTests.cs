@@ -132,4 +132,30 @@ public class CommandLineTests
         Assert.IsType<DownCommand>(Parse("down"));
         Assert.Equal("n3", Assert.IsType<ReviveCommand>(Parse("revive", "n3")).Node);
     }
+
+    [Fact]
+    public void The_instance_is_a_global_option_accepted_before_or_after_the_command()
+    {
+        Assert.Equal(1, Parse("--instance", "1", "up", "--nodes", "3").Instance);
+        Assert.Equal(2, Parse("status", "--instance=2").Instance);
+        Assert.Null(Parse("down").Instance);
+    }
+
+    [Fact]
+    public void An_instance_after_the_double_dash_belongs_to_the_executed_command()
+    {
+        var c = Assert.IsType<ExecCommand>(Parse("exec", "n1", "--", "tool", "--instance", "3"));
+        Assert.Null(c.Instance);
+        Assert.Equal(["tool", "--instance", "3"], c.Command);
+    }
+
+    [Theory]
+    [InlineData("256")]
+    [InlineData("-1")]
+    [InlineData("one")]
+    public void An_instance_that_is_not_0_to_255_is_a_usage_error(string value)
+    {
+        var e = Assert.Throws<UsageException>(() => Parse("--instance", value, "down"));
+        Assert.Contains("--instance", e.Message);
+    }
 }

@@ -155,6 +155,8 @@ public sealed class StateDirTests
             Environment.SetEnvironmentVariable("CONTINUITY_LAB_DIR", "/tmp/from-env");
             Assert.Equal("/tmp/from-env", Lab.ResolveStateDir(null));
             Assert.Equal("/tmp/from-option", Lab.ResolveStateDir("/tmp/from-option"));
+            Environment.SetEnvironmentVariable("CONTINUITY_LAB_DIR", null);
+            Assert.Equal("/var/lib/continuity-lab-3", Lab.ResolveStateDir(null, Topology.Of(3)));
         }
         finally
         {

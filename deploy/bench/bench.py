@@ -1,0 +1,541 @@
+#!/usr/bin/python3
+"""The benchmark of issue 5, driven by deploy/bench.sh (which checks root, packages and the build).
+
+Runs on lab instance 1 only (namespaces ct1-*, bridge ct1br, 198.18.1.0/24), so it never touches
+the lab of the end-to-end tests (instance 0). Every figure is measured in this run next to its
+baseline: the unprotected program runs in the same node namespace, the same client drives both.
+Writes docs/benchmarks.md (or --out) with PNG plots next to it, and the raw numbers as JSON.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+INSTANCE = 1
+NET = f"198.18.{INSTANCE}"
+CLIENT_NS = f"ct{INSTANCE}-client"
+VIP = f"{NET}.50"
+COLD_VIP = f"{NET}.60"      # the cold-start alternative's address, moved by hand like keepalived would
+APP_PORT = 7000
+BASE_PORT = 7100            # the unprotected copy of the program, on the node's own address
+COLD_PORT = 7200
+MGMT_PORT = 8558
+CHECKPOINT_INTERVAL = "5s"  # the product's default (hocon/reference.conf)
+
+TARGETS = {
+    "added_p50_us": 150, "added_p99_us": 1000, "rr_ratio": 0.8, "bulk_ratio": 0.5,
+    "stall_p99_ms": 1000, "log_pps": 100_000,
+}
+
+PROFILES = {
+    # smoke: proves the pipeline end to end (the test suite runs it); numbers mean little.
+    "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, fail_interval_ms=50, alt_rounds=1, alt_conns=5, alt_timeout_s=8,
+                  ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1),
+    "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, fail_interval_ms=50, alt_rounds=1, alt_conns=20, alt_timeout_s=30,
+                  ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1),
+    # full: the stall target's conditions, a 256 MB program and 1000 connections (one request a second each).
+    "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=1000, fail_interval_ms=1000, alt_rounds=3, alt_conns=200, alt_timeout_s=30,
+                 ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2),
+}
+
+
+def log(msg):
+    print(f"[bench {datetime.datetime.now():%H:%M:%S}] {msg}", flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.root = args.root
+        self.p = dict(PROFILES[args.mode])
+        if args.crashes is not None:
+            self.p["crashes"] = args.crashes
+        self.state_dir = args.state_dir
+        self.build = os.path.join(self.root, "build", "testserver")
+        self.kv = os.path.join(self.build, "ct-kv")
+        self.client = os.path.join(self.build, "ct-bench")
+        self.out = os.path.abspath(args.out)
+        self.fig_dir = os.path.dirname(self.out)
+        self.work = os.path.join(self.state_dir, "bench")
+        self.results = {"mode": args.mode, "cost": {}, "failover": [], "alternatives": {}, "checkpoints": [],
+                        "log_path": {}, "notes": []}
+        self.started = time.time()
+        self.load_samples = []
+
+    # ------------------------------------------------------------------ lab plumbing
+
+    def lab(self, *args, check=True, quiet=False):
+        cmd = [os.path.join(self.root, "bin", "continuity-lab"), "--instance", str(INSTANCE), "--state-dir", self.state_dir, *args]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if not quiet and r.stdout.strip():
+            for line in r.stdout.strip().splitlines()[-3:]:
+                log("  lab: " + line)
+        if check and r.returncode != 0:
+            raise BenchError(f"'continuity-lab {' '.join(args)}' failed (exit {r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
+        return r
+
+    def ns(self, host):
+        return f"ct{INSTANCE}-{host}"
+
+    def addr(self, host):
+        return f"{NET}.{10 + int(host[1:])}"
+
+    def token(self):
+        with open(os.path.join(self.state_dir, "token")) as f:
+            return f.read().strip()
+
+    def api(self, node, path, timeout=3):
+        req = urllib.request.Request(f"http://{self.addr(node)}:{MGMT_PORT}{path}",
+                                     headers={"Authorization": "Bearer " + self.token()})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return json.load(r)
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def app(self, nodes, name):
+        for n in nodes:
+            v = self.api(n, f"/v1/apps/{name}")
+            if v is not None:
+                return v
+        return None
+
+    def wait_protected(self, nodes, name, standbys, timeout):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            v = self.app(nodes, name)
+            if v:
+                last = v
+                ready = sum(1 for s in v.get("standbys", []) if s.get("ready"))
+                if v.get("primary") and ready >= standbys and v.get("lastCheckpoint"):
+                    return v
+            time.sleep(0.5)
+        raise BenchError(f"{name} was not protected by {standbys} ready standbys within {timeout} s; last view: {json.dumps(last)}; "
+                         f"see the node logs in {self.state_dir}/<node>/node.log")
+
+    def reboot(self, node):
+        """What a real power loss does to a machine and the lab's crash does not: its addresses and firewall rules
+        are gone when it comes back. Without this a revived node still carries the VIP and the queue rules of its
+        previous life (its namespace survived), answers ARP for the VIP and drops what it is sent."""
+        ns = self.ns(node)
+        subprocess.run(["ip", "-n", ns, "addr", "flush", "dev", "eth0"], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", f"{self.addr(node)}/24", "dev", "eth0"], check=True)
+        for table in ("raw", "mangle", "nat", "filter"):
+            subprocess.run(self.nsexec(ns, "iptables", "-w", "-t", table, "-F"), check=False)
+            subprocess.run(self.nsexec(ns, "iptables", "-w", "-t", table, "-X"), check=False)
+        self.lab("revive", node, quiet=True)
+
+    def nsexec(self, ns, *cmd, **kw):
+        return ["nsenter", f"--net=/run/netns/{ns}", "--", *cmd]
+
+    def write_config(self, apps):
+        path = os.path.join(self.work, "apps.hocon")
+        with open(path, "w") as f:
+            for a in apps:
+                f.write(f"""continuity.apps.{a['name']} {{
+  command = ["{self.kv}", "--tcp", "{a['port']}", "--ballast-mb", "{a.get('ballast', 0)}"]
+  vip = "{a['vip']}/24"
+  ports = ["tcp/{a['port']}"]
+  checkpoint-interval = {a.get('interval', CHECKPOINT_INTERVAL)}
+  recovery = {a.get('recovery', 'replay')}
+}}
+""")
+        return path
+
+    def up(self, nodes, apps):
+        # A lab of the same shape is reused: bringing one up costs 15-30 s on this machine.
+        key = json.dumps([nodes, apps], sort_keys=True)
+        if getattr(self, "current_lab", None) == key:
+            log(f"lab instance {INSTANCE} reused: {nodes} data nodes, apps {', '.join(a['name'] for a in apps)}")
+            return [f"n{i}" for i in range(1, nodes + 1)]
+        self.current_lab = key
+        self.lab("down", check=False, quiet=True)
+        cfg = self.write_config(apps)
+        log(f"lab instance {INSTANCE} up: {nodes} data nodes, apps {', '.join(a['name'] for a in apps)}")
+        self.lab("up", "--nodes", str(nodes), "--config", cfg, "--timeout", "120")
+        return [f"n{i}" for i in range(1, nodes + 1)]
+
+    # ------------------------------------------------------------------ client runs
+
+    def run_client(self, mode, server, conns, seconds, extra=(), lat_file=None, timeout_s=30):
+        cmd = [self.client, mode, "--server", server, "--connections", str(conns), "--duration-s", str(seconds),
+               "--timeout-s", str(timeout_s), *extra]
+        if lat_file:
+            cmd += ["--latencies", lat_file]
+        r = subprocess.run(self.nsexec(CLIENT_NS, *cmd), capture_output=True, text=True, timeout=seconds + timeout_s + 60)
+        return self.parse_bench(r.stdout, r.stderr, cmd)
+
+    @staticmethod
+    def parse_bench(stdout, stderr, cmd):
+        lines = [l for l in stdout.splitlines() if l.startswith("BENCH ")]
+        if not lines:
+            raise BenchError(f"ct-bench printed no BENCH line ({' '.join(cmd)}): {stderr.strip()[-500:]}")
+        out = {}
+        for kv in lines[-1].split()[1:]:
+            k, v = kv.split("=", 1)
+            try:
+                out[k] = float(v) if "." in v else int(v)
+            except ValueError:
+                out[k] = v
+        return out
+
+    def start_client(self, server, conns, interval_ms, timeout_s=90):
+        cmd = [self.client, "rr", "--server", server, "--connections", str(conns), "--duration-s", "3600",
+               "--warmup-s", "0", "--interval-ms", str(interval_ms), "--timeout-s", str(timeout_s)]
+        return subprocess.Popen(self.nsexec(CLIENT_NS, *cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), cmd
+
+    def settle_client(self, proc_cmd, timeout_s):
+        """After a failover: the client ends once every connection failed or was answered after this moment
+        (ct-bench's SIGUSR1), so none counts as surviving only because it had not heard from the new server yet."""
+        proc, cmd = proc_cmd
+        proc.send_signal(signal.SIGUSR1)
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+            return self.parse_bench(out, err, cmd)
+        except subprocess.TimeoutExpired:
+            return self.stop_client(proc_cmd)
+
+    def stop_client(self, proc_cmd):
+        proc, cmd = proc_cmd
+        # nsenter execs the client, so the signal reaches ct-bench itself.
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        return self.parse_bench(out, err, cmd)
+
+    def start_plain_server(self, node, port, bind=None):
+        """The unprotected program: ct-kv started directly in the node's namespace, no Continuity."""
+        cmd = [self.kv, "--tcp", str(port), "--ballast-mb", str(self.p["ballast"])]
+        if bind:
+            cmd += ["--bind", bind]
+        proc = subprocess.Popen(self.nsexec(self.ns(node), *cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = f"{bind or self.addr(node)}:{port}"
+        for _ in range(100):
+            r = subprocess.run(self.nsexec(CLIENT_NS, self.client, "rr", "--server", server, "--connections", "1",
+                                           "--duration-s", "1", "--warmup-s", "0", "--timeout-s", "2"),
+                               capture_output=True, text=True)
+            if "survived=1" in r.stdout:
+                return proc
+            time.sleep(0.2)
+        proc.kill()
+        raise BenchError(f"the unprotected ct-kv on {server} did not answer")
+
+    def loadavg(self):
+        """The 1-minute load average and the share of the last 10 s in which some task waited for a CPU (PSI)."""
+        with open("/proc/loadavg") as f:
+            load = float(f.read().split()[0])
+        psi = None
+        try:
+            with open("/proc/pressure/cpu") as f:
+                psi = float(f.readline().split()[1].split("=")[1])
+        except (OSError, IndexError, ValueError):
+            pass
+        return {"load1": load, "cpu_some_avg10": psi}
+
+    def sync_write_ms(self):
+        """Latency of one synchronous 4 KiB write on the disk of the nodes' journals (dd oflag=dsync)."""
+        path = os.path.join(self.work, "dsync-probe")
+        r = subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=4k", "count=100", "oflag=dsync"], capture_output=True, text=True)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        m = re.search(r"copied, ([\d.]+) s", r.stderr)
+        return round(float(m.group(1)) * 1000 / 100, 2) if m else None
+
+    def queue_packets(self, node):
+        """Packets that entered the node's NFQUEUEs so far (id_sequence of /proc/net/netfilter/nfnetlink_queue)."""
+        r = subprocess.run(self.nsexec(self.ns(node), "cat", "/proc/net/netfilter/nfnetlink_queue"), capture_output=True, text=True)
+        total = 0
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 8:
+                total += int(f[7])
+        return total
+
+    # ------------------------------------------------------------------ a. cost while nothing fails
+
+    def cost(self, standbys):
+        nodes = self.up(standbys + 1, [dict(name="kv", port=APP_PORT, vip=VIP, ballast=self.p["ballast"])])
+        view = self.wait_protected(nodes, "kv", standbys, 120)
+        primary = view["primary"]
+        plain = self.start_plain_server(primary, BASE_PORT)
+        res = {"primary": primary, "rr": {"unprotected": [], "protected": []}, "bulk": {"unprotected": [], "protected": []}}
+        try:
+            targets = {"unprotected": f"{self.addr(primary)}:{BASE_PORT}", "protected": f"{VIP}:{APP_PORT}"}
+            for rep in range(self.p["reps"]):
+                # Alternated, so a neighbour's burst on this shared machine hits both sides alike.
+                for side in ("unprotected", "protected"):
+                    self.load_samples.append(self.loadavg())
+                    lat = os.path.join(self.work, f"lat-{standbys}-{side}-{rep}.txt")
+                    r = self.run_client("rr", targets[side], self.p["rr_conns"], self.p["rr_s"], lat_file=lat)
+                    r["latencies_file"] = lat
+                    res["rr"][side].append(r)
+                    log(f"  {standbys} standby(s), rr {side}: {r['rps']:.0f} req/s, p50 {r['p50_us']} us, p99 {r['p99_us']} us, "
+                        f"p99.9 {r['p999_us']} us, failed {r['failed']}")
+                for side in ("unprotected", "protected"):
+                    q0, t0 = self.queue_packets(primary), time.time()
+                    r = self.run_client("bulk", targets[side], 1, self.p["bulk_s"], extra=["--line-bytes", "16384", "--window", "16"])
+                    q1, t1 = self.queue_packets(primary), time.time()
+                    r["queue_pps"] = (q1 - q0) / (t1 - t0)
+                    res["bulk"][side].append(r)
+                    log(f"  {standbys} standby(s), bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
+            v = self.app(nodes, "kv")
+            res["checkpoint"] = v.get("lastCheckpoint") if v else None
+        finally:
+            plain.kill()
+            plain.wait()
+        self.results["cost"][str(standbys)] = res
+
+    # ------------------------------------------------------------------ b. failover
+
+    def failover(self):
+        nodes = self.up(3, [dict(name="kv", port=APP_PORT, vip=VIP, ballast=self.p["ballast"])])
+        for i in range(self.p["crashes"]):
+            view = self.wait_protected(nodes, "kv", 2, 180)
+            primary, epoch = view["primary"], view["epoch"]
+            client = self.start_client(f"{VIP}:{APP_PORT}", self.p["fail_conns"], self.p["fail_interval_ms"])
+            # Every connection established and inside a checkpoint (checkpoints every 5 s; a SYN dropped by a freeze
+            # is resent after 1 s).
+            time.sleep(7)
+            self.load_samples.append(self.loadavg())
+            crash_at = time.time()
+            self.lab("crash", primary, quiet=True)
+            others = [n for n in nodes if n != primary]
+            new = None
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                v = self.app(others, "kv")
+                if v and v.get("epoch", 0) > epoch and v.get("primary") in others and v.get("lastSwitch") \
+                        and v["lastSwitch"].get("epoch") == v["epoch"] and v.get("state") != "switching":
+                    new = v
+                    break
+                time.sleep(0.3)
+            switched_after = time.time() - crash_at
+            if new is None:
+                # A result, not a bench failure: the report shows it, and later crashes would say nothing more.
+                r = self.stop_client(client)
+                self.results["failover"].append({"crash": i + 1, "from": primary, "to": None, "stall_ms": None,
+                                                 "no_switch_within_s": 120, "survived": 0, "connections": r["connections"],
+                                                 "failed": r["failed"], "replayed": None, "phases": {}})
+                log(f"  crash {i + 1}: no switch within 120 s of crashing {primary}; failover phase stopped "
+                    f"(node logs in {self.state_dir}/<node>/node.log)")
+                self.notes_no_switch = True
+                break
+            r = self.settle_client(client, 120)
+            sw = new["lastSwitch"]
+            rec = {"crash": i + 1, "from": primary, "to": new["primary"], "stall_ms": r["longest_stall_ms"],
+                   "survived": r["survived"], "connections": r["connections"], "failed": r["failed"],
+                   "replayed": sw.get("packetsReplayed"), "phases": sw.get("phases", {}),
+                   "switch_seen_after_s": round(switched_after, 2)}
+            self.results["failover"].append(rec)
+            log(f"  crash {i + 1}/{self.p['crashes']}: {primary} -> {new['primary']}, longest stall {r['longest_stall_ms']} ms, "
+                f"{r['survived']}/{r['connections']} connections survived, phases {sw.get('phases')}")
+            if i + 1 < self.p["crashes"]:
+                self.reboot(primary)
+        self.current_lab = None  # crashed and revived: never reused as a fresh lab
+
+    # ------------------------------------------------------------------ c. alternatives
+
+    def alternatives(self):
+        conns = self.p["alt_conns"]
+        alt = self.results["alternatives"]
+        # (b) CRIU restore without the log: recovery = restore-only.
+        nodes = self.up(3, [dict(name="kvro", port=APP_PORT, vip=VIP, ballast=self.p["ballast"], recovery="restore-only")])
+        alt["restore-only"] = []
+        for i in range(self.p["alt_rounds"]):
+            view = self.wait_protected(nodes, "kvro", 2, 180)
+            primary, epoch = view["primary"], view["epoch"]
+            client = self.start_client(f"{VIP}:{APP_PORT}", conns, 50, timeout_s=self.p["alt_timeout_s"])
+            time.sleep(3)  # connected; whether they are in a checkpoint does not matter without replay
+            self.lab("crash", primary, quiet=True)
+            others = [n for n in nodes if n != primary]
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                v = self.app(others, "kvro")
+                if v and v.get("epoch", 0) > epoch and v.get("state") in ("protected", "degraded", "unprotected"):
+                    break
+                time.sleep(0.3)
+            r = self.settle_client(client, self.p["alt_timeout_s"] + 15)
+            alt["restore-only"].append({"survived": r["survived"], "connections": r["connections"], "resets": r["resets"],
+                                        "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
+            log(f"  restore-only round {i + 1}: {r['survived']}/{r['connections']} connections survived")
+            if i + 1 < self.p["alt_rounds"]:
+                self.reboot(primary)
+
+        # (a) The VIP moved to a standby that cold-starts the program, done by hand as keepalived would:
+        # the old holder goes silent (its traffic dropped, like a power loss: no FIN/RST), the program
+        # starts fresh on another node, which takes the address and announces it.
+        alt["cold-start"] = []
+        for i in range(self.p["alt_rounds"]):
+            a, b = ("n2", "n3") if i % 2 == 0 else ("n3", "n2")
+            subprocess.run(["ip", "-n", self.ns(a), "addr", "add", f"{COLD_VIP}/24", "dev", "eth0"], check=True)
+            plain = self.start_plain_server(a, COLD_PORT, bind=COLD_VIP)
+            client = self.start_client(f"{COLD_VIP}:{COLD_PORT}", conns, 50, timeout_s=self.p["alt_timeout_s"])
+            time.sleep(3)
+            drop = ["iptables", "-w", "-I", "INPUT", "-d", COLD_VIP, "-j", "DROP"]
+            subprocess.run(self.nsexec(self.ns(a), *drop), check=True)
+            subprocess.run(self.nsexec(self.ns(a), "iptables", "-w", "-I", "OUTPUT", "-s", COLD_VIP, "-j", "DROP"), check=True)
+            plain.kill()
+            plain.wait()
+            subprocess.run(["ip", "-n", self.ns(a), "addr", "del", f"{COLD_VIP}/24", "dev", "eth0"], check=False)
+            for chain, flag in (("INPUT", "-d"), ("OUTPUT", "-s")):
+                subprocess.run(self.nsexec(self.ns(a), "iptables", "-w", "-D", chain, flag, COLD_VIP, "-j", "DROP"), check=False)
+            subprocess.run(["ip", "-n", self.ns(b), "addr", "add", f"{COLD_VIP}/24", "dev", "eth0"], check=True)
+            # Announced before the program is up, as keepalived does: clients then reach the new holder.
+            # The same unsolicited ARP the nodes send for a VIP (sender = target = the address).
+            arp = subprocess.run(self.nsexec(self.ns(b), "arping", "-q", "-U", "-c", "2", "-W", "0.2", "-w", "2", "-i", "eth0",
+                                             "-S", COLD_VIP, COLD_VIP), capture_output=True, text=True)
+            if arp.returncode > 1 or arp.stderr.strip():
+                raise BenchError(f"arping for the moved address failed (exit {arp.returncode}): {arp.stderr.strip()}; "
+                                 "is Debian's arping installed? run sudo deploy/install-deps.sh")
+            fresh = self.start_plain_server(b, COLD_PORT, bind=COLD_VIP)
+            r = self.settle_client(client, self.p["alt_timeout_s"] + 15)
+            fresh.kill()
+            fresh.wait()
+            subprocess.run(["ip", "-n", self.ns(b), "addr", "del", f"{COLD_VIP}/24", "dev", "eth0"], check=False)
+            alt["cold-start"].append({"survived": r["survived"], "connections": r["connections"], "resets": r["resets"],
+                                      "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
+            log(f"  cold-start round {i + 1}: {r['survived']}/{r['connections']} connections survived")
+
+    # ------------------------------------------------------------------ d. checkpoints
+
+    def checkpoints(self):
+        apps = [dict(name=f"mem{mb}", port=7300 + k, vip=f"{NET}.{70 + k}", ballast=mb, interval="4s")
+                for k, mb in enumerate(self.p["mem_sizes"])]
+        nodes = self.up(2, apps)
+        for a in apps:
+            self.wait_protected(nodes, a["name"], 1, 240)
+        seen = {a["name"]: set() for a in apps}
+        deadline = time.time() + 60 + 20 * self.p["cp_samples"]
+        while time.time() < deadline and any(len(s) < self.p["cp_samples"] for s in seen.values()):
+            for a in apps:
+                v = self.app(nodes, a["name"])
+                cp = v.get("lastCheckpoint") if v else None
+                if not cp or cp["id"] in seen[a["name"]] or len(seen[a["name"]]) >= self.p["cp_samples"]:
+                    continue
+                seen[a["name"]].add(cp["id"])
+                rss = self.rss_of(v["primary"], a["port"])
+                dump_ms = self.dump_ms(v["primary"], a["name"], cp["id"])
+                self.results["checkpoints"].append({"app": a["name"], "ballast_mb": a["ballast"], "id": cp["id"],
+                                                    "bytes": cp["bytes"], "freeze_ms": cp["freezeMs"], "dump_ms": dump_ms,
+                                                    "rss_bytes": rss})
+                log(f"  {a['name']}: checkpoint {cp['id']} {cp['bytes'] / 1e6:.1f} MB shipped, RSS {rss / 1e6:.1f} MB, "
+                    f"freeze {cp['freezeMs']} ms, dump {dump_ms} ms")
+            time.sleep(0.5)
+
+    def rss_of(self, node, port):
+        r = subprocess.run(["ip", "netns", "pids", self.ns(node)], capture_output=True, text=True)
+        for pid in r.stdout.split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                if argv and argv[0].endswith(b"ct-kv") and str(port).encode() in argv:
+                    with open(f"/proc/{pid}/status") as f:
+                        for line in f:
+                            if line.startswith("VmRSS:"):
+                                return int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return 0
+
+    def dump_ms(self, node, app, cp_id):
+        """From the node's log: 'checkpoint ID: frozen at mark M, dumping' to 'checkpoint ID: N MB, frozen ...'."""
+        path = os.path.join(self.state_dir, node, "node.log")
+        times = {}
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    if cp_id not in line or f"[{app}]" not in line:
+                        continue
+                    m = re.search(r"(\d{2}:\d{2}:\d{2}\.\d+)", line)
+                    if not m:
+                        continue
+                    h, mi, s = m.group(1).split(":")
+                    t = int(h) * 3600 + int(mi) * 60 + float(s)
+                    if "dumping" in line:
+                        times["start"] = t
+                    elif "shipping" in line:
+                        times["end"] = t
+        except OSError:
+            return None
+        if "start" in times and "end" in times:
+            return round((times["end"] - times["start"]) * 1000)
+        return None
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self):
+        os.makedirs(self.work, exist_ok=True)
+        self.results["sync_write_ms"] = self.sync_write_ms()
+        fs = subprocess.run(["stat", "-f", "-c", "%T", self.work], capture_output=True, text=True).stdout.strip()
+        self.results["state_dir"] = f"{self.state_dir} ({fs})"
+        try:
+            for s in self.p["standbys"]:
+                log(f"a. cost while nothing fails, {s} standby(s)")
+                self.cost(s)
+            log("b. failover: crashes of the primary")
+            self.failover()
+            log("c. alternatives: cold start, restore-only")
+            self.alternatives()
+            log("d. checkpoints by memory size")
+            self.checkpoints()
+        finally:
+            self.lab("down", check=False, quiet=True)
+        self.results["elapsed_s"] = round(time.time() - self.started)
+        self.results["ballast_mb"] = self.p["ballast"]
+        self.results["fail_conns"] = self.p["fail_conns"]
+        self.results["fail_interval_ms"] = self.p["fail_interval_ms"]
+        self.results["checkpoint_interval"] = CHECKPOINT_INTERVAL
+        self.results["alt_timeout_s"] = self.p["alt_timeout_s"]
+        self.results["crashes"] = self.p["crashes"]
+        self.results["loadavg"] = self.load_samples
+        with open(os.path.join(self.work, "results.json"), "w") as f:
+            json.dump(self.results, f, indent=2)
+        import report
+        report.write(self.results, self.out, self.fig_dir, self.root)
+        log(f"wrote {self.out} in {self.results['elapsed_s']} s")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=sorted(PROFILES), default="full")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--state-dir", default=f"/var/lib/continuity-lab-{INSTANCE}")
+    ap.add_argument("--crashes", type=int)
+    ap.add_argument("--report-only", help="rewrite the report from a results.json")
+    args = ap.parse_args()
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    if args.report_only:
+        import report
+        with open(args.report_only) as f:
+            report.write(json.load(f), os.path.abspath(args.out), os.path.dirname(os.path.abspath(args.out)), args.root)
+        return 0
+    try:
+        Bench(args).run()
+    except BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
