@@ -127,18 +127,6 @@ class Bench:
         raise BenchError(f"{name} was not protected by {standbys} ready standbys within {timeout} s; last view: {json.dumps(last)}; "
                          f"see the node logs in {self.state_dir}/<node>/node.log")
 
-    def reboot(self, node):
-        """What a real power loss does to a machine and the lab's crash does not: its addresses and firewall rules
-        are gone when it comes back. Without this a revived node still carries the VIP and the queue rules of its
-        previous life (its namespace survived), answers ARP for the VIP and drops what it is sent."""
-        ns = self.ns(node)
-        subprocess.run(["ip", "-n", ns, "addr", "flush", "dev", "eth0"], check=True)
-        subprocess.run(["ip", "-n", ns, "addr", "add", f"{self.addr(node)}/24", "dev", "eth0"], check=True)
-        for table in ("raw", "mangle", "nat", "filter"):
-            subprocess.run(self.nsexec(ns, "iptables", "-w", "-t", table, "-F"), check=False)
-            subprocess.run(self.nsexec(ns, "iptables", "-w", "-t", table, "-X"), check=False)
-        self.lab("revive", node, quiet=True)
-
     def nsexec(self, ns, *cmd, **kw):
         return ["nsenter", f"--net=/run/netns/{ns}", "--", *cmd]
 
@@ -349,7 +337,7 @@ class Bench:
             log(f"  crash {i + 1}/{self.p['crashes']}: {primary} -> {new['primary']}, longest stall {r['longest_stall_ms']} ms, "
                 f"{r['survived']}/{r['connections']} connections survived, phases {sw.get('phases')}")
             if i + 1 < self.p["crashes"]:
-                self.reboot(primary)
+                self.lab("revive", primary, quiet=True)  # revive clears the VIP and rules, as a reboot would
         self.current_lab = None  # crashed and revived: never reused as a fresh lab
 
     # ------------------------------------------------------------------ c. alternatives
@@ -378,7 +366,7 @@ class Bench:
                                         "eofs": r["eofs"], "timeouts": r["timeouts"], "mismatches": r["mismatches"]})
             log(f"  restore-only round {i + 1}: {r['survived']}/{r['connections']} connections survived")
             if i + 1 < self.p["alt_rounds"]:
-                self.reboot(primary)
+                self.lab("revive", primary, quiet=True)  # revive clears the VIP and rules, as a reboot would
 
         # (a) The VIP moved to a standby that cold-starts the program, done by hand as keepalived would:
         # the old holder goes silent (its traffic dropped, like a power loss: no FIN/RST), the program

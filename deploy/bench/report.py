@@ -206,10 +206,9 @@ def write(r, out, fig_dir, root):
           "the longest time any surviving connection waited for a reply. Phases come from the new primary's switch report "
           "(`continuity-cmd app status --json`, `lastSwitch.phases`); *before the switch* is the stall minus the phases: the "
           "cluster's failure detection and downing (the Split Brain Resolver's stable-after), the election, and the client's "
-          "own retransmission timer. Between crashes the crashed node is revived, after its addresses and firewall rules "
-          "were cleared as a reboot would (`continuity-lab revive` keeps the namespace: without that the revived node "
-          "kept the VIP and a queue rule nobody reads, and answered ARP for the VIP), and the next crash waits until it "
-          "is a ready standby again.", ""]
+          "own retransmission timer. Between crashes the crashed node is revived (`continuity-lab revive` clears its "
+          "addresses, netfilter rules and switch links as a reboot would), and the next crash waits until it is a ready "
+          "standby again.", ""]
     for f in fo_all:
         if f.get("stall_ms") is None and not fo:
             L += ["| crash | from → to | stall ms | connections survived |", "|---|---|---|---|",
