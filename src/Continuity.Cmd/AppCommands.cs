@@ -121,6 +121,21 @@ internal static class AppCommands
         return ExitCodes.Ok;
     }
 
+    /// <summary>--no-wait and --timeout S of the commands that follow a long operation; false for any other word.</summary>
+    private static bool FollowOption(CommandContext ctx, IReadOnlyList<string> args, ref int i, ref bool wait, ref TimeSpan timeout)
+    {
+        if (args[i] == "--no-wait")
+        {
+            wait = false;
+            return true;
+        }
+        if (args[i] != "--timeout") return false;
+        if (i + 1 >= args.Count || !int.TryParse(args[++i], out var seconds) || seconds <= 0)
+            throw ctx.Usage("--timeout needs a number of seconds greater than 0, as in --timeout 300");
+        timeout = TimeSpan.FromSeconds(seconds);
+        return true;
+    }
+
     public static async Task<int> SwitchAsync(CommandContext ctx, IReadOnlyList<string> args)
     {
         string? name = null, to = null;
@@ -128,14 +143,8 @@ internal static class AppCommands
         var timeout = TimeSpan.FromSeconds(120);
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] == "--no-wait") wait = false;
-            else if (args[i] == "--timeout")
-            {
-                if (i + 1 >= args.Count || !int.TryParse(args[++i], out var seconds) || seconds <= 0)
-                    throw ctx.Usage("--timeout needs a number of seconds greater than 0, as in --timeout 300");
-                timeout = TimeSpan.FromSeconds(seconds);
-            }
-            else if (args[i] == "--to")
+            if (FollowOption(ctx, args, ref i, ref wait, ref timeout)) continue;
+            if (args[i] == "--to")
             {
                 if (i + 1 >= args.Count) throw ctx.Usage("--to needs a node name");
                 to = args[++i];
@@ -220,14 +229,8 @@ internal static class AppCommands
         var timeout = TimeSpan.FromSeconds(120);
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] == "--no-wait") wait = false;
-            else if (args[i] == "--timeout")
-            {
-                if (i + 1 >= args.Count || !int.TryParse(args[++i], out var seconds) || seconds <= 0)
-                    throw ctx.Usage("--timeout needs a number of seconds greater than 0, as in --timeout 300");
-                timeout = TimeSpan.FromSeconds(seconds);
-            }
-            else if (args[i].StartsWith('-')) throw ctx.Usage($"unknown option '{args[i]}'");
+            if (FollowOption(ctx, args, ref i, ref wait, ref timeout)) continue;
+            if (args[i].StartsWith('-')) throw ctx.Usage($"unknown option '{args[i]}'");
             else if (name is null) name = args[i];
             else throw ctx.Usage($"unexpected argument '{args[i]}'");
         }

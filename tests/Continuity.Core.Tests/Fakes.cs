@@ -131,7 +131,13 @@ internal sealed class FakePlatform
     public readonly FakeTakeover Takeover = new();
     public readonly List<FakePacketQueue> Queues = new();
 
-    public PlatformServices Services => new(_ => { lock (Queues) { Queues.Add(Queue); } return Queue; }, _ => Criu, Filter, Vip, Launcher, Takeover);
+    /// <summary>Free share of the disk this node reports for its state (the supervision rule for a full disk).</summary>
+    public volatile int DiskFreePercent = 80;
+
+    public PlatformServices Services => new(_ => { lock (Queues) { Queues.Add(Queue); } return Queue; }, _ => Criu, Filter, Vip, Launcher, Takeover)
+    {
+        Disk = _ => new Continuity.Core.Supervision.DiskSpace(DiskFreePercent, 100),
+    };
 }
 
 internal static class TestConfig

@@ -114,7 +114,30 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         TimeSpan? watchInterval = null) =>
         Akka.Actor.Props.Create(() => new AppActor(app, platform, node, nodeName, appDir, watchInterval));
 
-    protected override void PreStart() => Timers.StartPeriodicTimer("watch", new WatchProgram(), _watchInterval);
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("watch", new WatchProgram(), _watchInterval);
+        ClearLeftovers();
+    }
+
+    /// <summary>
+    /// A node that starts serves nothing yet, but a previous life of it (a node process killed without a reboot) may
+    /// have left the VIP on an interface and the queue and block rules in place: the node would answer ARP for the
+    /// VIP, taking clients away from the real primary, and drop what they send. Each removal is a no-op when absent.
+    /// </summary>
+    private void ClearLeftovers()
+    {
+        foreach (var (what, undo) in new (string, Action)[]
+                 {
+                     ("the VIP", () => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength)),
+                     ("the queue rules", () => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber)),
+                     ("the block rule", () => _platform.Filter.UnblockInbound(_app.Vip)),
+                 })
+        {
+            try { undo(); }
+            catch (Exception e) { _log.Warning("[{0}] clearing {1} left by an earlier run of this node failed: {2}", _app.Name, what, e.Message); }
+        }
+    }
 
     protected override void PostStop()
     {
@@ -505,18 +528,19 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         var (app, node, name, self, role, epoch) = (_app.Name, _node, _nodeName, Self, _role, _epoch);
         var (failure, awaiting, paused) = (_journalFailure, _awaitingFreshCheckpoint, _recoveryPaused);
+        var disk = _platform.Disk(_appDir)?.FreePercent;
         var timeout = TimeSpan.FromSeconds(3);
         if (role == AppRole.Primary && _checkpointer is not null)
         {
             _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout)
                 .ContinueWith(t => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
-                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0, failure, RecoveryPaused: paused))
+                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0, failure, RecoveryPaused: paused, DiskFreePercent: disk))
                 .PipeTo(Sender);
             return;
         }
         if (_store is null || _standbyLog is null)
         {
-            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure, failure is null && !awaiting, paused));
+            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure, failure is null && !awaiting, paused, disk));
             return;
         }
         var newest = _store.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
@@ -529,7 +553,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 failure,
                 // A log that does not answer is not trusted for a takeover either.
                 !awaiting && failure is null && log.IsCompletedSuccessfully && log.Result.Complete,
-                paused))
+                paused, disk))
             .PipeTo(Sender);
     }
 

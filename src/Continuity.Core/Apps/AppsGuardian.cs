@@ -20,11 +20,14 @@ public sealed class AppsGuardian : ReceiveActor
     private readonly string _stateDir;
     private readonly string _nodeName;
     private readonly PlacementSettings _placement;
+    private readonly Supervision.ResourceRules _supervision;
     private readonly Dictionary<string, IActorRef> _owners = new();
     private readonly Dictionary<string, IActorRef> _appActors = new();
 
-    public AppsGuardian(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName, PlacementSettings placement)
+    public AppsGuardian(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName, PlacementSettings placement,
+        Supervision.ResourceRules supervision)
     {
+        _supervision = supervision;
         _apps = apps;
         _platform = platform;
         _stateDir = stateDir;
@@ -39,8 +42,9 @@ public sealed class AppsGuardian : ReceiveActor
     }
 
     public static Props Props(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName,
-        PlacementSettings? placement = null) =>
-        Akka.Actor.Props.Create(() => new AppsGuardian(apps, platform, stateDir, nodeName, placement ?? PlacementSettings.Default));
+        PlacementSettings? placement = null, Supervision.ResourceRules? supervision = null) =>
+        Akka.Actor.Props.Create(() => new AppsGuardian(apps, platform, stateDir, nodeName, placement ?? PlacementSettings.Default,
+            supervision ?? Supervision.ResourceRules.Default));
 
     protected override void PreStart()
     {
@@ -62,7 +66,7 @@ public sealed class AppsGuardian : ReceiveActor
                 // Every node sorts the applications alike, so an application's index is the same on whichever node its owner runs.
                 var index = _apps.Select(a => a.Name).Order(StringComparer.Ordinal).ToList().IndexOf(app.Name);
                 Context.ActorOf(ClusterSingletonManager.Props(
-                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName, app.Restarts, _placement, index),
+                    AppOwner.Props(app.Name, Self.Path.ToStringWithoutAddress() + "/" + appActorName, app.Restarts, _placement, index, _supervision),
                     PoisonPill.Instance, singletonSettings), $"owner-{app.Name}");
             }
             _owners[app.Name] = Context.ActorOf(ClusterSingletonProxy.Props(

@@ -18,8 +18,9 @@ public static class ContinuityApps
     /// <param name="nodeName">Stable name of this node (continuity.node.name): names the node's journal entries, so it
     /// must not change across restarts. Defaults to the config value, then the host name.</param>
     /// <param name="placement">How primaries are spread over the data nodes; null for <see cref="PlacementSettings.Default"/>.</param>
+    /// <param name="supervision">The resource rules (a full disk on the primary); null for the defaults.</param>
     public static IActorRef Start(ActorSystem system, IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir,
-        string? nodeName = null, PlacementSettings? placement = null)
+        string? nodeName = null, PlacementSettings? placement = null, Supervision.ResourceRules? supervision = null)
     {
         // Packet log and checkpoints: root only, whatever the umask (NodeHost did it already; other hosts may not have).
         Security.RootOnly.PrepareStateDir(stateDir, sqliteJournal: system.Settings.Config.GetString(JournalBackend.BackendKey, "sqlite") == "sqlite");
@@ -30,7 +31,7 @@ public static class ContinuityApps
         if (string.IsNullOrEmpty(nodeName)) nodeName = Environment.MachineName;
         // A journal on a database server is checked at once, so an unreachable one is reported in one clear line.
         if (JournalProbe.PropsFor(system.Settings.Config) is { } probe) system.ActorOf(probe, "journal-probe");
-        return system.ActorOf(AppsGuardian.Props(apps, platform, stateDir, nodeName, placement), GuardianName);
+        return system.ActorOf(AppsGuardian.Props(apps, platform, stateDir, nodeName, placement, supervision), GuardianName);
     }
 
     /// <summary>

@@ -14,4 +14,8 @@ public sealed record PlatformServices(
     IPacketFilter Filter,
     IVirtualIp VirtualIp,
     IProcessLauncher Launcher,
-    ITakeover Takeover);
+    ITakeover Takeover)
+{
+    /// <summary>Free space of the file system holding a directory (the supervision rule for a full disk).</summary>
+    public Func<string, Supervision.DiskSpace?> Disk { get; init; } = Supervision.DiskSpace.Of;
+}

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Continuity.Core.Apps;
 using Continuity.Core.Placement;
 using Continuity.Core.Platform;
+using Continuity.Core.Supervision;
 
 namespace Continuity.Core.Configuration;
 
@@ -63,6 +64,24 @@ public static partial class AppSettingsParser
             ConfigValues.Bool(config, key + "rebalance"),
             ConfigValues.Duration(config, key + "rebalance-interval", TimeSpan.FromSeconds(1), "30s"),
             apps.ToDictionary(a => a.Name, a => a.Prefer));
+    }
+
+    /// <summary>continuity.supervision: the resource rules each owner applies to its primary.</summary>
+    /// <exception cref="ConfigurationException">A value is invalid; the message names the key and where it was set.</exception>
+    public static ResourceRules ParseResourceRules(LoadedConfig config)
+    {
+        const string key = "continuity.supervision.";
+        var minText = ConfigValues.String(config, key + "min-free-disk-percent");
+        if (!double.TryParse(minText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var min)
+            || min is < 0 or > 50)
+            throw ConfigValues.Bad(config, key + "min-free-disk-percent", $"= \"{minText}\" is invalid: expected a number 0-50 (0 = off), e.g. 5");
+        var action = ConfigValues.String(config, key + "on-disk-full") switch
+        {
+            "switch" => DiskFullAction.Switch,
+            "alarm" => DiskFullAction.Alarm,
+            var other => throw ConfigValues.Bad(config, key + "on-disk-full", $"= \"{other}\" is invalid: expected switch or alarm"),
+        };
+        return new ResourceRules(min, action, ConfigValues.Duration(config, key + "check-interval", TimeSpan.FromSeconds(1), "5s"));
     }
 
     private static List<string> AppNames(LoadedConfig config)

@@ -5,6 +5,7 @@ using Continuity.Core.Apps;
 using Continuity.Core.Capture;
 using Continuity.Core.Checkpoint;
 using Continuity.Core.Placement;
+using Continuity.Core.Supervision;
 
 namespace Continuity.Core.Election;
 
@@ -30,7 +31,9 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private sealed record Statuses(string Reason, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes,
         IReadOnlyDictionary<string, IReadOnlyList<PlacementProtocol.ServedApp>> Serving);
     private sealed record RebalanceTick;
-    private sealed record RebalanceFacts(long Epoch, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes,
+    private sealed record SuperviseTick;
+    /// <summary>What every up data node said, gathered for a rebalancing or a supervision check at <paramref name="Epoch"/>.</summary>
+    private sealed record Facts(bool ForRebalance, long Epoch, IReadOnlyList<OwnerProtocol.NodeStatus> Nodes,
         IReadOnlyDictionary<string, IReadOnlyList<PlacementProtocol.ServedApp>> Serving);
     /// <param name="Rejoin">The node's journal works again (it was never removed from the cluster): not a join, so it
     /// does not count as the fresh start that lifts a "failed" application.</param>
@@ -45,6 +48,9 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly string _appActorPath;
     private readonly TimeSpan _askTimeout;
     private readonly PlacementSettings _placement;
+    private readonly ResourceRules _supervision;
+    // What the resource rules found wrong on the primary (a full disk), for the alarm; null when all is well.
+    private string? _resourceAlarm;
     private readonly int _appIndex;
     private DateTimeOffset _lastMove = DateTimeOffset.UtcNow;
 
@@ -79,8 +85,9 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// <param name="placement">Where primaries go; null for <see cref="PlacementSettings.Default"/>.</param>
     /// <param name="appIndex">Position of the application among all applications sorted by name (spreads first starts).</param>
     public AppOwner(string app, string appActorPath, TimeSpan? askTimeout = null, RestartPolicy? restarts = null,
-        PlacementSettings? placement = null, int appIndex = 0)
+        PlacementSettings? placement = null, int appIndex = 0, ResourceRules? supervision = null)
     {
+        _supervision = supervision ?? ResourceRules.Default;
         _app = app;
         _appActorPath = appActorPath;
         _askTimeout = askTimeout ?? TimeSpan.FromSeconds(5);
@@ -91,8 +98,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     }
 
     public static Props Props(string app, string appActorPath, RestartPolicy? restarts = null, PlacementSettings? placement = null,
-        int appIndex = 0) =>
-        Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null, restarts, placement, appIndex));
+        int appIndex = 0, ResourceRules? supervision = null) =>
+        Akka.Actor.Props.Create(() => new AppOwner(app, appActorPath, null, restarts, placement, appIndex, supervision));
 
     protected override void PreStart()
     {
@@ -100,6 +107,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
         Self.Tell(new Reconcile("owner started"));
         if (_placement.Rebalance) Timers.StartPeriodicTimer("rebalance", new RebalanceTick(), _placement.Interval);
+        if (_supervision.MinFreeDiskPercent > 0) Timers.StartPeriodicTimer("supervise", new SuperviseTick(), _supervision.CheckInterval);
     }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
@@ -152,6 +160,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             Stash.Stash();
         });
         Receive<RebalanceTick>(_ => { }); // a move is only weighed when no decision is in flight
+        Receive<SuperviseTick>(_ => { });
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -279,10 +288,19 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<SwitchFailed>(f => f.ReplyTo.Tell(new AppsProtocol.Rejected(_app, f.Reason)));
         Receive<Reconcile>(r => { Become(Deciding); Self.Tell(r); });
         Receive<RebalanceTick>(_ => OnRebalanceTick());
-        Receive<RebalanceFacts>(OnRebalanceFacts);
-        // The replies to a switch this owner asked of itself (a rebalancing move).
-        Receive<AppsProtocol.SwitchStarted>(st => _log.Info("[{0}] rebalancing: {1} takes over from {2} (epoch {3})", _app, st.To, st.From, st.Epoch));
-        Receive<AppsProtocol.Rejected>(r => _log.Warning("[{0}] rebalancing move not made: {1}", _app, r.Reason));
+        Receive<SuperviseTick>(_ =>
+        {
+            if (_primary is null || _gaveUp) return;
+            GatherFacts(forRebalance: false);
+        });
+        Receive<Facts>(f =>
+        {
+            if (f.ForRebalance) OnRebalanceFacts(f);
+            else OnSupervisionFacts(f);
+        });
+        // The replies to a switch this owner asked of itself (rebalancing, or a resource rule).
+        Receive<AppsProtocol.SwitchStarted>(st => _log.Info("[{0}] {1} takes over from {2} (epoch {3})", _app, st.To, st.From, st.Epoch));
+        Receive<AppsProtocol.Rejected>(r => _log.Warning("[{0}] move not made: {1}", _app, r.Reason));
     }
 
     private void OnPauseRecovery(AppsProtocol.PauseRecovery p)
@@ -305,17 +323,59 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_primary is null) { Self.Tell(new Reconcile("recovery resumed")); Become(Deciding); }
     }
 
+    /// <summary>
+    /// The resource rule for the primary's disk: a primary whose state file system is nearly full cannot write the
+    /// checkpoints that keep its standbys useful (and its program may fail next). With on-disk-full = switch it moves,
+    /// by a planned switch (no loss), to a standby with room; otherwise, or with no such standby, it raises an alarm.
+    /// </summary>
+    private void OnSupervisionFacts(Facts f)
+    {
+        if (f.Epoch != _epoch || _primary is null) return;
+        var primary = f.Nodes.FirstOrDefault(n => n.Node == _primary.Node);
+        var min = _supervision.MinFreeDiskPercent;
+        if (primary?.DiskFreePercent is not { } free || free >= min)
+        {
+            if (_resourceAlarm is not null && primary is not null)
+                _log.Info("[{0}] the disk of {1} has room again ({2:0.#}% free)", _app, NameOf(primary.Node), primary.DiskFreePercent);
+            if (primary is not null) _resourceAlarm = null;
+            return;
+        }
+        var problem = $"the disk of primary {NameOf(primary.Node)} has {free:0.#}% free, below min-free-disk-percent = {min:0.#}";
+        var roomy = f.Nodes.Where(n => _standbys.ContainsKey(n.Node) && n.Role == AppRole.Standby && n.Epoch == _epoch
+                                       && n.JournalFailure is null && n.LogComplete && n.DiskFreePercent is { } d && d >= min).ToList();
+        if (_supervision.OnDiskFull == DiskFullAction.Alarm || roomy.Count == 0 || _recoveryPaused)
+        {
+            var alarm = problem + (_supervision.OnDiskFull == DiskFullAction.Alarm ? " (on-disk-full = alarm): free space on it"
+                : _recoveryPaused ? "; recovery is paused, so it stays: free space on it or resume recovery"
+                : "; no standby with room to switch to: free space on a node");
+            if (alarm != _resourceAlarm) _log.Error("[{0}] {1}", _app, alarm);
+            _resourceAlarm = alarm;
+            return;
+        }
+        if (DateTimeOffset.UtcNow - _lastMove < _supervision.CheckInterval) return;
+        var target = Place(roomy, f.Serving);
+        _resourceAlarm = $"{problem}: switching to {target.NodeName}";
+        _log.Error("[{0}] {1}", _app, _resourceAlarm);
+        _lastMove = DateTimeOffset.UtcNow;
+        Self.Tell(new AppsProtocol.Switch(_app, target.Node, $"supervision: {problem}"));
+    }
+
     private void OnRebalanceTick()
     {
         // A cluster that is changing gets no planned moves: the membership decision comes first.
         if (_primary is null || _gaveUp || _recoveryPaused || DateTimeOffset.UtcNow - _lastMove < _placement.Interval || !_cluster.State.Unreachable.IsEmpty)
             return;
-        var epoch = _epoch;
-        AskAll(UpDataMembers().Select(m => m.Address).ToList())
-            .ContinueWith(t => new RebalanceFacts(epoch, t.Result.Nodes, t.Result.Serving)).PipeTo(Self);
+        GatherFacts(forRebalance: true);
     }
 
-    private void OnRebalanceFacts(RebalanceFacts f)
+    private void GatherFacts(bool forRebalance)
+    {
+        var epoch = _epoch;
+        AskAll(UpDataMembers().Select(m => m.Address).ToList())
+            .ContinueWith(t => new Facts(forRebalance, epoch, t.Result.Nodes, t.Result.Serving)).PipeTo(Self);
+    }
+
+    private void OnRebalanceFacts(Facts f)
     {
         if (f.Epoch != _epoch || _primary is null || !f.Serving.TryGetValue(_primary.Node, out var servedHere)) return;
         // Another application is moving: its move changes the loads this one would weigh.
@@ -323,7 +383,9 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         var current = new PlacementCandidate(_primary.Node, NameOf(_primary.Node), servedHere.Count);
         var standbys = f.Nodes
             .Where(n => _standbys.ContainsKey(n.Node) && n.Role == AppRole.Standby && n.Epoch == _epoch && n.JournalFailure is null
-                        && n.LogComplete && f.Serving.ContainsKey(n.Node))
+                        && n.LogComplete && f.Serving.ContainsKey(n.Node)
+                        // Never onto a disk the resource rule would move it away from again.
+                        && !(n.DiskFreePercent < _supervision.MinFreeDiskPercent))
             .Select(n => new PlacementCandidate(n.Node, n.NodeName, f.Serving[n.Node].Count)).ToList();
         var move = PlacementPolicy.RebalanceTarget(_app, current, standbys, servedHere.Select(a => a.App).ToList(), _placement);
         if (move is null) return;
@@ -362,6 +424,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         });
         Receive<OwnerProtocol.GetOwnerView>(_ => Sender.Tell(View()));
         Receive<RebalanceTick>(_ => { }); // a move is only weighed when no decision is in flight
+        Receive<SuperviseTick>(_ => { });
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -424,7 +487,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         var paused = !_recoveryPaused ? null
             : _pausedWhile is { } missed ? $"recovery paused and {missed}: nothing is done until 'continuity-cmd app resume {_app}'"
             : null;
-        var parts = new[] { paused, ProgramAlarm() }
+        var parts = new[] { paused, ProgramAlarm(), _resourceAlarm }
             .Concat(_journalFailed.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => $"standby {NameOf(kv.Key)} dropped: its journal failed: {kv.Value}"))
             .Where(p => p is not null).ToList();

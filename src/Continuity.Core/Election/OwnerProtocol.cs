@@ -37,11 +37,12 @@ public static class OwnerProtocol
     /// <param name="LogEpoch">Epoch of the newest logged packets; <paramref name="LogTail"/> the seq of the newest one.</param>
     /// <param name="JournalFailure">Why this node's packet log cannot be kept (its journal failed), or null: such a node
     /// is no standby and is never elected until it reports <see cref="JournalRecovered"/>.</param>
+    /// <param name="DiskFreePercent">Free share of the file system holding this node's state for the app, if readable.</param>
     /// <param name="LogComplete">False while its log misses packets (it rejoined after a journal failure, or joined
     /// mid-epoch) and no fresh checkpoint has covered them: it stays a standby but is not elected.</param>
     public sealed record NodeStatus(string App, string Node, string NodeName, IActorRef AppActor, AppRole Role, long Epoch,
         CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth, string? JournalFailure = null, bool LogComplete = true,
-        bool RecoveryPaused = false) : IControlMessage;
+        bool RecoveryPaused = false, double? DiskFreePercent = null) : IControlMessage;
 
     /// <summary>To every data node's app actor: the owner's recovery is paused (or resumed). Kept there because the owner
     /// keeps nothing: a new incarnation of it learns the pause from the nodes' statuses.</summary>

@@ -15,6 +15,7 @@ public sealed record HostSettings(
     IReadOnlyList<string> SeedNodes,
     IReadOnlyList<AppSpec> Apps,
     PlacementSettings Placement,
+    Continuity.Core.Supervision.ResourceRules ResourceRules,
     IReadOnlyList<ConfigurationWarning> Warnings,
     Continuity.Node.Management.ManagementApiOptions? ManagementApi = null)
 {
@@ -32,6 +33,7 @@ public sealed record HostSettings(
         var node = NodeSettings.From(loaded);
         var apps = AppSettingsParser.Parse(loaded);
         var placement = AppSettingsParser.ParsePlacement(loaded, apps);
+        var resourceRules = AppSettingsParser.ParseResourceRules(loaded);
         PersistenceSettings.Validate(loaded);
         var managementApi = Continuity.Node.Management.ManagementApiOptions.From(loaded);
         var config = loaded.Config;
@@ -44,7 +46,7 @@ public sealed record HostSettings(
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
         return new HostSettings(path, effective, node, roles,
-            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, placement, loaded.Warnings, managementApi);
+            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, placement, resourceRules, loaded.Warnings, managementApi);
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

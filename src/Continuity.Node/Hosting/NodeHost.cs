@@ -59,7 +59,7 @@ public sealed class NodeHost : IAsyncDisposable
         {
             var appLog = Akka.Event.Logging.GetLogger(system, "continuity.apps");
             var platform = LinuxPlatform.Create(line => appLog.Info(line), (pid, line) => appLog.Info("[program {0}] {1}", pid, line));
-            apps = ContinuityApps.Start(system, settings.Apps, platform, settings.StateDir, settings.NodeName, settings.Placement);
+            apps = ContinuityApps.Start(system, settings.Apps, platform, settings.StateDir, settings.NodeName, settings.Placement, settings.ResourceRules);
             log.Info("protecting {0} application(s): {1}", settings.Apps.Count, string.Join(", ", settings.Apps.Select(a => $"{a.Name} (vip {a.Vip}, ports {string.Join(" ", a.Ports)})")));
         }
         else if (settings.Apps.Count > 0)

@@ -21,8 +21,30 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
     private readonly FakePlatform _platform = new();
     private readonly AppSpec _app = TestConfig.App("kv");
 
-    private IActorRef AppActor() =>
+    /// <summary>An app actor, once it has cleared what an earlier run could have left (so the calls seen after are its own).</summary>
+    private IActorRef AppActor()
+    {
+        var actor = Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", TestConfig.TempDir(), Watch));
+        AwaitCondition(() => _platform.Filter.Calls.Contains("unblock"));
+        _platform.Filter.Calls.Clear();
+        return actor;
+    }
+
+    [Fact]
+    public void A_node_that_starts_clears_the_vip_and_rules_an_earlier_run_left_behind()
+    {
+        _platform.Vip.Up = true; // the node process was killed while primary; the machine was not rebooted
+        AppActor();
+        Assert.False(_platform.Vip.Up);
+    }
+
+    [Fact]
+    public void Clearing_at_start_removes_the_queue_and_block_rules_too()
+    {
         Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", TestConfig.TempDir(), Watch));
+        AwaitCondition(() => _platform.Filter.Calls.Count == 2);
+        Assert.Equal(["stop-queue", "unblock"], _platform.Filter.Calls);
+    }
 
     private OwnerProtocol.NodeStatus StatusOf(IActorRef actor)
     {

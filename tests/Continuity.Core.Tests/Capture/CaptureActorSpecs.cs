@@ -9,15 +9,21 @@ namespace Continuity.Core.Tests.Capture;
 
 public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseString("akka.loglevel = INFO"))
 {
+    /// <summary>A capture of app kv at <paramref name="epoch"/> with these standbys, its fake queue started.</summary>
+    private (FakePacketQueue Queue, IActorRef Capture) StartCapture(long epoch, params StandbyRef[] standbys)
+    {
+        var queue = new FakePacketQueue();
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), epoch, 1, _ => queue, standbys, null)));
+        AwaitCondition(() => queue.Started);
+        return (queue, capture);
+    }
+
     [Fact]
     public void Packets_are_released_only_after_every_standby_acknowledged_them()
     {
-        var queue = new FakePacketQueue();
         var b = CreateTestProbe();
         var c = CreateTestProbe();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
-            new[] { new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref) })));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref));
 
         var ids = queue.Push([1], [2], [3]);
         var toB = b.ExpectMsg<ReplicationProtocol.Append>();
@@ -37,12 +43,9 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_standby_dropped_by_the_owner_no_longer_holds_packets_but_the_remaining_one_still_does()
     {
-        var queue = new FakePacketQueue();
         var b = CreateTestProbe();
         var c = CreateTestProbe();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
-            new[] { new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref) })));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref));
         var ids = queue.Push([1], [2], [3]);
         b.ExpectMsg<ReplicationProtocol.Append>();
         c.ExpectMsg<ReplicationProtocol.Append>();
@@ -70,11 +73,8 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void An_ack_of_another_epoch_releases_nothing()
     {
-        var queue = new FakePacketQueue();
         var b = CreateTestProbe();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 2, 1, _ => queue,
-            new[] { new StandbyRef("b", b.Ref) })));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(2, new StandbyRef("b", b.Ref));
         queue.Push([1]);
         b.ExpectMsg<ReplicationProtocol.Append>();
         capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 1));
@@ -87,9 +87,7 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void Capture_without_standbys_releases_and_reports_unprotected()
     {
-        var queue = new FakePacketQueue();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue, Array.Empty<StandbyRef>())));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(1);
         var ids = queue.Push([1], [2]);
         AwaitCondition(() => queue.Accepted == ids[1]);
         capture.Tell(new CaptureProtocol.GetStatus());
@@ -101,11 +99,8 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_paused_capture_replicates_but_gives_no_verdict_until_resumed()
     {
-        var queue = new FakePacketQueue();
         var b = CreateTestProbe();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
-            new[] { new StandbyRef("b", b.Ref) })));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref));
         capture.Tell(new CaptureProtocol.Pause());
         Assert.Equal(0, ExpectMsg<CaptureProtocol.Paused>().Mark);
         var ids = queue.Push([1]);
@@ -120,11 +115,8 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_batch_lost_on_the_way_to_a_standby_is_sent_again_and_the_packets_are_released()
     {
-        var queue = new FakePacketQueue();
         var b = CreateTestProbe();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
-            new[] { new StandbyRef("b", b.Ref) })));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref));
         queue.Push([1], [2]);
         b.ExpectMsg<ReplicationProtocol.Append>();
         capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 2));
@@ -146,11 +138,8 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_standby_added_again_is_told_where_its_stream_resumes()
     {
-        var queue = new FakePacketQueue();
         var b = CreateTestProbe();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
-            new[] { new StandbyRef("b", b.Ref) })));
-        AwaitCondition(() => queue.Started);
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref));
         queue.Push([1], [2]);
         b.ExpectMsg<ReplicationProtocol.Append>();
         capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 2));

@@ -344,4 +344,20 @@ public class AppSettingsParserTests
         var e = Assert.Throws<ConfigurationException>(() => AppSettingsParser.ParsePlacement(loaded, []));
         Assert.Contains(message, e.Message);
     }
+
+    [Fact]
+    public void The_disk_rule_switches_below_five_percent_free_by_default()
+    {
+        var rule = AppSettingsParser.ParseResourceRules(ContinuityConfigLoader.LoadFromString("continuity.supervision.check-interval = 2s\n", "node.hocon"));
+        Assert.Equal(new Continuity.Core.Supervision.ResourceRules(5, Continuity.Core.Supervision.DiskFullAction.Switch, TimeSpan.FromSeconds(2)), rule);
+    }
+
+    [Theory]
+    [InlineData("continuity.supervision.min-free-disk-percent = 80", "'continuity.supervision.min-free-disk-percent' = \"80\" is invalid: expected a number 0-50 (0 = off)")]
+    [InlineData("continuity.supervision.on-disk-full = panic", "'continuity.supervision.on-disk-full' = \"panic\" is invalid: expected switch or alarm")]
+    public void Bad_supervision_settings_are_refused(string setting, string message)
+    {
+        var loaded = ContinuityConfigLoader.LoadFromString(setting + "\n", "node.hocon");
+        Assert.Contains(message, Assert.Throws<ConfigurationException>(() => AppSettingsParser.ParseResourceRules(loaded)).Message);
+    }
 }

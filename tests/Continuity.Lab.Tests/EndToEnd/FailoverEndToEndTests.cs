@@ -53,7 +53,8 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         Assert.True(_lab.Run("up", "--nodes", "3", "--witness", "--config", WriteAppConfig(), "--timeout", "90") == 0, _lab.LastOutput + _lab.LastError);
         var nodes = new[] { "n1", "n2", "n3" };
         var first = _apps.WaitUntilProtected(nodes, 2, TimeSpan.FromSeconds(60));
-        var client = _apps.StartClient(connections: 10, durationSeconds: 75);
+        // Two detections and two switches back to back: a connection can wait twice as long as through one crash.
+        var client = _apps.StartClient(connections: 10, durationSeconds: 75, replyTimeoutSeconds: 120);
         Thread.Sleep(TimeSpan.FromSeconds(LongLived));
         _lab.MustRun("crash", first);
 
@@ -65,7 +66,7 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
         var last = survivors.Single(n => n != second);
         _apps.WaitForPrimary(last, [last], TimeSpan.FromSeconds(90));
         output.WriteLine($"second switch: {second} -> {last}");
-        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(150)), connections: 10, udp: false);
+        _apps.AssertEveryByteExactlyOnce(_apps.Finish(client, TimeSpan.FromSeconds(240)), connections: 10, udp: false);
     }
 
     [RootFact]

@@ -76,13 +76,16 @@ internal sealed class LabApps(LabDriver lab, ITestOutputHelper output) : IDispos
     }
 
     /// <param name="server">VIP:port of the application the client talks to.</param>
-    public Process StartClient(int connections, int durationSeconds, string extra = "", string server = "198.18.0.50:7000")
+    /// <param name="replyTimeoutSeconds">How long the client waits for one reply before it counts a failure: a stall,
+    /// not a loss, must stay under it (two crashes in a row on a loaded machine took up to 35 s).</param>
+    public Process StartClient(int connections, int durationSeconds, string extra = "", string server = "198.18.0.50:7000",
+        int replyTimeoutSeconds = 60)
     {
         var start = new ProcessStartInfo("nsenter")
         {
             RedirectStandardOutput = true, RedirectStandardError = true,
         };
-        foreach (var a in $"--net=/run/netns/ct-client {Root}/build/testserver/ct-kv-client --server {server} --connections {connections} --interval-ms 50 --duration-s {durationSeconds} --timeout-s 60 {extra}"
+        foreach (var a in $"--net=/run/netns/ct-client {Root}/build/testserver/ct-kv-client --server {server} --connections {connections} --interval-ms 50 --duration-s {durationSeconds} --timeout-s {replyTimeoutSeconds} {extra}"
                      .Split(' ', StringSplitOptions.RemoveEmptyEntries))
             start.ArgumentList.Add(a);
         return Process.Start(start)!;
