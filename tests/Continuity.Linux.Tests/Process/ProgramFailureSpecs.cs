@@ -78,8 +78,10 @@ public sealed class ProgramFailureSpecs() : TestKit(ConfigurationFactory.ParseSt
         private int _queued;
         public volatile bool VipUp;
         public int Queued => Volatile.Read(ref _queued);
-        public void QueueInbound(TrafficSelector selector, ushort queueNumber) => Interlocked.Increment(ref _queued);
-        public void StopQueueing(TrafficSelector selector, ushort queueNumber) => Interlocked.Decrement(ref _queued);
+        // Like the real rules: adding one that is there, or removing one that is not, changes nothing (a node clears
+        // leftovers at start by removing rules that are usually absent).
+        public void QueueInbound(TrafficSelector selector, ushort queueNumber) => Interlocked.Exchange(ref _queued, 1);
+        public void StopQueueing(TrafficSelector selector, ushort queueNumber) => Interlocked.Exchange(ref _queued, 0);
         public void BlockInbound(IPAddress vip) { }
         public void UnblockInbound(IPAddress vip) { }
         public void Add(IPAddress vip, int prefixLength) => VipUp = true;
