@@ -16,7 +16,9 @@ bash deploy/build.sh
 lab=bin/continuity-lab
 export CONTINUITY_TOKEN_FILE=/var/lib/continuity-lab/token
 cmd() { bin/continuity-cmd --node "$1" "${@:2}"; }
-trap 'kill $client 2>/dev/null; $lab down >/dev/null 2>&1 || true; rm -f "${config:-}" "${client_log:-}"' EXIT
+# Every command of the trap must succeed: under set -e a failing one (kill of a client that already ended) made a
+# successful demo exit 1.
+trap 'if [ -n "${client:-}" ]; then kill "$client" 2>/dev/null || true; fi; $lab down >/dev/null 2>&1 || true; rm -f "${config:-}" "${client_log:-}"' EXIT
 client=
 
 config=$(mktemp --suffix=.hocon)
