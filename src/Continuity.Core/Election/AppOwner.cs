@@ -535,8 +535,12 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         r.ReplyTo.Tell(new AppsProtocol.SwitchStarted(_app, NameOf(old.Node), NameOf(r.Target.Node), _epoch));
     }
 
+    private const string NoNodeAnswers = "no data node answers";
+
     private void Decide(Statuses s)
     {
+        // Nodes answer again: the alarm of a decision that heard none is over (it outlived the start it delayed).
+        if (s.Nodes.Count > 0 && _alarm == NoNodeAnswers) _alarm = null;
         foreach (var n in s.Nodes)
         {
             _names[n.Node] = n.NodeName;
@@ -564,7 +568,7 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (s.Nodes.Count == 0)
         {
             _primary = null;
-            _alarm = "no data node answers";
+            _alarm = NoNodeAnswers;
             _log.Warning("[{0}] {1}: no data node available", _app, s.Reason);
             Timers.StartSingleTimer("retry", new Reconcile("retry"), TimeSpan.FromSeconds(2));
             return;
