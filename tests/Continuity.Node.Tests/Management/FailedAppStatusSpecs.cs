@@ -31,18 +31,7 @@ public sealed class FailedAppStatusSpecs(ITestOutputHelper log) : IAsyncLifetime
     [Fact]
     public async Task The_app_status_shows_failed_with_the_exit_code_and_output_instead_of_pretending_it_runs()
     {
-        JsonElement app = default;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            var (status, body, _) = await _node.Get("/v1/apps/kv");
-            if (status == HttpStatusCode.OK)
-            {
-                app = JsonDocument.Parse(body).RootElement.Clone();
-                if (app.GetProperty("state").GetString() == "failed") break;
-            }
-            await Task.Delay(200);
-        }
+        var app = await _node.WaitForApp("kv", a => a.GetProperty("state").GetString() == "failed", "state failed");
         log.WriteLine(app.ToString());
         Assert.Equal("failed", app.GetProperty("state").GetString());
         Assert.Equal(JsonValueKind.Null, app.GetProperty("primary").ValueKind);

@@ -27,22 +27,7 @@ public sealed class PauseRecoverySpecs(ITestOutputHelper log) : IAsyncLifetime
         Directory.Delete(_programDir, recursive: true);
     }
 
-    private async Task<JsonElement> WaitForApp(Func<JsonElement, bool> ok, string what)
-    {
-        JsonElement app = default;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            var (status, body, _) = await _node.Get("/v1/apps/kv");
-            if (status == HttpStatusCode.OK)
-            {
-                app = JsonDocument.Parse(body).RootElement.Clone();
-                if (ok(app)) return app;
-            }
-            await Task.Delay(200);
-        }
-        throw new Xunit.Sdk.XunitException($"{what} not seen within 60 s; last: {app}");
-    }
+    private Task<JsonElement> WaitForApp(Func<JsonElement, bool> ok, string what) => _node.WaitForApp("kv", ok, what);
 
     private static string? Alarm(JsonElement app) => app.GetProperty("alarm").GetString();
 

@@ -97,6 +97,24 @@ public sealed class TestNode : IAsyncDisposable
         return (response.StatusCode, await response.Content.ReadAsStringAsync(), response.Content.Headers.ContentType?.ToString());
     }
 
+    /// <summary>GET /v1/apps/<paramref name="app"/> until its answer satisfies <paramref name="ok"/> (60 s at most).</summary>
+    public async Task<System.Text.Json.JsonElement> WaitForApp(string app, Func<System.Text.Json.JsonElement, bool> ok, string what)
+    {
+        System.Text.Json.JsonElement last = default;
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            var (status, body, _) = await Get($"/v1/apps/{app}");
+            if (status == HttpStatusCode.OK)
+            {
+                last = System.Text.Json.JsonDocument.Parse(body).RootElement.Clone();
+                if (ok(last)) return last;
+            }
+            await Task.Delay(200);
+        }
+        throw new Xunit.Sdk.XunitException($"{what} not seen within 60 s; last: {last}");
+    }
+
     /// <summary>Waits until GET /v1/cluster shows <paramref name="members"/> members Up.</summary>
     public async Task WaitForUp(int members)
     {
