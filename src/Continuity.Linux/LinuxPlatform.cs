@@ -32,7 +32,9 @@ public static class LinuxPlatform
             VirtualIp: vip,
             Launcher: launcher,
             Takeover: new SwitchoverTakeover(
-                () => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(), new PacketInspector(), new RawPacketSender()),
+                // One channel per application: two takeovers on this node at once must not share a veth pair.
+                app => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(app.Vip, app.QueueNumber),
+                    new PacketInspector(), new RawPacketSender()),
                 log: log));
     }
 }

@@ -30,7 +30,7 @@ public sealed class FilterAndVipTests
         Assert.Equal(3, rules.Length);
         Assert.Contains("-j DROP", rules[0]);
         Assert.All(rules[1..], r => Assert.Contains("NFQUEUE --queue-num 3", r));
-        Assert.All(rules, r => Assert.Contains("! -i ctinj1", r));
+        Assert.All(rules, r => Assert.Contains("! -i ctrpl+", r));
         Assert.DoesNotContain(rules, r => r.Contains("bypass"));
 
         NetNs.RunIn(lab.Server, () =>

@@ -67,7 +67,7 @@ public sealed class InjectionTests
         // As during a switch: all inbound traffic to the VIP is blocked, yet the injection interface is exempt.
         var filter = new IptablesFilter();
         NetNs.RunIn(lab.Server, () => filter.BlockInbound(lab.Vip));
-        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel());
+        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(lab.Vip));
         channel.CaptureRepliesTo([lab.ClientAddress]); // from the test's thread: the channel remembers its namespace
 
         var info = PacketRewriter.Parse(packet);
@@ -120,7 +120,7 @@ public sealed class InjectionTests
             return c;
         });
         using var server = listener.Accept();
-        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel());
+        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(lab.Vip));
         channel.CaptureRepliesTo([lab.ClientAddress]); // from the test's thread: the channel remembers its namespace
 
         // Learn the connection's numbers from real exchanges seen on the channel: the client's next sequence
@@ -147,12 +147,65 @@ public sealed class InjectionTests
     }
 
     [Fact]
+    public void During_a_switch_another_application_on_the_node_keeps_answering_the_same_client()
+    {
+        using var lab = new Lab(44);
+        var otherVip = IPAddress.Parse("198.18.44.51");
+        NetNs.RunIn(lab.Server, () =>
+        {
+            new VirtualIp().Add(lab.Vip, 24);
+            new VirtualIp().Add(otherVip, 24);
+        });
+        (Socket Client, Socket Server) Connect(IPAddress vip)
+        {
+            using var listener = NetNs.RunIn(lab.Server, () =>
+            {
+                var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                l.Bind(new IPEndPoint(vip, Port));
+                l.Listen();
+                return l;
+            });
+            var c = NetNs.RunIn(lab.Client, () =>
+            {
+                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                s.Connect(new IPEndPoint(vip, Port));
+                return s;
+            });
+            return (c, listener.Accept());
+        }
+        var switching = Connect(lab.Vip);
+        var other = Connect(otherVip);
+        using var c1 = switching.Client; using var s1 = switching.Server;
+        using var c2 = other.Client; using var s2 = other.Server;
+
+        // Two applications switching on one node at once each get their own pair.
+        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(lab.Vip, 1));
+        using var otherChannel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(otherVip, 2));
+        channel.CaptureRepliesTo([lab.ClientAddress]);
+
+        s1.Send("swallowed"u8);
+        s2.Send("answered"u8);
+        var buffer = new byte[32];
+        Assert.True(c2.Poll(TimeSpan.FromSeconds(3), SelectMode.SelectRead),
+            "the other application's reply to the same client was swallowed by the switching application's channel");
+        Assert.Equal("answered", Encoding.ASCII.GetString(buffer, 0, c2.Receive(buffer)));
+        Assert.False(c1.Poll(TimeSpan.FromMilliseconds(500), SelectMode.SelectRead), "the switching application's reply escaped its channel");
+        Assert.True(channel.RepliesDiscarded > 0);
+        Assert.Equal(0, otherChannel.RepliesDiscarded);
+
+        channel.ReleaseReplies();
+        Assert.True(c1.Poll(TimeSpan.FromSeconds(5), SelectMode.SelectRead), "after ReleaseReplies the server's data never reached the client");
+        Assert.Equal("swallowed", Encoding.ASCII.GetString(buffer, 0, c1.Receive(buffer)));
+        Assert.Empty(NetNs.RunIn(lab.Server, () => Continuity.Linux.Native.Shell.Check("ip", "rule", "show", "from", $"{lab.Vip}/32")).Trim());
+    }
+
+    [Fact]
     public void A_udp_datagram_larger_than_an_ethernet_mtu_can_be_injected()
     {
         using var lab = new Lab(43);
         NetNs.RunIn(lab.Server, () => new VirtualIp().Add(lab.Vip, 24));
         using var server = lab.UdpServer(7101);
-        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel());
+        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(lab.Vip));
 
         var payload = Enumerable.Range(0, 8000).Select(i => (byte)i).ToArray();
         var packet = new byte[28 + payload.Length];

@@ -6,15 +6,15 @@ namespace Continuity.Core.Switch;
 
 /// <summary>
 /// The election's <see cref="ITakeover"/> seam over <see cref="Switchover"/>. Each takeover gets a
-/// fresh <see cref="SwitchPlatform"/> (its injection channel tracks only that switch's connections)
-/// and disposes the channel afterwards.
+/// fresh <see cref="SwitchPlatform"/> made for its application (its injection channel tracks only that
+/// switch's connections and captures only that application's replies) and disposes the channel afterwards.
 /// </summary>
-public sealed class SwitchoverTakeover(Func<SwitchPlatform> platform, SwitchOptions? options = null, Action<string>? log = null) : ITakeover
+public sealed class SwitchoverTakeover(Func<AppSpec, SwitchPlatform> platform, SwitchOptions? options = null, Action<string>? log = null) : ITakeover
 {
     public async Task<TakeoverReport> RunAsync(AppSpec app, string checkpointDir, long mark,
         IReadOnlyList<LoggedPacket> logAfterMark, Func<Task> beforeOpen, CancellationToken ct)
     {
-        var p = platform();
+        var p = platform(app);
         try
         {
             var switchover = new Switchover(p, options, log);

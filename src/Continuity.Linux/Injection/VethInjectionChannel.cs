@@ -12,15 +12,31 @@ namespace Continuity.Linux.Injection;
 /// <summary>
 /// <see cref="IInjectionChannel"/> over a veth pair in the network namespace of the constructing thread
 /// (every later call acts there too, whichever thread makes it).
-/// Frames written into <c>inj0</c> arrive on <c>inj1</c> as received traffic; host routes (with permanent
-/// neighbour entries, so no ARP is needed) send the local program's replies to clients out of <c>inj1</c>,
-/// where they are read on <c>inj0</c> and discarded, after noting how far each TCP connection has sent.
-/// The node's <see cref="Netfilter.IptablesFilter"/> must exempt <c>inj1</c> (its default), or injected
-/// packets would be queued or blocked again.
+/// Frames written into the inject end (<c>ctinjN</c>) arrive on the receive end (<c>ctrplN</c>) as received
+/// traffic. While replies are captured, a policy rule sends what the VIP emits to the logged clients through a
+/// routing table of the channel's own, out of <c>ctrplN</c> (permanent neighbour entries, so no ARP is
+/// needed), where it is read on <c>ctinjN</c> and discarded, after noting how far each TCP connection has sent.
+/// <para>Only packets whose source is the switching application's VIP are captured: another application on the
+/// same node keeps answering the same clients during the replay (a plain host route per client swallowed its
+/// replies too). A UDP program bound to 0.0.0.0 that answers without IP_PKTINFO does not answer from the VIP
+/// and is not captured; it could not serve clients of a VIP correctly anyway.</para>
+/// <para>Each application switching at the same time needs its own channel number (the application's queue
+/// number does), so that two takeovers on one node do not tear down each other's pair.</para>
+/// The node's <see cref="Netfilter.IptablesFilter"/> must exempt the receive ends (its default,
+/// <see cref="ReceiveInterfacePattern"/>), or injected packets would be queued or blocked again.
 /// </summary>
 public sealed class VethInjectionChannel : IInjectionChannel
 {
     private const int EthernetHeader = 14;
+
+    /// <summary>The iptables interface pattern matching the receive end of every channel.</summary>
+    public const string ReceiveInterfacePattern = "ctrpl+";
+
+    /// <summary>Channel N routes captured replies through table <c>RouteTableBase + N</c>.</summary>
+    public const uint RouteTableBase = 3_950_000;
+
+    /// <summary>Ahead of the main table's rule (32766), behind the local table's (0).</summary>
+    private const string RulePreference = "1000";
 
     private readonly string _inj0;
     private readonly string _inj1;
@@ -34,6 +50,8 @@ public sealed class VethInjectionChannel : IInjectionChannel
     private readonly ConcurrentDictionary<ConnectionKey, uint> _highestSent = new();
     private readonly HashSet<IPAddress> _captured = [];
     private readonly Lock _routesLock = new();
+    private readonly IPAddress _vip;
+    private readonly string _table;
     private long _repliesDiscarded;
     private bool _disposed;
 
@@ -50,16 +68,22 @@ public sealed class VethInjectionChannel : IInjectionChannel
     public string InjectInterface => _inj0;
     public string ReceiveInterface => _inj1;
 
-    public VethInjectionChannel(string inj0 = "ctinj0", string inj1 = "ctinj1")
+    /// <param name="vip">The switching application's VIP: only what it emits is captured.</param>
+    /// <param name="channel">Distinct per application switching at the same time (0..65535).</param>
+    public VethInjectionChannel(IPAddress vip, ushort channel = 0)
     {
-        _inj0 = inj0;
-        _inj1 = inj1;
+        ArgumentNullException.ThrowIfNull(vip);
+        _vip = vip;
+        var inj0 = _inj0 = $"ctinj{channel}";
+        var inj1 = _inj1 = $"ctrpl{channel}";
+        _table = (RouteTableBase + channel).ToString();
         _netns = NetNs.Current();
         try
         {
             // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
             if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
                 Shell.Run("ip", "link", "del", "dev", inj0);
+            DeleteRules();
             // The largest MTU, so that a packet logged from a jumbo-frame interface can be injected whole.
             // Replies are discarded anyway, and TCP segment sizes still come from the MSS the client announced.
             if (!Shell.Run("ip", "link", "add", inj0, "mtu", "65535", "type", "veth", "peer", "name", inj1, "mtu", "65535").Ok)
@@ -108,26 +132,39 @@ public sealed class VethInjectionChannel : IInjectionChannel
     public void CaptureRepliesTo(IReadOnlyCollection<IPAddress> clients) => NetNs.RunIn(_netns, () =>
     {
         lock (_routesLock)
+        {
             foreach (var client in clients)
             {
                 Shell.Check("ip", "neigh", "replace", client.ToString(), "lladdr", _inj0MacText, "dev", _inj1, "nud", "permanent");
-                Shell.Check("ip", "route", "replace", $"{client}/32", "dev", _inj1);
+                Shell.Check("ip", "route", "replace", $"{client}/32", "dev", _inj1, "table", _table);
                 _captured.Add(client);
             }
+            if (_captured.Count > 0 && !HasRule())
+                Shell.Check("ip", "rule", "add", "from", $"{_vip}/32", "lookup", _table, "pref", RulePreference);
+        }
     });
 
     public void ReleaseReplies() => NetNs.RunIn(_netns, () =>
     {
         lock (_routesLock)
         {
+            // The rule first: from then on nothing new is routed into the channel.
+            DeleteRules();
+            Shell.Run("ip", "route", "flush", "table", _table);
             foreach (var client in _captured)
-            {
-                Shell.Run("ip", "route", "del", $"{client}/32", "dev", _inj1);
                 Shell.Run("ip", "neigh", "del", client.ToString(), "dev", _inj1);
-            }
             _captured.Clear();
         }
     });
+
+    private bool HasRule() =>
+        Shell.Run("ip", "rule", "show", "from", $"{_vip}/32", "lookup", _table).StdOut.Trim().Length > 0;
+
+    private void DeleteRules()
+    {
+        // A crashed node may have left several; each del removes one.
+        for (var i = 0; i < 16 && Shell.Run("ip", "rule", "del", "from", $"{_vip}/32", "lookup", _table).Ok; i++) { }
+    }
 
     public void Inject(ReadOnlySpan<byte> ipPacket)
     {
@@ -198,7 +235,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
         ReleaseReplies();
         try { _device.StopCapture(); } catch (PcapException) { }
         _device.Close();
-        // Deleting one end deletes the pair, and with it the routes and neighbour entries on inj1.
+        // Deleting one end deletes the pair, and with it the routes and neighbour entries on the receive end.
         NetNs.RunIn(_netns, () => Shell.Run("ip", "link", "del", "dev", _inj0));
         _netns.Dispose();
     }

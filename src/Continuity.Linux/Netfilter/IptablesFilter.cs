@@ -18,9 +18,9 @@ public sealed class IptablesFilter : IPacketFilter
     private readonly string? _exemptInterface;
     private readonly Lock _gate = new();
 
-    /// <param name="exemptInterface">The injection channel's receiving veth end (default ctinj1), or null for none.</param>
+    /// <param name="exemptInterface">The injection channels' receiving veth ends (default: all of them), or null for none.</param>
     /// <param name="chain">Name of the raw-table chain holding the rules.</param>
-    public IptablesFilter(string? exemptInterface = "ctinj1", string chain = "CONTINUITY")
+    public IptablesFilter(string? exemptInterface = Injection.VethInjectionChannel.ReceiveInterfacePattern, string chain = "CONTINUITY")
     {
         _exemptInterface = exemptInterface;
         _chain = chain;

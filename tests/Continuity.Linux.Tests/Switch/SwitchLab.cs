@@ -176,7 +176,7 @@ internal sealed class SwitchLab : IDisposable
     public async Task<SwitchReport> SwitchAsync(AppSpec app, long mark, IReadOnlyList<LoggedPacket> log,
         SwitchOptions options, List<SwitchProgress> progress, Func<CancellationToken, Task>? beforeOpen = null)
     {
-        var channel = NetNs.RunIn(Standby, () => new VethInjectionChannel());
+        var channel = NetNs.RunIn(Standby, () => new VethInjectionChannel(app.Vip, app.QueueNumber));
         _disposables.Add(channel);
         var sender = RawPacketSender.In(Standby);
         _disposables.Add(sender);
