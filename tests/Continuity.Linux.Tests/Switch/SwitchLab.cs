@@ -158,6 +158,40 @@ internal sealed class SwitchLab : IDisposable
         return mark;
     }
 
+    /// <summary>The product's checkpoint when a standby was slow: packets held for <paramref name="held"/> while new
+    /// arrivals are dropped (the capture's pause), then released, and the dump begins at once.</summary>
+    public async Task<long> CheckpointRightAfterAHoldAsync(AppSpec app, TimeSpan held)
+    {
+        var filter = new FilterIn(Primary, new IptablesFilter());
+        lock (_logLock) _paused = true;
+        await Task.Delay(held / 2);
+        filter.BlockInbound(app.Vip);
+        await Task.Delay(held / 2);
+        long mark;
+        lock (_logLock)
+        {
+            AcceptAll();
+            mark = _acceptedSeq;
+        }
+        try
+        {
+            var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = NetNs.PathOf(Primary) })
+                .DumpAsync(_primaryPid, _imageDir, () => CheckpointFiles.SaveStateDirs(_imageDir, app.StateDirs),
+                    CancellationToken.None);
+            _out($"checkpoint: mark {mark}, frozen {image.Freeze.TotalMilliseconds:F0} ms");
+        }
+        finally
+        {
+            filter.UnblockInbound(app.Vip);
+            lock (_logLock)
+            {
+                _paused = false;
+                AcceptAll();
+            }
+        }
+        return mark;
+    }
+
     /// <summary>The primary's machine dies: its link first, so no FIN or RST escapes the kill.</summary>
     public IReadOnlyList<LoggedPacket> Crash()
     {

@@ -50,6 +50,29 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Requests_released_just_before_a_checkpoint_are_answered()
+    {
+        using var lab = new SwitchLab(output.WriteLine);
+        var app = SwitchLab.App(RecoveryPolicy.Replay);
+        lab.StartPrimary(app);
+        var client = lab.StartClient("--connections 20 --interval-ms 20 --duration-s 0 --timeout-s 20 --verbose");
+        WaitForTraffic(client);
+        for (var i = 0; i < 8; i++)
+        {
+            await lab.CheckpointRightAfterAHoldAsync(app, TimeSpan.FromMilliseconds(1500));
+            await Task.Delay(500);
+        }
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        var (_, result) = client.Finish(TimeSpan.FromSeconds(30));
+        output.WriteLine(string.Join(" ", result.Select(kv => $"{kv.Key}={kv.Value}")));
+        Assert.Equal("1", result["ok"]);
+        Assert.Equal("0", result["mismatches"]);
+        Assert.Equal("0", result["resets"]);
+        Assert.Equal("0", result["timeouts"]);
+        output.WriteLine($"longest client stall: {result.GetValueOrDefault("longest_stall_ms")} ms");
+    }
+
+    [Fact]
     public async Task Udp_flows_continue_through_a_switch()
     {
         using var lab = new SwitchLab(output.WriteLine);
