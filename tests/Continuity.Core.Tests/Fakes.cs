@@ -38,6 +38,8 @@ internal sealed class FakeCheckpointer : ICheckpointer
 {
     public volatile bool Fail;
     public int Dumps;
+    /// <summary>Runs while the program is "frozen", before the dump returns (e.g. traffic arriving meanwhile).</summary>
+    public Action? WhileDumping;
 
     public Task<CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct)
     {
@@ -46,6 +48,7 @@ internal sealed class FakeCheckpointer : ICheckpointer
         Directory.CreateDirectory(imageDir);
         File.WriteAllBytes(Path.Combine(imageDir, "pages-1.img"), Enumerable.Range(0, 300_000).Select(i => (byte)i).ToArray());
         whileFrozen();
+        WhileDumping?.Invoke();
         return Task.FromResult(new CheckpointImage(imageDir, 300_000, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(5)));
     }
 

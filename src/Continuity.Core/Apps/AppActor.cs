@@ -608,7 +608,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         if (_capture is not null) return;
         var (app, epoch, factory, standbys) = (_app, _epoch, _platform.PacketQueue, _standbys);
-        _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, factory, standbys, _platform.Filter)), $"capture-{epoch}");
+        _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, factory, standbys)), $"capture-{epoch}");
         _platform.Filter.QueueInbound(_app.Traffic, _app.QueueNumber);
         _queueing = true;
     }

@@ -64,17 +64,14 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     private long _nextSeq;
     private long _lastReleased;
     private bool _paused;
-    private readonly IPacketFilter? _filter;
     private IActorRef? _pauseRequester;
-    private DateTime _drainStarted;
+    private DateTime _lastReleaseAt = DateTime.MinValue;
     private static readonly TimeSpan DrainSettle = TimeSpan.FromMilliseconds(20);
 
     private sealed class DrainCheck { public static readonly DrainCheck Instance = new(); }
 
-    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys,
-        IPacketFilter? filter = null)
+    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys)
     {
-        _filter = filter;
         _app = app;
         _epoch = epoch;
         _queueFactory = queueFactory;
@@ -88,31 +85,27 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         Receive<ResendCheck>(_ => ResendLostBatches());
         Receive<CaptureProtocol.Pause>(_ =>
         {
-            if (_filter is null)
-            {
-                _paused = true;
-                Sender.Tell(new CaptureProtocol.Paused(_lastReleased));
-                return;
-            }
-            // New arrivals are dropped before the queue for the length of the checkpoint, and what is
-            // already queued is drained (logged, acknowledged, released) before the mark is taken.
-            // Packets held through a CRIU dump and released after it were seen to never reach the
-            // program, while the log kept them: dropped ones are simply retransmitted by the clients.
-            _filter.BlockInbound(_app.Vip);
+            // From now on verdicts are withheld: what arrives during the checkpoint is still captured, logged and
+            // replicated, and waits in the kernel queue until Resume (it lies after the mark, so it is replayed on a
+            // failover). Arrivals used to be dropped by a block rule for the length of the checkpoint instead; every
+            // client packet that met one was retransmitted with a doubled timeout, and on a loaded machine (a one-second
+            // dump every two seconds) one connection's retransmissions kept meeting checkpoints until its client gave
+            // up after 60 s without a reply (seen on the lab, twice, as "a reply lost for good").
+            _paused = true;
             _pauseRequester = Sender;
-            _drainStarted = DateTime.UtcNow;
             Self.Tell(DrainCheck.Instance);
         });
         Receive<DrainCheck>(_ =>
         {
             if (_pauseRequester is null) return;
-            // The queue's reader may still hand over packets that passed the hook before the block rule.
-            if (_pending.Count > 0 || DateTime.UtcNow - _drainStarted < DrainSettle)
+            // A datagram released just before the pause may still wait in its socket: CRIU keeps a TCP socket's queues
+            // but not a UDP socket's, so the program must have read it before the freeze or the checkpoint would lose
+            // a datagram at or before its mark.
+            if (DateTime.UtcNow - _lastReleaseAt < DrainSettle)
             {
                 Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(5), Self, DrainCheck.Instance, Self);
                 return;
             }
-            _paused = true;
             _pauseRequester.Tell(new CaptureProtocol.Paused(_lastReleased));
             _pauseRequester = null;
         });
@@ -120,7 +113,6 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         {
             _paused = false;
             _pauseRequester = null;
-            _filter?.UnblockInbound(_app.Vip);
             Release();
         });
         Receive<CaptureProtocol.GetStatus>(_ => Sender.Tell(new CaptureProtocol.Status(
@@ -229,6 +221,10 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
             verdict = verdict is { } v ? Math.Max(v, id) : id;
             _lastReleased = seq;
         }
-        if (verdict is { } packetId) _queue!.AcceptUpTo(packetId);
+        if (verdict is { } packetId)
+        {
+            _queue!.AcceptUpTo(packetId);
+            _lastReleaseAt = DateTime.UtcNow;
+        }
     }
 }

@@ -23,8 +23,13 @@ public sealed record CriuOptions
     /// script lets it run again (a hung node must not hang the protected program) and the dump fails.</summary>
     public TimeSpan WhileFrozenTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>nftables, because the default iptables lock failed on restore on the lab machines.</summary>
-    public string NetworkLock { get; init; } = "nftables";
+    /// <summary>How criu locks the program's TCP connections during a dump. "skip": the capture already holds every
+    /// inbound packet of the application in its queue from the mark to the end of the dump, and the frozen program
+    /// sends nothing new, so the connections cannot move while criu reads them. criu's own locks ("nftables", and
+    /// "iptables", which also failed on restore on the lab machines) add a netfilter table and delete it afterwards,
+    /// and the kernel drops every packet held in every NFQUEUE of the namespace whenever hooks are unregistered
+    /// (nf_queue_nf_hook_drop): each dump silently discarded what every application on the node was holding.</summary>
+    public string NetworkLock { get; init; } = "skip";
 
     /// <summary>criu -v level (0-4); null leaves criu's default (errors and warnings).</summary>
     public int? LogLevel { get; init; }
@@ -41,10 +46,10 @@ public sealed record CriuOptions
 
 /// <summary>
 /// Checkpoint and restore with the criu command.
-/// <para>Dump: <c>criu dump -t PID -D DIR -o dump.log --tcp-established --leave-running --network-lock nftables
+/// <para>Dump: <c>criu dump -t PID -D DIR -o dump.log --tcp-established --leave-running --network-lock skip
 /// --action-script S</c>. S reports pre-dump and post-dump through a FIFO; at post-dump (all tasks still frozen)
 /// the node runs <c>whileFrozen</c> and answers through a second FIFO, then criu resumes the program.</para>
-/// <para>Restore: <c>criu restore -D DIR -o restore.log --tcp-established --restore-detached --pidfile restore.pid
+/// <para>Restore: <c>criu restore -D DIR -o restore.log --tcp-established --restore-detached --pidfile restore.pid --network-lock skip
 /// --inherit-fd fd[1]:pipe:[INODE]</c>. The program's stdout pipe (recorded at dump time) is replaced by criu's own
 /// stdout, a fresh pipe this node reads: the restored program's output reaches the node, and its writes never
 /// hit a pipe without a reader.</para>
@@ -184,6 +189,9 @@ public sealed class CriuCheckpointer : ICheckpointer
             "restore", "-D", imageDir, "-o", "restore.log",
             tcp == TcpRestore.Closed ? "--tcp-close" : "--tcp-established", "--restore-detached",
             "--pidfile", "restore.pid",
+            // The switch blocks inbound traffic to the VIP until the replay is over: criu's lock would add nothing but
+            // the flush of every other application's held packets on this node when it removes its table.
+            "--network-lock", _options.NetworkLock,
         };
         if (_options.AdvanceTcpTimestamps && tcp == TcpRestore.Established)
             TcpTimestamps.AdvanceSinceDump(imageDir);
@@ -547,6 +555,6 @@ public sealed class CriuCheckpointer : ICheckpointer
         ("Cannot assign requested address", "The restoring node lacks the program's address: add the VIP before restoring."),
         ("Address already in use", "Another process on this node already uses the program's port or pid: stop it before restoring."),
         ("Can't get 1:16 opt", "criu is too old for this kernel: install criu 4.2+ (deploy/install-deps.sh)."),
-        ("Iptables configuration failed", "Use --network-lock nftables (CriuOptions.NetworkLock)."),
+        ("Iptables configuration failed", "Use --network-lock skip (CriuOptions.NetworkLock, the default): the capture holds the traffic itself."),
     ];
 }

@@ -13,7 +13,7 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     private (FakePacketQueue Queue, IActorRef Capture) StartCapture(long epoch, params StandbyRef[] standbys)
     {
         var queue = new FakePacketQueue();
-        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), epoch, 1, _ => queue, standbys, null)));
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), epoch, 1, _ => queue, standbys)));
         AwaitCondition(() => queue.Started);
         return (queue, capture);
     }

@@ -117,7 +117,8 @@ internal sealed class SwitchLab : IDisposable
         return client;
     }
 
-    /// <summary>A checkpoint as the product takes it: verdicts withheld during the dump, so the mark is exact.</summary>
+    /// <summary>A checkpoint as the product takes it: verdicts withheld from the mark on, so the mark is exact; what
+    /// arrives during the dump waits in the queue (logged after the mark) and is released after it.</summary>
     public async Task<long> CheckpointAsync(AppSpec app)
     {
         long mark;
@@ -135,54 +136,10 @@ internal sealed class SwitchLab : IDisposable
                 .DumpAsync(_primaryPid, _imageDir, () => CheckpointFiles.SaveStateDirs(_imageDir, app.StateDirs),
                     CancellationToken.None);
             _out($"checkpoint: mark {mark}, {image.Bytes / 1024} KiB, frozen {image.Freeze.TotalMilliseconds:F0} ms, " +
-                 $"dump {image.Dump.TotalMilliseconds:F0} ms");
+                 $"dump {image.Dump.TotalMilliseconds:F0} ms, {_seq - mark} packet(s) held after the mark");
         }
         finally
         {
-            lock (_logLock)
-            {
-                // Measured here: packets held across a criu dump and accepted after it never reached the program
-                // (every UDP datagram so held was answered only on the client's resend, while the log kept both, so
-                // the replay applied it twice). Dropped instead, and out of the log, the clients' retransmissions
-                // carry them, and the log stays exactly what the program received.
-                _paused = false;
-                if (_held)
-                {
-                    _queue!.DropUpTo(_lastId);
-                    _held = false;
-                    _log.RemoveAll(l => l.Seq > mark);
-                    _seq = mark;
-                }
-            }
-        }
-        return mark;
-    }
-
-    /// <summary>The product's checkpoint when a standby was slow: packets held for <paramref name="held"/> while new
-    /// arrivals are dropped (the capture's pause), then released, and the dump begins at once.</summary>
-    public async Task<long> CheckpointRightAfterAHoldAsync(AppSpec app, TimeSpan held)
-    {
-        var filter = new FilterIn(Primary, new IptablesFilter());
-        lock (_logLock) _paused = true;
-        await Task.Delay(held / 2);
-        filter.BlockInbound(app.Vip);
-        await Task.Delay(held / 2);
-        long mark;
-        lock (_logLock)
-        {
-            AcceptAll();
-            mark = _acceptedSeq;
-        }
-        try
-        {
-            var image = await new CriuCheckpointer(new CriuOptions { NetNsPath = NetNs.PathOf(Primary) })
-                .DumpAsync(_primaryPid, _imageDir, () => CheckpointFiles.SaveStateDirs(_imageDir, app.StateDirs),
-                    CancellationToken.None);
-            _out($"checkpoint: mark {mark}, frozen {image.Freeze.TotalMilliseconds:F0} ms");
-        }
-        finally
-        {
-            filter.UnblockInbound(app.Vip);
             lock (_logLock)
             {
                 _paused = false;
@@ -190,6 +147,23 @@ internal sealed class SwitchLab : IDisposable
             }
         }
         return mark;
+    }
+
+    /// <summary>Verdicts withheld for a while, as when a standby is slow to acknowledge: clients retransmit into the
+    /// queue meanwhile. The next <see cref="CheckpointAsync"/> or <see cref="Release"/> lets them go.</summary>
+    public async Task HoldAsync(TimeSpan duration)
+    {
+        lock (_logLock) _paused = true;
+        await Task.Delay(duration);
+    }
+
+    public void Release()
+    {
+        lock (_logLock)
+        {
+            _paused = false;
+            AcceptAll();
+        }
     }
 
     /// <summary>The primary's machine dies: its link first, so no FIN or RST escapes the kill.</summary>
