@@ -9,4 +9,10 @@ echo "[build] restoring and building Continuity.Akka.sln (Release)"
 dotnet build Continuity.Akka.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 echo "[build] building the test server (tests/testserver)"
 bash tests/testserver/build.sh
+# Node-to-node TLS is on by default (continuity.cluster-tls): give this machine a cluster certificate if it has none.
+# Every node of one cluster needs the SAME file: copy this one to the others instead of building a new one there.
+cert=${CONTINUITY_CLUSTER_CERT:-/etc/continuity/cluster.pfx}
+if [ ! -e "$cert" ] && [ "$(id -u)" -eq 0 ]; then
+  bin/continuity-node --create-cluster-cert "$cert" | sed 's/^/[build] /'
+fi
 echo "[build] done: bin/continuity-node, bin/continuity-cmd, bin/continuity-lab"

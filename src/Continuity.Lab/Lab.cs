@@ -139,6 +139,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         foreach (var h in hosts.Where(h => h.IsClusterMember))
             ResetDirectory(Path.Combine(StateDir, h.Name));
         var token = WriteToken();
+        WriteClusterCertificate();
 
         var state = new LabState
         {
@@ -234,6 +235,14 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             Directory.Delete(dir, recursive: true);
         }
         Directory.CreateDirectory(dir);
+    }
+
+    /// <summary>A fresh cluster certificate per lab: its nodes talk TLS to each other, as real nodes do by default.</summary>
+    private void WriteClusterCertificate()
+    {
+        var path = NodeConfig.ClusterCertificatePath(StateDir);
+        File.Delete(path);
+        Continuity.Core.Security.ClusterCertificate.Create(path).Dispose();
     }
 
     private string WriteToken()

@@ -29,12 +29,16 @@ internal static class NodeConfig
         sb.Append("continuity.node.state-dir = ").Append(Quote(Path.Combine(stateDir, node.Name, "state"))).Append('\n');
         sb.Append("continuity.management.bind = ").Append(Quote($"{node.Address}:{Topology.ManagementPort}")).Append('\n');
         sb.Append("continuity.management.token-file = ").Append(Quote(Path.Combine(stateDir, "token"))).Append('\n');
+        sb.Append("continuity.cluster-tls.certificate = ").Append(Quote(ClusterCertificatePath(stateDir))).Append('\n');
         sb.Append("akka.remote.dot-netty.tcp.hostname = ").Append(Quote(node.Address)).Append('\n');
         sb.Append("akka.remote.dot-netty.tcp.port = ").Append(node.ClusterPort).Append('\n');
         sb.Append("akka.cluster.seed-nodes = [").Append(string.Join(", ", seeds.Select(s => Quote(Topology.AkkaAddress(s))))).Append("]\n");
         sb.Append("akka.cluster.roles = [").Append(Quote(node.Role)).Append("]\n");
         return sb.ToString();
     }
+
+    /// <summary>The lab's cluster certificate, shared by its nodes (the lab writes a new one on every 'up').</summary>
+    public static string ClusterCertificatePath(string stateDir) => Path.Combine(stateDir, "cluster.pfx");
 
     public static string Quote(string s)
     {

@@ -15,6 +15,22 @@ public static class Program
             return 2;
         }
 
+        if (options.CreateClusterCert is { } certFile)
+        {
+            try
+            {
+                using var cert = Core.Security.ClusterCertificate.Create(certFile);
+                Console.WriteLine($"cluster certificate written to {certFile} (mode 0600, thumbprint {cert.Thumbprint}, valid until " +
+                                  $"{cert.NotAfter.ToUniversalTime():yyyy-MM-dd}): copy this same file to every node");
+                return 0;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                Console.Error.WriteLine($"continuity-node: cannot create the cluster certificate: {e.Message}");
+                return 1;
+            }
+        }
+
         HostSettings settings;
         try
         {

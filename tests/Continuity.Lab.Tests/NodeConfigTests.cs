@@ -31,6 +31,7 @@ public class NodeConfigTests : IDisposable
             "continuity.node.state-dir = \"/var/lib/continuity-lab/n2/state\"",
             "continuity.management.bind = \"198.18.0.12:8558\"",
             "continuity.management.token-file = \"/var/lib/continuity-lab/token\"",
+            "continuity.cluster-tls.certificate = \"/var/lib/continuity-lab/cluster.pfx\"",
             "akka.remote.dot-netty.tcp.hostname = \"198.18.0.12\"",
             "akka.remote.dot-netty.tcp.port = 4053",
             "akka.cluster.seed-nodes = [\"akka.tcp://continuity@198.18.0.11:4053\", \"akka.tcp://continuity@198.18.0.12:4053\"]",

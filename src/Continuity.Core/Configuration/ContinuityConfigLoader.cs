@@ -177,7 +177,7 @@ public static class ContinuityConfigLoader
 }
 
 /// <summary>Typed reads of single values, each failure naming the key, where it was set, the value and what was expected.</summary>
-internal static class ConfigValues
+public static class ConfigValues
 {
     public static ConfigurationException Bad(LoadedConfig c, string key, string problem) =>
         new($"'{key}' {problem}", c.PositionOf(key), key);

@@ -17,7 +17,8 @@ public sealed record HostSettings(
     PlacementSettings Placement,
     Continuity.Core.Supervision.ResourceRules ResourceRules,
     IReadOnlyList<ConfigurationWarning> Warnings,
-    Continuity.Node.Management.ManagementApiOptions? ManagementApi = null)
+    Continuity.Node.Management.ManagementApiOptions? ManagementApi = null,
+    ClusterTlsOptions? ClusterTls = null)
 {
     public string NodeName => Node.Name;
     public string StateDir => Node.StateDir;
@@ -36,6 +37,7 @@ public sealed record HostSettings(
         var resourceRules = AppSettingsParser.ParseResourceRules(loaded);
         PersistenceSettings.Validate(loaded);
         var managementApi = Continuity.Node.Management.ManagementApiOptions.From(loaded);
+        var clusterTls = ClusterTlsOptions.From(loaded);
         var config = loaded.Config;
         var roles = config.GetStringList("akka.cluster.roles", []).ToList();
 
@@ -43,10 +45,25 @@ public sealed record HostSettings(
         var extra = new List<string> { $"akka.cluster.roles = [{string.Join(", ", roles.Append(NodeNames.RoleFor(node.Name)).Select(Quote))}]" };
         if (node.LogFormat == LogFormat.Json)
             extra.Add("akka.loggers = [\"Continuity.Node.Logging.JsonStdoutLogger, continuity-node\"]");
+        // A TLS node's address is akka.ssl.tcp://..., a clear one's akka.tcp://...: a seed written with the other scheme
+        // would be unreachable ("No transport is loaded for protocol"). The scheme follows continuity.cluster-tls, so the
+        // same seed list works whichever way it is set.
+        var seeds = config.GetStringList("akka.cluster.seed-nodes", []).Select(s => WithScheme(s, clusterTls.Enabled)).ToList();
+        extra.Add($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(Quote))}]");
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
-        return new HostSettings(path, effective, node, roles,
-            config.GetStringList("akka.cluster.seed-nodes", []).ToList(), apps, placement, resourceRules, loaded.Warnings, managementApi);
+        return new HostSettings(path, effective, node, roles, seeds, apps, placement, resourceRules, loaded.Warnings, managementApi,
+            clusterTls);
+    }
+
+    public const string ClearScheme = "akka.tcp://";
+    public const string TlsScheme = "akka.ssl.tcp://";
+
+    /// <summary>The Akka address with the scheme of the transport the node runs (TLS or clear).</summary>
+    public static string WithScheme(string address, bool tls)
+    {
+        var (from, to) = tls ? (ClearScheme, TlsScheme) : (TlsScheme, ClearScheme);
+        return address.StartsWith(from, StringComparison.Ordinal) ? to + address[from.Length..] : address;
     }
 
     private static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";

@@ -40,14 +40,17 @@ public sealed class NodeHost : IAsyncDisposable
             sqliteJournal: settings.AkkaConfig.GetString(Core.Log.JournalBackend.BackendKey, "sqlite") == "sqlite");
 
         var config = ContinuityApps.PersistenceConfig(settings.AkkaConfig, settings.StateDir).WithFallback(settings.AkkaConfig);
-        var system = ActorSystem.Create(SystemName, config);
+        var system = ActorSystem.Create(SystemName, (settings.ClusterTls ?? ClusterTlsOptions.Off).Setup(config));
         var host = new NodeHost(settings, system);
         system.WhenTerminated.ContinueWith(_ => host._terminated.TrySetResult());
 
         var log = Akka.Event.Logging.GetLogger(system, "continuity.node");
         var cluster = Akka.Cluster.Cluster.Get(system);
-        log.Info("node {0} starting: address {1}, roles [{2}], seeds [{3}]",
-            settings.NodeName, cluster.SelfAddress, string.Join(", ", settings.Roles), string.Join(", ", settings.SeedNodes));
+        log.Info("node {0} starting: address {1}, roles [{2}], seeds [{3}], {4}",
+            settings.NodeName, cluster.SelfAddress, string.Join(", ", settings.Roles), string.Join(", ", settings.SeedNodes),
+            settings.ClusterTls is { Enabled: true } tls
+                ? $"node-to-node TLS with the cluster certificate {tls.CertificateFile} (thumbprint {tls.Certificate!.Thumbprint[..8]}...)"
+                : "node-to-node traffic IN CLEAR (continuity.cluster-tls.enabled = off)");
 
         if (settings.SeedNodes.Count == 0)
             log.Warning("akka.cluster.seed-nodes is empty: this node will wait to be joined by 'continuity-cmd cluster join'. Set seed-nodes in {0} to join automatically.", settings.ConfigPath);

@@ -75,7 +75,8 @@ public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
             Assert.Equal(["n1", "n2", "n3"], UpMembers(cluster.Value));
             Assert.All(cluster.Value.GetProperty("members").EnumerateArray(),
                 m => Assert.Equal(["data"], m.GetProperty("roles").EnumerateArray().Select(r => r.GetString())));
-            Assert.Equal($"akka.tcp://continuity@{Address(node)}:4053", cluster.Value.GetProperty("self").GetString());
+            // The lab runs node-to-node TLS, as a real cluster does by default.
+            Assert.Equal($"akka.ssl.tcp://continuity@{Address(node)}:4053", cluster.Value.GetProperty("self").GetString());
             Assert.False(string.IsNullOrEmpty(cluster.Value.GetProperty("leader").GetString()));
         }
 

@@ -28,7 +28,8 @@ public sealed class CheckCommandSpecs(ITestOutputHelper log) : IDisposable
     private (int Code, string Out, string Err) Run(string config, params string[] extra)
     {
         var file = Path.Combine(_dir, "bad.hocon");
-        File.WriteAllText(file, config);
+        // The test run's cluster certificate, last so that the line numbers the expected messages name stay put.
+        File.WriteAllText(file, $"{config}\ncontinuity.cluster-tls.certificate = \"{TestClusterCertificate.File}\"\n");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir };
         foreach (var a in new[] { NodeDll, "--config", "bad.hocon" }.Concat(extra)) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

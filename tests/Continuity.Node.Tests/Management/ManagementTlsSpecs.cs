@@ -59,7 +59,7 @@ public sealed class ManagementTlsSpecs : IDisposable
     private ConfigurationException LoadFails(string hocon)
     {
         var file = Path.Combine(_dir, "node.hocon");
-        File.WriteAllText(file, $"continuity.node.state-dir = \"{_dir}/state\"\n{hocon}\n");
+        File.WriteAllText(file, $"continuity.node.state-dir = \"{_dir}/state\"\n{hocon}\n{ClusterCert}\n");
         return Assert.Throws<ConfigurationException>(() => HostSettings.Load(file));
     }
 
@@ -132,13 +132,15 @@ public sealed class ManagementTlsSpecs : IDisposable
         Assert.Contains(expected, e.Message);
     }
 
+    private static string ClusterCert => $"continuity.cluster-tls.certificate = \"{TestClusterCertificate.File}\"";
+
     [Fact]
     public void The_defaults_are_plain_http_and_a_one_mebibyte_audit_file()
     {
         var file = Path.Combine(_dir, "node.hocon");
-        File.WriteAllText(file, $"continuity.node.state-dir = \"{_dir}/state\"\ncontinuity.management.audit.max-file-bytes = \"64 KiB\"\n");
+        File.WriteAllText(file, $"continuity.node.state-dir = \"{_dir}/state\"\ncontinuity.management.audit.max-file-bytes = \"64 KiB\"\n{ClusterCert}\n");
         var defaults = Path.Combine(_dir, "defaults.hocon");
-        File.WriteAllText(defaults, $"continuity.node.state-dir = \"{_dir}/state\"\n");
+        File.WriteAllText(defaults, $"continuity.node.state-dir = \"{_dir}/state\"\n{ClusterCert}\n");
 
         Assert.Equal(64 * 1024, HostSettings.Load(file).ManagementApi!.AuditMaxFileBytes);
         var d = HostSettings.Load(defaults).ManagementApi!;

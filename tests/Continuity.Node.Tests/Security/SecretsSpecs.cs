@@ -27,6 +27,7 @@ public sealed class SecretsSpecs(ITestOutputHelper log) : IDisposable
         continuity.node.state-dir = "{{_dir}}/state"
         continuity.management.bind = "127.0.0.1:{{mgmtPort}}"
         continuity.management.token-file = "{{_dir}}/token"
+        continuity.cluster-tls.certificate = "{{TestClusterCertificate.File}}"
         akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
         akka.remote.dot-netty.tcp.port = {{clusterPort}}
         akka.cluster.seed-nodes = ["akka.tcp://continuity@127.0.0.1:{{clusterPort}}"]

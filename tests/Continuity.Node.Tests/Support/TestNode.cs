@@ -5,6 +5,19 @@ using Continuity.Node.Hosting;
 
 namespace Continuity.Node.Tests;
 
+/// <summary>One cluster certificate for every test node of this run: nodes talk TLS, as they do by default.</summary>
+public static class TestClusterCertificate
+{
+    private static readonly Lazy<string> Created = new(() =>
+    {
+        var file = Path.Combine(Directory.CreateTempSubdirectory("ct-cluster-cert-").FullName, "cluster.pfx");
+        Core.Security.ClusterCertificate.Create(file).Dispose();
+        return file;
+    });
+
+    public static string File => Created.Value;
+}
+
 /// <summary>A real node in this process (Akka on 127.0.0.1, Kestrel on loopback) in its own temporary directory.</summary>
 public sealed class TestNode : IAsyncDisposable
 {
@@ -14,7 +27,7 @@ public sealed class TestNode : IAsyncDisposable
     public string Token { get; }
     public int ClusterPort { get; }
     public int ManagementPort { get; }
-    public string Address => $"akka.tcp://continuity@127.0.0.1:{ClusterPort}";
+    public string Address => Akka.Cluster.Cluster.Get(Host.System).SelfAddress.ToString();
     public string Url => $"http://127.0.0.1:{ManagementPort}";
     private bool _disposed;
 
@@ -66,6 +79,7 @@ public sealed class TestNode : IAsyncDisposable
             continuity.management.bind = "127.0.0.1:{{mgmtPort}}"
             continuity.management.token-file = "{{dir}}/token"
             continuity.supervision.sample-interval = 500ms
+            continuity.cluster-tls.certificate = "{{TestClusterCertificate.File}}"
             akka.remote.dot-netty.tcp.hostname = "127.0.0.1"
             akka.remote.dot-netty.tcp.port = {{clusterPort}}
             akka.cluster.seed-nodes = ["akka.tcp://continuity@127.0.0.1:{{seed ?? clusterPort}}"]
