@@ -84,7 +84,7 @@ public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
         var (code, text) = Console("--node", "198.18.0.12:8558", "cluster", "show");
         Assert.True(code == 0, text);
         foreach (var node in new[] { "n1", "n2", "n3" })
-            Assert.Matches($@"(?m)^{node}\*?\s+akka\.tcp://continuity@{System.Text.RegularExpressions.Regex.Escape(Address(node))}:4053\s+Up\s+data\s+yes", text);
+            Assert.Matches($@"(?m)^{node}\*?\s+akka\.ssl\.tcp://continuity@{System.Text.RegularExpressions.Regex.Escape(Address(node))}:4053\s+Up\s+data\s+yes", text);
         Assert.Contains("leader: n1", text);
     }
 
