@@ -21,13 +21,19 @@ public sealed class NodeIntrospectorSpecs() : TestKit(ConfigurationFactory.Parse
         private readonly Queue<CpuTicks> _ticks = new();
         public Exception? Throw;
         public int Reads;
+        private CpuTicks? _previous;
         public FakeProbe(params CpuTicks[] ticks) { foreach (var t in ticks) _ticks.Enqueue(t); }
 
         public NodeReading Read()
         {
             Interlocked.Increment(ref Reads);
             if (Throw is not null) throw Throw;
-            var cpu = _ticks.Count > 1 ? _ticks.Dequeue() : _ticks.Peek();
+            // Past the given counters the machine keeps the pace of the last interval: a sample taken after the last
+            // given one must not read as an idle interval (the share would drop to 0 before the test looked).
+            var cpu = _ticks.Dequeue();
+            if (_ticks.Count == 0)
+                _ticks.Enqueue(_previous is { } p ? new CpuTicks(cpu.Busy + cpu.Busy - p.Busy, cpu.Total + cpu.Total - p.Total) : cpu);
+            _previous = cpu;
             return new NodeReading(cpu, 8L << 30, 6L << 30, 100L << 30, 40L << 30,
                 new[] { new QueueFigures(0, 5, 1, 2) }.ToList(), 12345);
         }
