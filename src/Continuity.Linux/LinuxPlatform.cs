@@ -35,6 +35,7 @@ public static class LinuxPlatform
                 // One channel per application: two takeovers on this node at once must not share a veth pair.
                 app => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(app.Vip, app.QueueNumber),
                     new PacketInspector(), new RawPacketSender()),
-                log: log));
+                log: log,
+                clearLeftovers: app => VethInjectionChannel.RemoveLeftovers(app.Vip, app.QueueNumber)));
     }
 }

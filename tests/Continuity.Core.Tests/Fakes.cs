@@ -111,6 +111,9 @@ internal sealed record TakeoverCall(string CheckpointDir, long Mark, IReadOnlyLi
 internal sealed class FakeTakeover : ITakeover
 {
     public readonly TaskCompletionSource<TakeoverCall> Called = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    public int LeftoversCleared;
+
+    public void ClearLeftovers(AppSpec app) => Interlocked.Increment(ref LeftoversCleared);
 
     public async Task<TakeoverReport> RunAsync(AppSpec app, string checkpointDir, long mark, IReadOnlyList<LoggedPacket> logAfterMark,
         Func<Task> beforeOpen, CancellationToken ct)

@@ -200,6 +200,25 @@ public sealed class InjectionTests
     }
 
     [Fact]
+    public void What_a_takeover_interrupted_by_a_dead_node_left_is_removed_and_replies_flow_again()
+    {
+        using var lab = new Lab(45);
+        NetNs.RunIn(lab.Server, () => new VirtualIp().Add(lab.Vip, 24));
+        using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(lab.Vip, 3));
+        channel.CaptureRepliesTo([lab.ClientAddress]);
+        string Rules() => NetNs.RunIn(lab.Server, () => Continuity.Linux.Native.Shell.Check("ip", "rule", "show", "from", $"{lab.Vip}/32")).Trim();
+        Assert.NotEmpty(Rules());
+
+        // The node process died here; its next run clears what the channel left before serving again.
+        NetNs.RunIn(lab.Server, () => VethInjectionChannel.RemoveLeftovers(lab.Vip, 3));
+
+        Assert.Empty(Rules());
+        Assert.False(NetNs.RunIn(lab.Server, () => Continuity.Linux.Native.Shell.Run("ip", "link", "show", "dev", "ctinj3").Ok));
+        var route = NetNs.RunIn(lab.Server, () => Continuity.Linux.Native.Shell.Check("ip", "route", "get", lab.ClientAddress.ToString(), "from", lab.Vip.ToString()));
+        Assert.Contains(lab.ServerDev, route);
+    }
+
+    [Fact]
     public void A_udp_datagram_larger_than_an_ethernet_mtu_can_be_injected()
     {
         using var lab = new Lab(43);

@@ -132,6 +132,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                      ("the VIP", () => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength)),
                      ("the queue rules", () => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber)),
                      ("the block rule", () => _platform.Filter.UnblockInbound(_app.Vip)),
+                     ("an interrupted takeover's injection channel", () => _platform.Takeover.ClearLeftovers(_app)),
                  })
         {
             try { undo(); }

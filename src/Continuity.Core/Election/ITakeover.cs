@@ -23,4 +23,9 @@ public interface ITakeover
     /// its packet capture there, so no packet reaches the restored program unlogged.</param>
     Task<TakeoverReport> RunAsync(AppSpec app, string checkpointDir, long mark,
         IReadOnlyList<LoggedPacket> logAfterMark, Func<Task> beforeOpen, CancellationToken ct);
+
+    /// <summary>Removes what a takeover of <paramref name="app"/> interrupted by the death of an earlier run of this
+    /// node left behind (the injection channel routes the VIP's replies into a dead end while it exists).
+    /// A no-op when nothing is left.</summary>
+    void ClearLeftovers(AppSpec app) { }
 }

@@ -9,8 +9,13 @@ namespace Continuity.Core.Switch;
 /// fresh <see cref="SwitchPlatform"/> made for its application (its injection channel tracks only that
 /// switch's connections and captures only that application's replies) and disposes the channel afterwards.
 /// </summary>
-public sealed class SwitchoverTakeover(Func<AppSpec, SwitchPlatform> platform, SwitchOptions? options = null, Action<string>? log = null) : ITakeover
+/// <param name="clearLeftovers">Removes an injection channel an interrupted takeover of the app left (see
+/// <see cref="ITakeover.ClearLeftovers"/>).</param>
+public sealed class SwitchoverTakeover(Func<AppSpec, SwitchPlatform> platform, SwitchOptions? options = null, Action<string>? log = null,
+    Action<AppSpec>? clearLeftovers = null) : ITakeover
 {
+    public void ClearLeftovers(AppSpec app) => clearLeftovers?.Invoke(app);
+
     public async Task<TakeoverReport> RunAsync(AppSpec app, string checkpointDir, long mark,
         IReadOnlyList<LoggedPacket> logAfterMark, Func<Task> beforeOpen, CancellationToken ct)
     {

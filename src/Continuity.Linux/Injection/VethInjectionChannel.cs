@@ -81,9 +81,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
         try
         {
             // A leftover pair from a crashed node would carry stale routes: start from a fresh one.
-            if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
-                Shell.Run("ip", "link", "del", "dev", inj0);
-            DeleteRules();
+            RemoveLeftovers(vip, channel);
             // The largest MTU, so that a packet logged from a jumbo-frame interface can be injected whole.
             // Replies are discarded anyway, and TCP segment sizes still come from the MSS the client announced.
             if (!Shell.Run("ip", "link", "add", inj0, "mtu", "65535", "type", "veth", "peer", "name", inj1, "mtu", "65535").Ok)
@@ -157,13 +155,28 @@ public sealed class VethInjectionChannel : IInjectionChannel
         }
     });
 
+    /// <summary>Removes, in the calling thread's network namespace, the pair, reply routes and policy rule that channel
+    /// <paramref name="channel"/> of <paramref name="vip"/> left when its node process died during a takeover: the rule
+    /// would keep sending the VIP's replies to logged clients into the pair. A no-op when nothing is left.</summary>
+    public static void RemoveLeftovers(IPAddress vip, ushort channel)
+    {
+        var inj0 = $"ctinj{channel}";
+        if (Shell.Run("ip", "link", "show", "dev", inj0).Ok)
+            Shell.Run("ip", "link", "del", "dev", inj0);
+        var table = (RouteTableBase + channel).ToString();
+        DeleteRules(vip, table);
+        Shell.Run("ip", "route", "flush", "table", table);
+    }
+
     private bool HasRule() =>
         Shell.Run("ip", "rule", "show", "from", $"{_vip}/32", "lookup", _table).StdOut.Trim().Length > 0;
 
-    private void DeleteRules()
+    private void DeleteRules() => DeleteRules(_vip, _table);
+
+    private static void DeleteRules(IPAddress vip, string table)
     {
         // A crashed node may have left several; each del removes one.
-        for (var i = 0; i < 16 && Shell.Run("ip", "rule", "del", "from", $"{_vip}/32", "lookup", _table).Ok; i++) { }
+        for (var i = 0; i < 16 && Shell.Run("ip", "rule", "del", "from", $"{vip}/32", "lookup", table).Ok; i++) { }
     }
 
     public void Inject(ReadOnlySpan<byte> ipPacket)

@@ -36,6 +36,7 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         _platform.Vip.Up = true; // the node process was killed while primary; the machine was not rebooted
         AppActor();
         Assert.False(_platform.Vip.Up);
+        Assert.Equal(1, _platform.Takeover.LeftoversCleared); // and maybe in the middle of a takeover
     }
 
     [Fact]
