@@ -85,6 +85,11 @@ internal static class MibCommands
         w.WriteLine();
         if (apps.Count == 0) w.WriteLine("apps:        (none on this node)");
         else AppTable(w, apps);
+        foreach (var (_, a) in apps.Where(x => x.App["standbyLags"] is JsonArray { Count: > 0 }))
+            w.WriteLine($"{Str(a["app"])}: standby lag " + string.Join(", ", ((JsonArray)a["standbyLags"]!).OfType<JsonObject>().Select(l =>
+                $"{Str(l["standby"])} {Num(l["packetsBehind"])} packets, oldest waiting {Duration(Long(l["oldestWaitMs"]))}")));
+        foreach (var (node, a) in apps.Where(x => x.App["droppedBehind"] is JsonValue))
+            w.WriteLine($"{Str(a["app"])}: {node} was dropped from the standbys: {Str(a["droppedBehind"])}");
         foreach (var (_, a) in apps.Where(x => x.App["lastSwitch"] is JsonObject))
         {
             var sw = (JsonObject)a["lastSwitch"]!;

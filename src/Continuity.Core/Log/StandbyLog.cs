@@ -21,7 +21,8 @@ public static class StandbyLogProtocol
     /// <param name="Depth">Packets held in memory (after the checkpoint's mark).</param>
     /// <param name="Complete">False while the log misses packets before ones it holds (it joined or rejoined mid-epoch)
     /// and no checkpoint covering them has arrived: a takeover from it would replay a log with a hole.</param>
-    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true);
+    /// <param name="Backlog">Packets received and not yet written (the journal is behind what arrived).</param>
+    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true, long Backlog = 0);
 
     /// <summary>To the parent, just before the log stops: the journal could not be read or written.</summary>
     public sealed record JournalFailed(string Journal, string Reason);
@@ -123,8 +124,10 @@ public sealed class StandbyLog : ReceivePersistentActor
         Command<StandbyLogProtocol.GetStatus>(_ =>
         {
             var epoch = _tails.Count > 0 ? _tails.Keys.Max() : _checkpointEpoch;
-            Sender.Tell(new StandbyLogProtocol.Status(epoch, _lastSeq.GetValueOrDefault(epoch, _checkpointMark),
-                _tails.Values.Sum(t => t.Count), _hole is null));
+            var written = _lastSeq.GetValueOrDefault(epoch, _checkpointMark);
+            // A resumed stream whose first batch has not arrived yet is a hole not marked yet.
+            Sender.Tell(new StandbyLogProtocol.Status(epoch, written, _tails.Values.Sum(t => t.Count), _hole is null && _streamFrom is null,
+                Math.Max(0, _receivedSeq.GetValueOrDefault(epoch) - written)));
         });
     }
 
