@@ -99,6 +99,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     // node must not forget it (its journal alone shows a log that merely ends early, which looks complete).
     private (long Epoch, string Reason, bool Resumed)? _behind;
     private string BehindFile => Path.Combine(_appDir, "log-behind");
+    private readonly SwitchHistory _history;
 
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
@@ -112,6 +113,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         _nodeName = nodeName;
         _appDir = appDir;
         _watchInterval = watchInterval ?? DefaultWatchInterval;
+        _history = new SwitchHistory(appDir);
         _journalRetry = Context.System.Settings.Config.GetTimeSpan(JournalRetryKey, TimeSpan.FromSeconds(10), allowInfinite: false);
         if (_journalRetry <= TimeSpan.Zero) _journalRetry = TimeSpan.FromSeconds(10);
         Become(Serving);
@@ -340,6 +342,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _checkpointer!.Tell(new CheckpointerProtocol.Take());
             var info = new SwitchInfo(m.From, _node, DateTimeOffset.UtcNow, m.Reason, m.Epoch, d.Report.PacketsReplayed, d.Report.Phases);
             _lastSwitch = info;
+            RecordSwitch(info);
             _takeovers++;
             _replayedTotal += d.Report.PacketsReplayed;
             _owner?.Tell(new OwnerProtocol.TookOver(_app.Name, m.Epoch, _node, info));
@@ -351,6 +354,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<WatchProgram>(_ => { }); // no program of ours runs until the takeover is done
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
         Receive<IntrospectionProtocol.GetAppFigures>(_ => ReplyFigures());
+        Receive<OwnerProtocol.GetSwitchHistory>(_ => ReplySwitchHistory());
         Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
         Receive<ReplicationProtocol.StreamFrom>(f => _standbyLog?.Forward(f));
         Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
@@ -409,6 +413,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void Common()
     {
         Receive<OwnerProtocol.SetRecoveryPaused>(m => _recoveryPaused = m.Paused);
+        Receive<OwnerProtocol.RecordSwitch>(m => RecordSwitch(m.Switch));
+        Receive<OwnerProtocol.GetSwitchHistory>(_ => ReplySwitchHistory());
         Receive<ReplicationProtocol.Append>(a =>
         {
             if (_standbyLog is null)
@@ -501,6 +507,30 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                     c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason);
             })
             .PipeTo(Sender);
+    }
+
+    /// <summary>Keeps a switch in this node's history file, with node names rather than cluster addresses (an address
+    /// changes with a restart of its node; the name is what people and the history of other nodes use).</summary>
+    private void RecordSwitch(SwitchInfo s)
+    {
+        string Name(string? node) => node is null ? "" : node == _node ? _nodeName : node.Contains("://") ? NameOfMember(node) : node;
+        try { _history.Append(s with { From = s.From is null ? null : Name(s.From), To = Name(s.To) }); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("[{0}] the switch of epoch {1} could not be added to {2}: {3} (other nodes keep it too)", _app.Name, s.Epoch, _history.Path, e.Message);
+        }
+    }
+
+    private void ReplySwitchHistory()
+    {
+        IReadOnlyList<SwitchInfo> kept;
+        try { kept = _history.Read().ToList(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("[{0}] reading {1} failed: {2}", _app.Name, _history.Path, e.Message);
+            kept = new List<SwitchInfo>();
+        }
+        Sender.Tell(new OwnerProtocol.SwitchesKept(_app.Name, _nodeName, kept));
     }
 
     private void ReadBehind()

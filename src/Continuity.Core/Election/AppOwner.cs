@@ -251,6 +251,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             if (t.Epoch != _epoch) return;
             _lastSwitch = t.Switch;
+            // Every data node keeps the switch on disk, so the history outlives this owner and any single node.
+            foreach (var m in UpDataMembers()) AppActorOn(m.Address).Tell(new OwnerProtocol.RecordSwitch(_app, t.Switch));
             _failedTakeover.Clear();
             _alarm = null;
             _restartAt = null;

@@ -69,6 +69,17 @@ public static class OwnerProtocol
     public sealed record JournalRecovered(string App, string Node) : IControlMessage;
 
     public sealed record TookOver(string App, long Epoch, string Node, SwitchInfo Switch) : IControlMessage;
+
+    /// <summary>From the owner to every data node's app actor after a switch: keep it in the node's durable switch history
+    /// (<see cref="SwitchHistory"/>).</summary>
+    public sealed record RecordSwitch(string App, SwitchInfo Switch) : IControlMessage;
+
+    /// <summary>Asked of a data node's app actor. Replies <see cref="SwitchesKept"/>.</summary>
+    public sealed record GetSwitchHistory(string App) : IControlMessage;
+
+    /// <param name="Node">The node's name.</param>
+    /// <param name="Switches">What its history file holds, oldest first.</param>
+    public sealed record SwitchesKept(string App, string Node, IReadOnlyList<SwitchInfo> Switches) : IControlMessage;
     public sealed record TakeoverFailed(string App, long Epoch, string Node, string Reason) : IControlMessage;
 
     /// <summary>The program of <paramref name="Epoch"/> could not be started on <paramref name="Node"/>, or exited there on

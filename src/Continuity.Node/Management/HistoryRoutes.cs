@@ -9,9 +9,10 @@ using Microsoft.AspNetCore.Http;
 namespace Continuity.Node.Management;
 
 /// <summary>
-/// GET /v1/history: this node's audit trail and the switches the cluster still knows of, newest first. The switch part
-/// is what is held in memory today: each application's last switch (its owner) and each member's last takeover (the
-/// MIB), one entry per application and epoch. Older switches are not kept anywhere.
+/// GET /v1/history: this node's audit trail and the switches the cluster knows of, newest first, one entry per
+/// application and epoch. The switches come from the history file every data node keeps (Core's SwitchHistory: it
+/// survives restarts and moves of the owner), merged over the up data nodes, plus what is held in memory (each
+/// application's last switch at its owner, each member's last takeover in the MIB) for a node whose file is unreadable.
 /// </summary>
 public static class HistoryRoutes
 {
@@ -46,6 +47,17 @@ public static class HistoryRoutes
             }
 
             var cluster = Akka.Cluster.Cluster.Get(system);
+            string NameOf(string address) => NodeNames.NameOfAddress(cluster.State, address);
+            if (guardian is not null)
+            {
+                try
+                {
+                    var kept = await guardian.Ask<AppsProtocol.SwitchHistory>(new AppsProtocol.GetSwitchHistory(), TimeSpan.FromSeconds(10));
+                    foreach (var k in kept.Switches) Add(k.App, AppRoutes.ToDto(k.Switch, NameOf));
+                    gaps.AddRange(kept.Gaps);
+                }
+                catch (Exception e) { gaps.Add($"the data nodes' switch histories could not be read ({e.GetType().Name})"); }
+            }
             if (guardian is not null)
             {
                 try
