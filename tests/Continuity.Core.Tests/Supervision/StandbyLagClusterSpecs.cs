@@ -161,6 +161,33 @@ public sealed class StandbyLagClusterSpecs(ITestOutputHelper output) : IAsyncLif
     }
 
     [Fact]
+    public async Task A_standby_dropped_for_lagging_is_not_elected_while_it_is_out_even_when_no_other_node_is_left()
+    {
+        await StartCluster(StandbyLagAction.Drop);
+        var (primary, victim, other) = await Protected();
+
+        // Dropped while 3..5 are still unwritten on it; 6 and 7 are released without it. Its journal holds 1..2 only,
+        // a log that merely ends early (no hole in it): the owner must still not elect it.
+        victim.Gate.Close();
+        primary.Platform.Queue.Push([3], [4], [5]);
+        await Poll.Eventually(View, v => v.Standbys.Count == 1 && v.Alarm?.Contains("lagged") == true, TimeSpan.FromSeconds(30), "victim dropped");
+        var meanwhile = primary.Platform.Queue.Push([6], [7]);
+        await Released(primary, meanwhile[^1], "released without the victim");
+
+        await other.System.Terminate();
+        Cluster.Get(primary.System).Down(Akka.Actor.Address.Parse(other.Address));
+        await Poll.Eventually(() => View(primary), v => v.Standbys.Count == 0, TimeSpan.FromSeconds(30), "the healthy standby is gone");
+        await primary.System.Terminate();
+        Cluster.Get(victim.System).Down(Akka.Actor.Address.Parse(primary.Address));
+
+        var stuck = await Poll.Eventually(() => View(victim), v => v.Alarm?.Contains("no node can take over without loss") == true,
+            TimeSpan.FromSeconds(60), "the owner refuses to elect the victim");
+        output.WriteLine($"after both died: {Show(stuck)}");
+        Assert.Null(stuck.Primary);
+        Assert.False(victim.Platform.Takeover.Called.Task.IsCompleted);
+    }
+
+    [Fact]
     public async Task A_dropped_standby_that_comes_back_is_resynchronised_but_not_elected_before_a_checkpoint_covers_its_hole()
     {
         await StartCluster(StandbyLagAction.Drop);
