@@ -149,7 +149,9 @@ public sealed class AppsGuardian : ReceiveActor
         var standbys = owner.Standbys.Select((s, i) =>
         {
             var st = standbyStatus[i];
-            var ready = (primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch;
+            // A log with a hole (it was added back after lagging, or joined mid-epoch) is no successor even with a
+            // checkpoint of this epoch from before the hole: not ready until a checkpoint covers it.
+            var ready = st?.LogComplete != false && ((primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch);
             return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0, st?.Newest);
         }).ToList();
         var state = owner.Failed ? "failed"

@@ -226,6 +226,8 @@ public sealed class StandbyLog : ReceivePersistentActor
         _events.Add((sequenceNr, k.Epoch, k.Mark, true));
         if (k.Epoch < _checkpointEpoch || (k.Epoch == _checkpointEpoch && k.Mark < _checkpointMark)) return;
         if (_hole is { } h && (k.Epoch > h.Epoch || (k.Epoch == h.Epoch && k.Mark >= h.Seq))) _hole = null;
+        // A resumed stream whose first batch has not come yet: a checkpoint up to just before it leaves no hole to mark.
+        if (_streamFrom is { } f && (k.Epoch > f.Epoch || (k.Epoch == f.Epoch && k.Mark >= f.Seq - 1))) _streamFrom = null;
         _checkpointEpoch = k.Epoch;
         _checkpointMark = k.Mark;
         foreach (var old in _tails.Keys.Where(e => e < k.Epoch).ToList()) _tails.Remove(old);
