@@ -99,7 +99,7 @@ public sealed class AppsGuardian : ReceiveActor
             .Select(st => new PlacementProtocol.ServedApp(st!.App, st.Role)).ToList());
     }
 
-    /// <summary>The switches every up data node keeps on disk, merged (one per application and epoch), oldest first.</summary>
+    /// <summary>The switches every up data node keeps on disk, merged (one per application, epoch and time), oldest first.</summary>
     private async Task<AppsProtocol.SwitchHistory> SwitchHistory()
     {
         var cluster = Cluster.Get(Context.System);
@@ -112,10 +112,10 @@ public sealed class AppsGuardian : ReceiveActor
         var gaps = asks.Where(x => x.Reply.Result is null)
             .Select(x => $"{Membership.NodeNames.NameOf(x.Member)} did not answer: the switches of {x.App} only it kept are missing")
             .ToList();
-        var merged = new Dictionary<(string, long), AppsProtocol.AppSwitch>();
+        var merged = new Dictionary<(string, long, DateTimeOffset), AppsProtocol.AppSwitch>();
         foreach (var kept in asks.Select(x => x.Reply.Result).OfType<OwnerProtocol.SwitchesKept>())
             foreach (var s in kept.Switches)
-                merged.TryAdd((kept.App, s.Epoch), new AppsProtocol.AppSwitch(kept.App, s));
+                merged.TryAdd((kept.App, s.Epoch, s.At), new AppsProtocol.AppSwitch(kept.App, s));
         return new AppsProtocol.SwitchHistory(merged.Values.OrderBy(x => x.Switch.At).ToList(), gaps);
     }
 

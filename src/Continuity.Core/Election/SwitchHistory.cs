@@ -11,7 +11,7 @@ namespace Continuity.Core.Election;
 /// on purpose (a new incarnation rebuilds everything from the nodes), and the journal is the hot packet log, truncated
 /// at every checkpoint. Each switch is instead told by the owner to every data node, which appends it here (the new
 /// primary also appends it itself, in case the owner is gone at that moment); a reader asks every member and merges
-/// by (application, epoch). So the history survives a restart of any node and a move of the owner, and is complete as
+/// by (application, epoch, time). So the history survives a restart of any node and a move of the owner, and is complete as
 /// long as one node that saw a switch still holds its file. Bounded like the audit trail: past max bytes the file
 /// becomes switches.jsonl.1 (replacing the previous one), so at most twice that is kept and the oldest go first.
 /// </summary>
@@ -27,7 +27,6 @@ public sealed class SwitchHistory
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     private readonly long _maxFileBytes;
     private readonly object _lock = new();
-    private long _newestEpoch = -1;
 
     public string Path { get; }
     public string PreviousPath => Path + ".1";
@@ -38,16 +37,15 @@ public sealed class SwitchHistory
         _maxFileBytes = maxFileBytes;
     }
 
-    /// <summary>Appends <paramref name="s"/> unless a switch of its epoch is already kept (the owner and the new primary
-    /// both report it). False when it was already there.</summary>
+    /// <summary>Appends <paramref name="s"/> unless it is already kept (the owner and the new primary both report it: the
+    /// same epoch and time; the epoch alone is no key, since a restart of the whole cluster numbers epochs from its nodes'
+    /// memory again). False when it was already there.</summary>
     /// <exception cref="IOException">The state directory cannot be written (disk full, read-only).</exception>
     public bool Append(SwitchInfo s)
     {
         lock (_lock)
         {
-            if (_newestEpoch < 0) _newestEpoch = Read().Select(x => x.Epoch).DefaultIfEmpty(0).Max();
-            // Epochs only grow: an older or equal one is a repeat (or a late report of one already kept).
-            if (s.Epoch <= _newestEpoch && Read().Any(x => x.Epoch == s.Epoch)) return false;
+            if (Read().Any(x => x.Epoch == s.Epoch && x.At == s.At)) return false;
             var line = new Line(s.From, s.To, s.At, s.Reason, s.Epoch, s.PacketsReplayed,
                 s.Phases.ToDictionary(p => p.Key, p => p.Value.TotalMilliseconds));
             var bytes = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(line, Json) + "\n");
@@ -65,7 +63,6 @@ public sealed class SwitchHistory
                 stream.Write(bytes);
                 stream.Flush(flushToDisk: true);
             }
-            _newestEpoch = Math.Max(_newestEpoch, s.Epoch);
             return true;
         }
     }

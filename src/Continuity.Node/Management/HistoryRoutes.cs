@@ -10,7 +10,7 @@ namespace Continuity.Node.Management;
 
 /// <summary>
 /// GET /v1/history: this node's audit trail and the switches the cluster knows of, newest first, one entry per
-/// application and epoch. The switches come from the history file every data node keeps (Core's SwitchHistory: it
+/// switch (by application, epoch and time). The switches come from the history file every data node keeps (Core's SwitchHistory: it
 /// survives restarts and moves of the owner), merged over the up data nodes, plus what is held in memory (each
 /// application's last switch at its owner, each member's last takeover in the MIB) for a node whose file is unreadable.
 /// </summary>
@@ -39,10 +39,12 @@ public static class HistoryRoutes
             var entries = audit.ReadNewestFirst().Select(e => new EntryDto("action", e.Time, settings.NodeName, e.Remote, e.Token, e.Action,
                 e.Target, e.Detail, e.Outcome, e.Status, e.Reason)).ToList();
             var gaps = new List<string>();
-            var switches = new Dictionary<(string App, long Epoch), EntryDto>();
+            // The same switch comes from several sources with the same epoch and time (epochs alone restart after a
+            // restart of the whole cluster).
+            var switches = new Dictionary<(string App, long Epoch, string At), EntryDto>();
             void Add(string app, AppRoutes.SwitchDto s)
             {
-                switches.TryAdd((app, s.Epoch), new EntryDto("switch", s.At, null, Reason: s.Reason, App: app, From: s.From, To: s.To,
+                switches.TryAdd((app, s.Epoch, s.At), new EntryDto("switch", s.At, null, Reason: s.Reason, App: app, From: s.From, To: s.To,
                     Epoch: s.Epoch, PacketsReplayed: s.PacketsReplayed, Phases: s.Phases));
             }
 

@@ -48,6 +48,17 @@ public sealed class SwitchHistorySpecs : IDisposable
     }
 
     [Fact]
+    public void A_later_switch_that_reuses_an_epoch_after_a_restart_of_the_whole_cluster_is_kept_too()
+    {
+        var history = new SwitchHistory(_dir);
+        history.Append(Switch(2));
+
+        Assert.True(history.Append(Switch(2) with { At = Switch(2).At.AddDays(1), Reason = "primary removed" }));
+
+        Assert.Equal(["planned switch", "primary removed"], new SwitchHistory(_dir).Read().Select(s => s.Reason));
+    }
+
+    [Fact]
     public void Past_its_size_the_file_rolls_over_once_and_the_oldest_switches_go_first()
     {
         var history = new SwitchHistory(_dir, maxFileBytes: 1000);
