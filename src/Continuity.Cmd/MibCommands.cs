@@ -37,6 +37,7 @@ internal static class MibCommands
         {
             ctx.Out.WriteLine();
             AppTable(ctx.Out, apps);
+            Lags(ctx.Out, apps);
         }
         foreach (var n in nodes.Where(n => n["error"] is not null))
             ctx.Out.WriteLine($"{Str(n["node"])}: {Str(n["error"])}");
@@ -85,6 +86,7 @@ internal static class MibCommands
         w.WriteLine();
         if (apps.Count == 0) w.WriteLine("apps:        (none on this node)");
         else AppTable(w, apps);
+        Lags(w, apps);
         foreach (var (_, a) in apps.Where(x => x.App["lastSwitch"] is JsonObject))
         {
             var sw = (JsonObject)a["lastSwitch"]!;
@@ -94,6 +96,16 @@ internal static class MibCommands
                         $"{Num(sw["packetsReplayed"])} packets replayed; {string.Join(", ", parts)}");
         }
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The figures of the max-standby-lag rule: each primary's standbys, and the standbys it dropped.</summary>
+    private static void Lags(TextWriter w, IReadOnlyList<(string Node, JsonObject App)> apps)
+    {
+        foreach (var (_, a) in apps.Where(x => x.App["standbyLags"] is JsonArray { Count: > 0 }))
+            w.WriteLine($"{Str(a["app"])}: standby lag " + string.Join(", ", ((JsonArray)a["standbyLags"]!).OfType<JsonObject>().Select(l =>
+                $"{Str(l["standby"])} {Num(l["packetsBehind"])} packets, oldest waiting {Duration(Long(l["oldestWaitMs"]))}")));
+        foreach (var (node, a) in apps.Where(x => x.App["droppedBehind"] is JsonValue))
+            w.WriteLine($"{Str(a["app"])}: {node} was dropped from the standbys: {Str(a["droppedBehind"])}");
     }
 
     private static void AppTable(TextWriter w, IReadOnlyList<(string Node, JsonObject App)> apps) =>

@@ -11,7 +11,9 @@ internal abstract record LabCommand
     public int? Instance { get; init; }
 }
 
-internal sealed record UpCommand(int Nodes, string? ConfigFile, bool Witness, bool NoNodes, TimeSpan Timeout) : LabCommand;
+/// <param name="StateSize">Size of a tmpfs each node gets as its state directory (tmpfs syntax, e.g. 256M), or null for
+/// the lab's directory on the host's disk.</param>
+internal sealed record UpCommand(int Nodes, string? ConfigFile, bool Witness, bool NoNodes, TimeSpan Timeout, string? StateSize = null) : LabCommand;
 internal sealed record StatusCommand(bool Json) : LabCommand;
 internal sealed record ExecCommand(string Host, IReadOnlyList<string> Command) : LabCommand;
 internal sealed record CrashCommand(string? Node, string? PrimaryOfApp) : LabCommand;
@@ -38,12 +40,15 @@ internal static class CommandLine
         Runs a whole Continuity cluster on this machine, one network namespace per node.
 
         Commands:
-          up --nodes N [--config FILE] [--witness] [--no-nodes] [--timeout SECONDS]
+          up --nodes N [--config FILE] [--witness] [--no-nodes] [--timeout SECONDS] [--state-size SIZE]
                         Create the lab network (bridge ctbr0 198.18.0.1/24, nodes ct-n1.. at
                         198.18.0.11.., client ct-client at 198.18.0.100), start a node in each
                         namespace and wait until every node sees all members Up.
                         --witness adds w1 (198.18.0.10, role witness). --no-nodes creates the
-                        network only. --timeout defaults to 60.
+                        network only. --timeout defaults to 60. --state-size gives each node
+                        a file system of its own for its state directory: a tmpfs of SIZE
+                        (e.g. 256M) in the node's mount namespace, so one node's disk can be
+                        filled; it is lost with the node process (a revived node starts empty).
           status [--json]
                         List the lab's hosts, their node process and what the cluster says.
           exec NODE|client -- CMD...
@@ -131,6 +136,7 @@ internal static class CommandLine
         int? nodes = null;
         string? config = null;
         bool witness = false, noNodes = false;
+        string? stateSize = null;
         var timeout = TimeSpan.FromSeconds(60);
         for (var i = 0; i < args.Count; i++)
         {
@@ -158,12 +164,17 @@ internal static class CommandLine
                     NoValue(a, "--no-nodes");
                     noNodes = true;
                     break;
+                case "--state-size":
+                    stateSize = TakeValue(args, ref i, "--state-size");
+                    if (!System.Text.RegularExpressions.Regex.IsMatch(stateSize, "^[1-9][0-9]{0,6}[KMG]$"))
+                        throw new UsageException($"--state-size must be a size like 256M (a whole number and K, M or G), got '{stateSize}'");
+                    break;
                 default:
                     throw new UsageException($"up: unknown argument '{a}'");
             }
         }
         if (nodes is null) throw new UsageException("up: --nodes N is required (for example: up --nodes 3)");
-        return new UpCommand(nodes.Value, config, witness, noNodes, timeout);
+        return new UpCommand(nodes.Value, config, witness, noNodes, timeout, stateSize);
     }
 
     private static StatusCommand ParseStatus(List<string> args)

@@ -148,6 +148,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             RepoRoot = repo,
             ConfigFile = userConfig,
             NoNodes = c.NoNodes,
+            StateSize = c.StateSize,
             Hosts = hosts,
         };
         // Saved before the first change, so 'down' knows what to remove if anything below fails.
@@ -190,7 +191,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             output.WriteLine($"Each node gets its own copy of: {string.Join(", ", stateDirs)}");
         foreach (var node in state.Members)
         {
-            StartNode(node, nodeProgram!, stateDirs);
+            StartNode(node, nodeProgram!, stateDirs, state.StateSize);
             output.WriteLine($"  started {node.Name} (pid {node.Pid}), log {NodeLog(node)}");
         }
         state.Save();
@@ -270,12 +271,12 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
     /// network namespace is entered (not 'ip netns exec', which also makes a mount namespace
     /// CRIU refuses to dump), and the node, CRIU and the apps all share the private one.
     /// </summary>
-    private void StartNode(LabHost node, string nodeProgram, IReadOnlyList<string> stateDirs)
+    private void StartNode(LabHost node, string nodeProgram, IReadOnlyList<string> stateDirs, string? stateSize)
     {
         var dir = Path.Combine(StateDir, node.Name);
         var pidFile = Path.Combine(dir, "node.pid");
         File.Delete(pidFile);
-        var script = BuildNodeScript(node, dir, nodeProgram, stateDirs);
+        var script = BuildNodeScript(node, dir, nodeProgram, stateDirs, stateSize);
         Os.StartDetached("unshare", ["-m", "--propagation", "private", "--", "bash", "-c", script]);
 
         // The script reports its own pid, which exec keeps for the node: robust even if setsid forked.
@@ -292,7 +293,10 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         node.Crashed = false;
     }
 
-    internal static string BuildNodeScript(LabHost node, string nodeDir, string nodeProgram, IReadOnlyList<string> stateDirs)
+    /// <param name="stateSize">Mount a tmpfs of this size (tmpfs syntax) on the node's state directory, visible in its
+    /// mount namespace only (so it goes away with the node), or null for none.</param>
+    internal static string BuildNodeScript(LabHost node, string nodeDir, string nodeProgram, IReadOnlyList<string> stateDirs,
+        string? stateSize = null)
     {
         var q = Os.ShellQuote;
         var log = Path.Combine(nodeDir, "node.log");
@@ -306,6 +310,12 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             "set -e",
             $"echo \"--- continuity-lab: starting {node.Name} at $(date -u +%Y-%m-%dT%H:%M:%SZ) ---\"",
         };
+        if (stateSize is not null)
+        {
+            var state = Path.Combine(nodeDir, "state");
+            lines.Add($"mkdir -p {q(state)}");
+            lines.Add($"mount -t tmpfs -o size={q(stateSize)},mode=0700 continuity-state {q(state)}");
+        }
         foreach (var path in stateDirs)
         {
             var source = Path.Combine(nodeDir, "fs") + path;
@@ -508,7 +518,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             node.ClusterPort++;
             var seeds = live.Count > 0 ? live.Take(2).ToList() : Topology.Seeds(state.Members);
             File.WriteAllText(Path.Combine(StateDir, node.Name, "node.hocon"), NodeConfig.Generate(node, seeds, includes, StateDir));
-            StartNode(node, program, NodeConfig.StateDirs(includes));
+            StartNode(node, program, NodeConfig.StateDirs(includes), state.StateSize);
         }
         node.Crashed = false;
         state.Save();

@@ -41,6 +41,8 @@ internal sealed class LabState
     public string? RepoRoot { get; init; }
     public string? ConfigFile { get; init; }
     public bool NoNodes { get; init; }
+    /// <summary>up --state-size: each node's state directory is a tmpfs of this size in its mount namespace.</summary>
+    public string? StateSize { get; init; }
     public List<LabHost> Hosts { get; init; } = [];
     /// <summary>Each entry is one group of nodes cut off from every node outside it.</summary>
     public List<List<string>> Partitions { get; init; } = [];

@@ -47,6 +47,14 @@ public sealed class MibConsoleSpecs : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Mib_show_prints_how_far_each_standby_lags_behind_the_primary()
+    {
+        await _run.Run(_node, "mib", "show");
+
+        Assert.Contains(Lines, l => l.StartsWith("kv: standby lag n2 7 packets, oldest waiting ") && l.Contains("1.5"));
+    }
+
+    [Fact]
     public async Task Mib_show_json_prints_the_nodes_json()
     {
         var code = await _run.Run(_node, "mib", "show", "--json");

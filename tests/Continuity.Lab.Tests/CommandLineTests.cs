@@ -32,6 +32,14 @@ public class CommandLineTests
         var c = Assert.IsType<UpCommand>(Parse("up", "--nodes", "1"));
         Assert.Equal(TimeSpan.FromSeconds(60), c.Timeout);
         Assert.Null(c.ConfigFile);
+        Assert.Null(c.StateSize);
+    }
+
+    [Fact]
+    public void Up_can_give_each_node_a_state_file_system_of_a_given_size()
+    {
+        var c = Assert.IsType<UpCommand>(Parse("up", "--nodes", "3", "--state-size", "256M"));
+        Assert.Equal("256M", c.StateSize);
     }
 
     [Theory]
@@ -44,6 +52,8 @@ public class CommandLineTests
     [InlineData(new[] { "up", "--nodes", "3", "--timeout", "soon" }, "positive duration")]
     [InlineData(new[] { "up", "--nodes", "3", "--witness=yes" }, "--witness takes no value")]
     [InlineData(new[] { "up", "--nodes", "3", "--frobnicate" }, "unknown argument '--frobnicate'")]
+    [InlineData(new[] { "up", "--nodes", "3", "--state-size", "lots" }, "--state-size must be a size like 256M")]
+    [InlineData(new[] { "up", "--nodes", "3", "--state-size", "256M,uid=0" }, "--state-size must be a size like 256M")]
     [InlineData(new[] { "launch" }, "unknown command 'launch'")]
     [InlineData(new string[0], "no command given")]
     [InlineData(new[] { "--verbose", "up" }, "unknown option '--verbose'")]

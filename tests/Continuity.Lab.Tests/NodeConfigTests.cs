@@ -147,6 +147,19 @@ public class NodeConfigTests : IDisposable
     }
 
     [Fact]
+    public void With_a_state_size_the_node_script_mounts_a_tmpfs_of_that_size_on_the_state_directory_first()
+    {
+        var n1 = Topology.Default.Hosts(1, witness: false)[0];
+        var lines = Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", ["/var/lib/kv"], "64M").TrimEnd().Split('\n').ToList();
+
+        var mount = lines.IndexOf("mount -t tmpfs -o size='64M',mode=0700 continuity-state '/lab/n1/state'");
+        Assert.True(mount > 0, string.Join("\n", lines));
+        Assert.Equal("mkdir -p '/lab/n1/state'", lines[mount - 1]);
+        Assert.True(mount < lines.IndexOf("mount --bind '/lab/n1/fs/var/lib/kv' '/var/lib/kv'"));
+        Assert.DoesNotContain("tmpfs", Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", []));
+    }
+
+    [Fact]
     public void Shell_quoting_survives_single_quotes()
     {
         Assert.Equal("'it'\\''s'", Os.ShellQuote("it's"));

@@ -93,6 +93,14 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private int _logGeneration;
     private readonly TimeSpan _journalRetry;
 
+    // The owner dropped this standby because its journal lagged (epoch of the drop, the owner's reason, and whether the
+    // primary has since resumed its stream). Its log misses what was released meanwhile, so it is no successor until a
+    // checkpoint stored after the stream resumed (or one of a later epoch) reached it. Kept in a file too: a restarted
+    // node must not forget it (its journal alone shows a log that merely ends early, which looks complete).
+    private (long Epoch, string Reason, bool Resumed)? _behind;
+    private string BehindFile => Path.Combine(_appDir, "log-behind");
+    private readonly SwitchHistory _history;
+
     public IStash Stash { get; set; } = null!;
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -105,6 +113,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         _nodeName = nodeName;
         _appDir = appDir;
         _watchInterval = watchInterval ?? DefaultWatchInterval;
+        _history = new SwitchHistory(appDir);
         _journalRetry = Context.System.Settings.Config.GetTimeSpan(JournalRetryKey, TimeSpan.FromSeconds(10), allowInfinite: false);
         if (_journalRetry <= TimeSpan.Zero) _journalRetry = TimeSpan.FromSeconds(10);
         Become(Serving);
@@ -118,6 +127,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         Timers.StartPeriodicTimer("watch", new WatchProgram(), _watchInterval);
         ClearLeftovers();
+        ReadBehind();
     }
 
     /// <summary>
@@ -333,6 +343,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _checkpointer!.Tell(new CheckpointerProtocol.Take());
             var info = new SwitchInfo(m.From, _node, DateTimeOffset.UtcNow, m.Reason, m.Epoch, d.Report.PacketsReplayed, d.Report.Phases);
             _lastSwitch = info;
+            RecordSwitch(info);
             _takeovers++;
             _replayedTotal += d.Report.PacketsReplayed;
             _owner?.Tell(new OwnerProtocol.TookOver(_app.Name, m.Epoch, _node, info));
@@ -344,6 +355,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<WatchProgram>(_ => { }); // no program of ours runs until the takeover is done
         Receive<OwnerProtocol.GetNodeStatus>(_ => ReplyNodeStatus());
         Receive<IntrospectionProtocol.GetAppFigures>(_ => ReplyFigures());
+        Receive<OwnerProtocol.GetSwitchHistory>(_ => ReplySwitchHistory());
         Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
         Receive<ReplicationProtocol.StreamFrom>(f => _standbyLog?.Forward(f));
         Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
@@ -402,6 +414,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void Common()
     {
         Receive<OwnerProtocol.SetRecoveryPaused>(m => _recoveryPaused = m.Paused);
+        Receive<OwnerProtocol.RecordSwitch>(m => RecordSwitch(m.Switch));
+        Receive<OwnerProtocol.GetSwitchHistory>(_ => ReplySwitchHistory());
         Receive<ReplicationProtocol.Append>(a =>
         {
             if (_standbyLog is null)
@@ -412,7 +426,22 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             }
             _standbyLog.Forward(a);
         });
-        Receive<ReplicationProtocol.StreamFrom>(f => _standbyLog?.Forward(f));
+        Receive<ReplicationProtocol.StreamFrom>(f =>
+        {
+            _standbyLog?.Forward(f);
+            // Added back: from here on the log itself marks the hole (and a checkpoint stored from now on covers it).
+            if (_behind is { } b && f.Epoch >= b.Epoch && !b.Resumed) _behind = b with { Resumed = true };
+        });
+        Receive<OwnerProtocol.DropStandby>(d =>
+        {
+            if (d.Epoch < _epoch || _role is AppRole.Primary or AppRole.TakingOver or AppRole.Releasing) return;
+            if (_behind is null)
+                _log.Error("[{0}] the owner drops this node from the standbys of {0}: {1}. Its log misses what the primary releases " +
+                    "from now on: it is not elected until it is added back and a fresh checkpoint reaches it.", _app.Name, d.Reason);
+            _behind = (d.Epoch, d.Reason, false);
+            WriteBehind();
+            Sender.Tell(new OwnerProtocol.StandbyDropped(_app.Name, d.Epoch, _node));
+        });
         Receive<ReplicationProtocol.CheckpointChunk>(c =>
         {
             if (_store is null) EnsureStandbyChildren();
@@ -424,6 +453,13 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             if (s.Node != _node) return;
             _lastStored = new CheckpointInfo(s.Epoch, s.Id, s.Mark, DateTimeOffset.UtcNow, 0, TimeSpan.Zero);
             // Only a checkpoint stored by the current store counts: the store reports newly received ones only.
+            if (_behind is { } behind && Sender.Equals(_store) && (s.Epoch > behind.Epoch || behind.Resumed))
+            {
+                _behind = null;
+                try { File.Delete(BehindFile); }
+                catch (Exception e) { _log.Warning("[{0}] removing {1} failed: {2}", _app.Name, BehindFile, e.Message); }
+                _log.Info("[{0}] checkpoint {1} stored after this node was added back: its log is complete again", _app.Name, s.Id);
+            }
             if (_awaitingFreshCheckpoint && Sender.Equals(_store))
             {
                 _awaitingFreshCheckpoint = false;
@@ -457,6 +493,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void ReplyFigures()
     {
         var (app, role, epoch, lastSwitch, takeovers, replayed) = (_app.Name, _role, _epoch, _lastSwitch, _takeovers, _replayedTotal);
+        var behindReason = _behind?.Reason;
         var timeout = TimeSpan.FromSeconds(2);
         var checkpointer = OrNull<CheckpointerProtocol.Status>(_checkpointer, new CheckpointerProtocol.GetStatus(), timeout);
         var capture = OrNull<CaptureProtocol.Status>(_capture, new CaptureProtocol.GetStatus(), timeout);
@@ -468,9 +505,62 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var last = c?.Last ?? n?.Info;
                 var depth = l?.Depth ?? (k is not null ? Math.Max(0, k.LastSeq - (c?.Last?.Mark ?? 0)) : 0);
                 return new IntrospectionProtocol.AppFigures(app, role, epoch, k?.LastSeq ?? 0, k?.LastReleased ?? 0, depth, last,
-                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch);
+                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason);
             })
             .PipeTo(Sender);
+    }
+
+    /// <summary>Keeps a switch in this node's history file, with node names rather than cluster addresses (an address
+    /// changes with a restart of its node; the name is what people and the history of other nodes use).</summary>
+    private void RecordSwitch(SwitchInfo s)
+    {
+        string Name(string? node) => node is null ? "" : node == _node ? _nodeName : node.Contains("://") ? NameOfMember(node) : node;
+        try { _history.Append(s with { From = s.From is null ? null : Name(s.From), To = Name(s.To) }); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("[{0}] the switch of epoch {1} could not be added to {2}: {3} (other nodes keep it too)", _app.Name, s.Epoch, _history.Path, e.Message);
+        }
+    }
+
+    private void ReplySwitchHistory()
+    {
+        IReadOnlyList<SwitchInfo> kept;
+        try { kept = _history.Read().ToList(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _log.Warning("[{0}] reading {1} failed: {2}", _app.Name, _history.Path, e.Message);
+            kept = new List<SwitchInfo>();
+        }
+        Sender.Tell(new OwnerProtocol.SwitchesKept(_app.Name, _nodeName, kept));
+    }
+
+    private void ReadBehind()
+    {
+        try
+        {
+            if (!File.Exists(BehindFile)) return;
+            var lines = File.ReadAllLines(BehindFile);
+            if (lines.Length >= 1 && long.TryParse(lines[0], out var epoch))
+            {
+                _behind = (epoch, lines.Length > 1 ? string.Join(' ', lines[1..]) : "its journal lagged", false);
+                _log.Warning("[{0}] this node was dropped from the standbys of epoch {1} ({2}): not elected until a fresh checkpoint " +
+                    "reaches it", _app.Name, epoch, _behind.Value.Reason);
+            }
+        }
+        catch (Exception e) { _log.Warning("[{0}] reading {1} failed: {2}", _app.Name, BehindFile, e.Message); }
+    }
+
+    private void WriteBehind()
+    {
+        if (_behind is not { } b) return;
+        try
+        {
+            // Written aside and renamed, so a crash never leaves half a file (which would read as no mark at all).
+            var temp = BehindFile + ".tmp";
+            File.WriteAllLines(temp, [b.Epoch.ToString(System.Globalization.CultureInfo.InvariantCulture), b.Reason]);
+            File.Move(temp, BehindFile, overwrite: true);
+        }
+        catch (Exception e) { _log.Error("[{0}] writing {1} failed: {2} (the mark holds until this node restarts)", _app.Name, BehindFile, e.Message); }
     }
 
     private static async Task<T?> OrNull<T>(IActorRef? to, object message, TimeSpan timeout) where T : class
@@ -528,20 +618,23 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void ReplyNodeStatus()
     {
         var (app, node, name, self, role, epoch) = (_app.Name, _node, _nodeName, Self, _role, _epoch);
-        var (failure, awaiting, paused) = (_journalFailure, _awaitingFreshCheckpoint, _recoveryPaused);
+        var (failure, awaiting, paused, behind) = (_journalFailure, _awaitingFreshCheckpoint, _recoveryPaused, _behind?.Reason);
         var disk = _platform.Disk(_appDir)?.FreePercent;
         var timeout = TimeSpan.FromSeconds(3);
         if (role == AppRole.Primary && _checkpointer is not null)
         {
-            _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout)
-                .ContinueWith(t => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
-                    t.IsCompletedSuccessfully ? t.Result.Last : null, epoch, 0, 0, failure, RecoveryPaused: paused, DiskFreePercent: disk))
+            var checkpoint = _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout);
+            var capture = OrNull<CaptureProtocol.Status>(_capture, new CaptureProtocol.GetStatus(), timeout);
+            Task.WhenAll(checkpoint, capture).ContinueWith(_ => new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch,
+                    checkpoint.IsCompletedSuccessfully ? checkpoint.Result.Last : null, epoch, 0, 0, failure, RecoveryPaused: paused,
+                    DiskFreePercent: disk, Lags: capture.Result?.Lags.ToList()))
                 .PipeTo(Sender);
             return;
         }
         if (_store is null || _standbyLog is null)
         {
-            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure, failure is null && !awaiting, paused, disk));
+            Sender.Tell(new OwnerProtocol.NodeStatus(app, node, name, self, role, epoch, null, 0, 0, 0, failure,
+                failure is null && !awaiting && behind is null, paused, disk, Behind: behind));
             return;
         }
         var newest = _store.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
@@ -553,8 +646,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 log.IsCompletedSuccessfully ? log.Result.Depth : 0,
                 failure,
                 // A log that does not answer is not trusted for a takeover either.
-                !awaiting && failure is null && log.IsCompletedSuccessfully && log.Result.Complete,
-                paused, disk))
+                !awaiting && failure is null && behind is null && log.IsCompletedSuccessfully && log.Result.Complete,
+                paused, disk, Behind: behind, LogBacklog: log.IsCompletedSuccessfully ? log.Result.Backlog : 0))
             .PipeTo(Sender);
     }
 

@@ -39,6 +39,7 @@ public sealed class AppsGuardian : ReceiveActor
         Receive<AppsProtocol.CheckpointNow>(c => ToOwner(c.App, c));
         Receive<AppsProtocol.PauseRecovery>(p => ToOwner(p.App, p));
         Receive<PlacementProtocol.GetServing>(_ => Serving().PipeTo(Sender));
+        Receive<AppsProtocol.GetSwitchHistory>(_ => SwitchHistory().PipeTo(Sender));
     }
 
     public static Props Props(IReadOnlyList<AppSpec> apps, PlatformServices platform, string stateDir, string nodeName,
@@ -98,6 +99,32 @@ public sealed class AppsGuardian : ReceiveActor
             .Select(st => new PlacementProtocol.ServedApp(st!.App, st.Role)).ToList());
     }
 
+    /// <summary>The switches every up data node keeps on disk, merged (one per application, epoch and time), oldest first.</summary>
+    private async Task<AppsProtocol.SwitchHistory> SwitchHistory()
+    {
+        var cluster = Cluster.Get(Context.System);
+        var members = cluster.State.Members.Where(m => m.Status == MemberStatus.Up && m.HasRole(AppOwner.DataRole)).ToList();
+        var guardian = Self.Path.ToStringWithoutAddress();
+        var asks = members.SelectMany(m => _apps.Select(a => (Member: m, App: a.Name, Reply: AskOrNull<OwnerProtocol.SwitchesKept>(
+            Context.ActorSelection(m.Address + guardian + "/" + AppActorName(a.Name)), new OwnerProtocol.GetSwitchHistory(a.Name),
+            TimeSpan.FromSeconds(3))))).ToList();
+        await Task.WhenAll(asks.Select(x => x.Reply)).ConfigureAwait(false);
+        var gaps = asks.Where(x => x.Reply.Result is null)
+            .Select(x => $"{Membership.NodeNames.NameOf(x.Member)} did not answer: the switches of {x.App} only it kept are missing")
+            .ToList();
+        var merged = new Dictionary<(string, long, DateTimeOffset), AppsProtocol.AppSwitch>();
+        foreach (var kept in asks.Select(x => x.Reply.Result).OfType<OwnerProtocol.SwitchesKept>())
+            foreach (var s in kept.Switches)
+                merged.TryAdd((kept.App, s.Epoch, s.At), new AppsProtocol.AppSwitch(kept.App, s));
+        return new AppsProtocol.SwitchHistory(merged.Values.OrderBy(x => x.Switch.At).ToList(), gaps);
+    }
+
+    private static async Task<T?> AskOrNull<T>(ActorSelection to, object message, TimeSpan timeout) where T : class
+    {
+        try { return await to.Ask<T>(message, timeout).ConfigureAwait(false); }
+        catch (Exception) { return null; }
+    }
+
     private async Task<AppsView> BuildView()
     {
         var views = await Task.WhenAll(_apps.Select(a => BuildAppView(a.Name, _owners[a.Name]))).ConfigureAwait(false);
@@ -122,7 +149,9 @@ public sealed class AppsGuardian : ReceiveActor
         var standbys = owner.Standbys.Select((s, i) =>
         {
             var st = standbyStatus[i];
-            var ready = (primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch;
+            // A log with a hole (it was added back after lagging, or joined mid-epoch) is no successor even with a
+            // checkpoint of this epoch from before the hole: not ready until a checkpoint covers it.
+            var ready = st?.LogComplete != false && ((primary?.Ready.Contains(s.Node) ?? false) || st?.Newest?.Epoch == owner.Epoch);
             return new StandbyView(s.Node, st?.NodeName ?? s.Node, ready, st?.LogDepth ?? 0, st?.Newest);
         }).ToList();
         var state = owner.Failed ? "failed"

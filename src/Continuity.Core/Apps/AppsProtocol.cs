@@ -27,6 +27,15 @@ public static class AppsProtocol
     public sealed record RecoveryPaused(string App, bool Paused, bool Changed) : IControlMessage;
 
     public sealed record SwitchStarted(string App, string From, string To, long Epoch) : IControlMessage;
+
+    /// <summary>Every switch of every application kept by the data nodes (merged). Replies <see cref="SwitchHistory"/>.</summary>
+    public sealed record GetSwitchHistory : IControlMessage;
+
+    /// <param name="Switches">Oldest first, one per application and epoch.</param>
+    /// <param name="Gaps">Data nodes that did not answer (what only they kept is missing).</param>
+    public sealed record SwitchHistory(IReadOnlyList<AppSwitch> Switches, IReadOnlyList<string> Gaps) : IControlMessage;
+
+    public sealed record AppSwitch(string App, SwitchInfo Switch) : IControlMessage;
     public sealed record CheckpointTaken(string App, CheckpointInfo Checkpoint) : IControlMessage;
     public sealed record Rejected(string App, string Reason) : IControlMessage;
 }

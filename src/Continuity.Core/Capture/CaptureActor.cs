@@ -27,8 +27,18 @@ public static class CaptureProtocol
 
     public sealed record GetStatus;
 
-    public sealed record Status(long LastSeq, long LastReleased, bool Paused, bool Unprotected, IReadOnlyDictionary<string, long> AckedByStandby);
+    /// <param name="Lags">How far each standby's acknowledgement trails the capture (the supervision rule's figure).</param>
+    public sealed record Status(long LastSeq, long LastReleased, bool Paused, bool Unprotected, IReadOnlyDictionary<string, long> AckedByStandby,
+        IReadOnlyList<StandbyLag> Lags);
 }
+
+/// <summary>How far one standby's journal trails the primary's capture.</summary>
+/// <param name="Node">The standby's cluster address.</param>
+/// <param name="Acked">The newest seq it acknowledged as written.</param>
+/// <param name="Packets">Packets captured and not yet acknowledged by it.</param>
+/// <param name="OldestWait">How long the oldest of those has waited for its acknowledgement (zero when none waits): the
+/// time the program has been kept from input because of this standby.</param>
+public sealed record StandbyLag(string Node, long Acked, long Packets, TimeSpan OldestWait) : Continuity.Core.Serialization.IControlMessage;
 
 /// <summary>
 /// The primary's capture: owns the kernel queue that holds every inbound packet of the application,
@@ -60,7 +70,8 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     private readonly Dictionary<string, (IActorRef Ref, long Acked)> _standbys = new();
     // Kernel packet id per seq not released yet, oldest first: the highest id of the released prefix is the verdict.
     // The packet is kept until released, so a standby that lost a batch can be sent it again.
-    private readonly Queue<(long Seq, uint PacketId, LoggedPacket Packet)> _pending = new();
+    // With the time each was captured (Stopwatch ticks: immune to clock steps), for the standbys' lag.
+    private readonly Queue<(long Seq, uint PacketId, LoggedPacket Packet, long CapturedAt)> _pending = new();
     private long _nextSeq;
     private long _lastReleased;
     private bool _paused;
@@ -117,7 +128,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         });
         Receive<CaptureProtocol.GetStatus>(_ => Sender.Tell(new CaptureProtocol.Status(
             _nextSeq - 1, _lastReleased, _paused, _standbys.Count == 0,
-            _standbys.ToDictionary(kv => kv.Key, kv => kv.Value.Acked))));
+            _standbys.ToDictionary(kv => kv.Key, kv => kv.Value.Acked), Lags())));
     }
 
     protected override void PreStart()
@@ -151,10 +162,11 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     {
         var first = _nextSeq;
         var packets = new LoggedPacket[c.Packets.Length];
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
         for (var i = 0; i < packets.Length; i++)
         {
             packets[i] = c.Packets[i] with { Seq = _nextSeq };
-            _pending.Enqueue((_nextSeq, c.PacketIds[i], packets[i]));
+            _pending.Enqueue((_nextSeq, c.PacketIds[i], packets[i], now));
             _nextSeq++;
         }
         if (_standbys.Count > 0)
@@ -192,6 +204,21 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         }
     }
 
+    /// <summary>Each standby's lag: packets held only for it are still in <see cref="_pending"/> (nothing past the slowest
+    /// acknowledgement is released), so the oldest one after its acknowledgement says how long it has kept them.</summary>
+    private List<StandbyLag> Lags()
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        var newest = _nextSeq - 1;
+        return _standbys.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv =>
+        {
+            var acked = kv.Value.Acked;
+            var oldest = _pending.FirstOrDefault(p => p.Seq > acked);
+            var wait = oldest.Packet is null ? TimeSpan.Zero : System.Diagnostics.Stopwatch.GetElapsedTime(oldest.CapturedAt, now);
+            return new StandbyLag(kv.Key, acked, Math.Max(0, newest - acked), wait);
+        }).ToList();
+    }
+
     private void OnSetStandbys(CaptureProtocol.SetStandbys m)
     {
         if (m.Epoch != _epoch) return;
@@ -217,7 +244,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         uint? verdict = null;
         while (_pending.Count > 0 && _pending.Peek().Seq <= upTo)
         {
-            var (seq, id, _) = _pending.Dequeue();
+            var (seq, id, _, _) = _pending.Dequeue();
             verdict = verdict is { } v ? Math.Max(v, id) : id;
             _lastReleased = seq;
         }

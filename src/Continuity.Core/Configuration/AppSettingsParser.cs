@@ -81,7 +81,23 @@ public static partial class AppSettingsParser
             "alarm" => DiskFullAction.Alarm,
             var other => throw ConfigValues.Bad(config, key + "on-disk-full", $"= \"{other}\" is invalid: expected switch or alarm"),
         };
-        return new ResourceRules(min, action, ConfigValues.Duration(config, key + "check-interval", TimeSpan.FromSeconds(1), "5s"));
+        var interval = ConfigValues.Duration(config, key + "check-interval", TimeSpan.FromSeconds(1), "5s");
+
+        // Below a second the rule would drop standbys for what the capture's own resend (every 250 ms) repairs.
+        var lag = ConfigValues.Duration(config, key + "max-standby-lag", TimeSpan.Zero, "10s");
+        if (lag > TimeSpan.Zero && lag < TimeSpan.FromSeconds(1))
+            throw ConfigValues.Bad(config, key + "max-standby-lag",
+                $"= \"{ConfigValues.String(config, key + "max-standby-lag")}\" is invalid: expected 0 (off) or a duration of at least 1s, e.g. 10s");
+        var packetsText = ConfigValues.String(config, key + "max-standby-lag-packets");
+        if (!long.TryParse(packetsText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var packets))
+            throw ConfigValues.Bad(config, key + "max-standby-lag-packets", $"= \"{packetsText}\" is invalid: expected a whole number of packets (0 = off), e.g. 5000");
+        var onLag = ConfigValues.String(config, key + "on-standby-lag") switch
+        {
+            "drop" => StandbyLagAction.Drop,
+            "alarm" => StandbyLagAction.Alarm,
+            var other => throw ConfigValues.Bad(config, key + "on-standby-lag", $"= \"{other}\" is invalid: expected drop or alarm"),
+        };
+        return new ResourceRules(min, action, interval, lag, packets, onLag);
     }
 
     private static List<string> AppNames(LoadedConfig config)

@@ -41,6 +41,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     private sealed record AskJoined(Address Address, int Attempt, bool Rejoin = false);
     private sealed record SwitchReleased(IActorRef ReplyTo, StandbyRef Target, OwnerProtocol.Released Released, string Reason);
     private sealed record SwitchFailed(IActorRef ReplyTo, string Reason);
+    /// <summary>A lagging standby answered (or not) that it knows it is being dropped.</summary>
+    private sealed record LagDropAnswered(string Node, long Epoch, string Why, bool Answered);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Cluster _cluster = Cluster.Get(Context.System);
@@ -64,6 +66,13 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     // would wait for their acks forever) and are never elected (their log is incomplete) until they report recovery.
     // Rebuilt from the nodes' statuses by every decision, so a new incarnation of the owner knows them too.
     private readonly Dictionary<string, string> _journalFailed = new();
+    // Standbys dropped because their journal lagged beyond max-standby-lag, with why and when. They are added back (the
+    // primary resumes their stream, leaving a hole in their log) once their log has written all it received. Each such
+    // node also knows it was dropped (it reports Behind), so a new incarnation of the owner rebuilds this set too.
+    private readonly Dictionary<string, (string Why, DateTimeOffset Since)> _lagging = new();
+    // Standbys lagging beyond the bound but not dropped (on-standby-lag = alarm, or the node did not answer the drop).
+    private readonly Dictionary<string, string> _lagAlarms = new();
+    private readonly HashSet<string> _dropping = new();
     private SwitchInfo? _lastSwitch;
     private string? _alarm;
     // An operator paused automatic recovery (maintenance): nothing is replaced, restarted or moved until resumed.
@@ -107,7 +116,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
         Self.Tell(new Reconcile("owner started"));
         if (_placement.Rebalance) Timers.StartPeriodicTimer("rebalance", new RebalanceTick(), _placement.Interval);
-        if (_supervision.MinFreeDiskPercent > 0) Timers.StartPeriodicTimer("supervise", new SuperviseTick(), _supervision.CheckInterval);
+        if (_supervision.MinFreeDiskPercent > 0 || _supervision.WatchesStandbyLag)
+            Timers.StartPeriodicTimer("supervise", new SuperviseTick(), _supervision.CheckInterval);
     }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
@@ -215,6 +225,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
             _removed.Add(m.Member.Address);
             var node = m.Member.Address.ToString();
             _journalFailed.Remove(node);
+            _lagging.Remove(node);
+            _lagAlarms.Remove(node);
             if (node == _primary?.Node && _recoveryPaused)
             {
                 _pausedWhile = $"primary {NameOf(node)} was removed";
@@ -239,6 +251,8 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             if (t.Epoch != _epoch) return;
             _lastSwitch = t.Switch;
+            // Every data node keeps the switch on disk, so the history outlives this owner and any single node.
+            foreach (var m in UpDataMembers()) AppActorOn(m.Address).Tell(new OwnerProtocol.RecordSwitch(_app, t.Switch));
             _failedTakeover.Clear();
             _alarm = null;
             _restartAt = null;
@@ -296,8 +310,13 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<Facts>(f =>
         {
             if (f.ForRebalance) OnRebalanceFacts(f);
-            else OnSupervisionFacts(f);
+            else
+            {
+                OnStandbyLagFacts(f);
+                if (_supervision.MinFreeDiskPercent > 0) OnSupervisionFacts(f);
+            }
         });
+        Receive<LagDropAnswered>(OnLagDropAnswered);
         // The replies to a switch this owner asked of itself (rebalancing, or a resource rule).
         Receive<AppsProtocol.SwitchStarted>(st => _log.Info("[{0}] {1} takes over from {2} (epoch {3})", _app, st.To, st.From, st.Epoch));
         Receive<AppsProtocol.Rejected>(r => _log.Warning("[{0}] move not made: {1}", _app, r.Reason));
@@ -358,6 +377,78 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         _log.Error("[{0}] {1}", _app, _resourceAlarm);
         _lastMove = DateTimeOffset.UtcNow;
         Self.Tell(new AppsProtocol.Switch(_app, target.Node, $"supervision: {problem}"));
+    }
+
+    /// <summary>
+    /// The rule for a standby whose journal falls behind: the primary releases a packet only once every standby logged it,
+    /// so one slow standby keeps the program from its input. Beyond max-standby-lag (the primary's own figures, asked by
+    /// the supervision tick) the owner, the one who decides who is a standby, drops it (on-standby-lag = drop) or raises
+    /// an alarm. A drop is a configuration change like the one made for a failed journal, not a local timeout: the node is
+    /// told first and answers once it noted (on disk) that its log will miss packets, so it is never elected with that log;
+    /// only then does the primary stop waiting for it. It is added back once its log has written everything it received,
+    /// through the same path as any standby added mid-epoch: the primary resumes its stream (StreamFrom), its log marks the
+    /// hole, and it is not elected until a checkpoint covering the hole reached it.
+    /// </summary>
+    private void OnStandbyLagFacts(Facts f)
+    {
+        if (f.Epoch != _epoch || _primary is null) return;
+        var now = DateTimeOffset.UtcNow;
+        foreach (var n in f.Nodes.Where(n => _lagging.ContainsKey(n.Node)).ToList())
+        {
+            if (n.JournalFailure is not null || n.LogBacklog > 0 || n.Role != AppRole.Standby) continue;
+            // Held out for one check at least: a standby that lags again at once would otherwise stall the primary every tick.
+            if (now - _lagging[n.Node].Since < _supervision.CheckInterval) continue;
+            _lagging.Remove(n.Node);
+            if (!AddStandby(n)) continue;
+            _log.Warning("[{0}] standby {1} has written all it received: added back (its stream resumes where the primary is; it is " +
+                "not elected until a checkpoint covers the packets it missed)", _app, n.NodeName);
+            n.AppActor.Tell(new OwnerProtocol.BecomeStandby(_app, _epoch, _primary.Node));
+            TellPrimaryStandbys();
+        }
+
+        if (!_supervision.WatchesStandbyLag || f.Nodes.FirstOrDefault(n => n.Node == _primary.Node)?.Lags is not { } lags) return;
+        foreach (var node in _lagAlarms.Keys.Where(k => !_standbys.ContainsKey(k)).ToList()) _lagAlarms.Remove(node);
+        foreach (var lag in lags)
+        {
+            if (!_standbys.TryGetValue(lag.Node, out var standby)) continue;
+            if (_supervision.Exceeded(lag) is not { } why)
+            {
+                if (_lagAlarms.Remove(lag.Node)) _log.Info("[{0}] standby {1} keeps up again", _app, NameOf(lag.Node));
+                continue;
+            }
+            if (_supervision.OnStandbyLag == StandbyLagAction.Alarm)
+            {
+                var alarm = $"standby {NameOf(lag.Node)} lags: {why} (on-standby-lag = alarm): the primary holds the program's input for it";
+                if (!_lagAlarms.ContainsKey(lag.Node)) _log.Error("[{0}] {1}", _app, alarm);
+                _lagAlarms[lag.Node] = alarm;
+                continue;
+            }
+            if (!_dropping.Add(lag.Node)) continue;
+            var (node, epoch) = (lag.Node, _epoch);
+            standby.AppActor.Ask<OwnerProtocol.StandbyDropped>(new OwnerProtocol.DropStandby(_app, epoch, why), _askTimeout)
+                .ContinueWith(t => new LagDropAnswered(node, epoch, why, t.IsCompletedSuccessfully)).PipeTo(Self);
+        }
+    }
+
+    private void OnLagDropAnswered(LagDropAnswered a)
+    {
+        _dropping.Remove(a.Node);
+        if (a.Epoch != _epoch || !_standbys.ContainsKey(a.Node)) return;
+        if (!a.Answered)
+        {
+            // Dropping it without its word could let a later election pick its short log: wait (membership may remove it).
+            _lagAlarms[a.Node] = $"standby {NameOf(a.Node)} lags: {a.Why}, and did not answer being dropped: the primary keeps " +
+                "holding the program's input for it";
+            _log.Error("[{0}] {1}", _app, _lagAlarms[a.Node]);
+            return;
+        }
+        _standbys.Remove(a.Node);
+        _lagAlarms.Remove(a.Node);
+        _lagging[a.Node] = (a.Why, DateTimeOffset.UtcNow);
+        TellPrimaryStandbys();
+        _log.Error("[{0}] standby {1} dropped: {2}. The primary no longer waits for it; it is added back once its journal caught " +
+            "up, and not elected until a checkpoint covers what it missed.{3}", _app, NameOf(a.Node), a.Why,
+            _standbys.Count == 0 ? " No standby is left: the application runs unprotected." : "");
     }
 
     private void OnRebalanceTick()
@@ -490,6 +581,10 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
         var parts = new[] { paused, ProgramAlarm(), _resourceAlarm }
             .Concat(_journalFailed.OrderBy(kv => kv.Key, StringComparer.Ordinal)
                 .Select(kv => $"standby {NameOf(kv.Key)} dropped: its journal failed: {kv.Value}"))
+            .Concat(_lagging.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+                .Select(kv => $"standby {NameOf(kv.Key)} dropped: its journal lagged: {kv.Value.Why}; it is added back once its " +
+                              "log has caught up, and not elected until a checkpoint covers what it missed"))
+            .Concat(_lagAlarms.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value))
             .Where(p => p is not null).ToList();
         return parts.Count == 0 ? null : string.Join("; ", parts);
     }
@@ -676,6 +771,13 @@ public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         _names[n.Node] = n.NodeName;
         if (n.JournalFailure is not null) return false;
+        // Dropped for lagging and still writing what it had received: not yet (the supervision tick adds it back).
+        if (n.Behind is { } why && n.LogBacklog > 0)
+        {
+            if (!_lagging.ContainsKey(n.Node)) _lagging[n.Node] = (why, DateTimeOffset.UtcNow);
+            return false;
+        }
+        _lagging.Remove(n.Node);
         _standbys[n.Node] = new StandbyRef(n.Node, n.AppActor);
         return true;
     }

@@ -40,9 +40,22 @@ public static class OwnerProtocol
     /// <param name="DiskFreePercent">Free share of the file system holding this node's state for the app, if readable.</param>
     /// <param name="LogComplete">False while its log misses packets (it rejoined after a journal failure, or joined
     /// mid-epoch) and no fresh checkpoint has covered them: it stays a standby but is not elected.</param>
+    /// <param name="Lags">Primary: how far each standby's acknowledgement trails its capture (null on other nodes).</param>
+    /// <param name="Behind">Why the owner dropped this node from the standbys because its journal lagged (null when it
+    /// was not): its log then misses what the primary released meanwhile, so it reports itself not complete.</param>
+    /// <param name="LogBacklog">Standby: batches received and not yet written to the journal (packets).</param>
     public sealed record NodeStatus(string App, string Node, string NodeName, IActorRef AppActor, AppRole Role, long Epoch,
         CheckpointInfo? Newest, long LogEpoch, long LogTail, int LogDepth, string? JournalFailure = null, bool LogComplete = true,
-        bool RecoveryPaused = false, double? DiskFreePercent = null) : IControlMessage;
+        bool RecoveryPaused = false, double? DiskFreePercent = null, IReadOnlyList<StandbyLag>? Lags = null, string? Behind = null,
+        long LogBacklog = 0) : IControlMessage;
+
+    /// <summary>From the owner to a standby whose journal lags beyond the bound, before the primary is told to stop
+    /// waiting for it: the node notes (on disk too) that its log is about to miss packets, so that it is not elected
+    /// (by this owner or a later incarnation) until a checkpoint taken after it was added back reached it. The owner
+    /// drops it only once it answered <see cref="StandbyDropped"/>.</summary>
+    public sealed record DropStandby(string App, long Epoch, string Reason) : IControlMessage;
+
+    public sealed record StandbyDropped(string App, long Epoch, string Node) : IControlMessage;
 
     /// <summary>To every data node's app actor: the owner's recovery is paused (or resumed). Kept there because the owner
     /// keeps nothing: a new incarnation of it learns the pause from the nodes' statuses.</summary>
@@ -56,6 +69,17 @@ public static class OwnerProtocol
     public sealed record JournalRecovered(string App, string Node) : IControlMessage;
 
     public sealed record TookOver(string App, long Epoch, string Node, SwitchInfo Switch) : IControlMessage;
+
+    /// <summary>From the owner to every data node's app actor after a switch: keep it in the node's durable switch history
+    /// (<see cref="SwitchHistory"/>).</summary>
+    public sealed record RecordSwitch(string App, SwitchInfo Switch) : IControlMessage;
+
+    /// <summary>Asked of a data node's app actor. Replies <see cref="SwitchesKept"/>.</summary>
+    public sealed record GetSwitchHistory(string App) : IControlMessage;
+
+    /// <param name="Node">The node's name.</param>
+    /// <param name="Switches">What its history file holds, oldest first.</param>
+    public sealed record SwitchesKept(string App, string Node, IReadOnlyList<SwitchInfo> Switches) : IControlMessage;
     public sealed record TakeoverFailed(string App, long Epoch, string Node, string Reason) : IControlMessage;
 
     /// <summary>The program of <paramref name="Epoch"/> could not be started on <paramref name="Node"/>, or exited there on

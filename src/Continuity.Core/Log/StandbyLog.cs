@@ -21,7 +21,8 @@ public static class StandbyLogProtocol
     /// <param name="Depth">Packets held in memory (after the checkpoint's mark).</param>
     /// <param name="Complete">False while the log misses packets before ones it holds (it joined or rejoined mid-epoch)
     /// and no checkpoint covering them has arrived: a takeover from it would replay a log with a hole.</param>
-    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true);
+    /// <param name="Backlog">Packets received and not yet written (the journal is behind what arrived).</param>
+    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true, long Backlog = 0);
 
     /// <summary>To the parent, just before the log stops: the journal could not be read or written.</summary>
     public sealed record JournalFailed(string Journal, string Reason);
@@ -123,8 +124,10 @@ public sealed class StandbyLog : ReceivePersistentActor
         Command<StandbyLogProtocol.GetStatus>(_ =>
         {
             var epoch = _tails.Count > 0 ? _tails.Keys.Max() : _checkpointEpoch;
-            Sender.Tell(new StandbyLogProtocol.Status(epoch, _lastSeq.GetValueOrDefault(epoch, _checkpointMark),
-                _tails.Values.Sum(t => t.Count), _hole is null));
+            var written = _lastSeq.GetValueOrDefault(epoch, _checkpointMark);
+            // A resumed stream whose first batch has not arrived yet is a hole not marked yet.
+            Sender.Tell(new StandbyLogProtocol.Status(epoch, written, _tails.Values.Sum(t => t.Count), _hole is null && _streamFrom is null,
+                Math.Max(0, _receivedSeq.GetValueOrDefault(epoch) - written)));
         });
     }
 
@@ -223,6 +226,8 @@ public sealed class StandbyLog : ReceivePersistentActor
         _events.Add((sequenceNr, k.Epoch, k.Mark, true));
         if (k.Epoch < _checkpointEpoch || (k.Epoch == _checkpointEpoch && k.Mark < _checkpointMark)) return;
         if (_hole is { } h && (k.Epoch > h.Epoch || (k.Epoch == h.Epoch && k.Mark >= h.Seq))) _hole = null;
+        // A resumed stream whose first batch has not come yet: a checkpoint up to just before it leaves no hole to mark.
+        if (_streamFrom is { } f && (k.Epoch > f.Epoch || (k.Epoch == f.Epoch && k.Mark >= f.Seq - 1))) _streamFrom = null;
         _checkpointEpoch = k.Epoch;
         _checkpointMark = k.Mark;
         foreach (var old in _tails.Keys.Where(e => e < k.Epoch).ToList()) _tails.Remove(old);

@@ -44,9 +44,12 @@ public static class IntrospectionProtocol
     /// <param name="Takeovers">Takeovers this node completed since it started.</param>
     /// <param name="PacketsReplayedTotal">Packets replayed by those takeovers.</param>
     /// <param name="LastSwitch">The last takeover this node completed (with its phase durations), or null.</param>
+    /// <param name="StandbyLags">Primary: how far each standby's journal trails the capture (null on other nodes).</param>
+    /// <param name="DroppedBehind">Standby: why the owner dropped it for lagging, until a fresh checkpoint reached it.</param>
     public sealed record AppFigures(string App, AppRole Role, long Epoch, long PacketsCaptured, long PacketsReleased,
         long LogDepth, CheckpointInfo? LastCheckpoint, TimeSpan? LastShip, long CheckpointCount, long Takeovers,
-        long PacketsReplayedTotal, SwitchInfo? LastSwitch) : IControlMessage;
+        long PacketsReplayedTotal, SwitchInfo? LastSwitch, IReadOnlyList<Capture.StandbyLag>? StandbyLags = null,
+        string? DroppedBehind = null) : IControlMessage;
 
     /// <summary>Asked of a local app actor. Replies <see cref="AppFigures"/>. Never leaves the node.</summary>
     public sealed record GetAppFigures(string App);

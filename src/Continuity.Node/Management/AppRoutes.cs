@@ -31,12 +31,13 @@ public static class AppRoutes
                 ? new CheckpointDto(c.Id, c.Epoch, c.Mark, c.At.ToString("O"), (long)(now - c.At).TotalMilliseconds, c.Bytes, (long)c.Freeze.TotalMilliseconds)
                 : null,
             a.LogDepth,
-            a.LastSwitch is { } s
-                ? new SwitchDto(s.From is null ? null : nameOf(s.From), nameOf(s.To), s.At.ToString("O"), s.Reason, s.Epoch, s.PacketsReplayed,
-                    s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds))
-                : null,
+            a.LastSwitch is { } s ? ToDto(s, nameOf) : null,
             a.Alarm);
     }
+
+    public static SwitchDto ToDto(Continuity.Core.Election.SwitchInfo s, Func<string, string> nameOf) =>
+        new(s.From is null ? null : nameOf(s.From), nameOf(s.To), s.At.ToString("O"), s.Reason, s.Epoch, s.PacketsReplayed,
+            s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds));
 
     /// <param name="guardian">The node's AppsGuardian, or null on a node that runs no applications (a witness).</param>
     /// <param name="inFlight">The actions this node is carrying out, so a conflicting one is refused at once.</param>

@@ -9,9 +9,10 @@ using Microsoft.AspNetCore.Http;
 namespace Continuity.Node.Management;
 
 /// <summary>
-/// GET /v1/history: this node's audit trail and the switches the cluster still knows of, newest first. The switch part
-/// is what is held in memory today: each application's last switch (its owner) and each member's last takeover (the
-/// MIB), one entry per application and epoch. Older switches are not kept anywhere.
+/// GET /v1/history: this node's audit trail and the switches the cluster knows of, newest first, one entry per
+/// switch (by application, epoch and time). The switches come from the history file every data node keeps (Core's SwitchHistory: it
+/// survives restarts and moves of the owner), merged over the up data nodes, plus what is held in memory (each
+/// application's last switch at its owner, each member's last takeover in the MIB) for a node whose file is unreadable.
 /// </summary>
 public static class HistoryRoutes
 {
@@ -38,14 +39,27 @@ public static class HistoryRoutes
             var entries = audit.ReadNewestFirst().Select(e => new EntryDto("action", e.Time, settings.NodeName, e.Remote, e.Token, e.Action,
                 e.Target, e.Detail, e.Outcome, e.Status, e.Reason)).ToList();
             var gaps = new List<string>();
-            var switches = new Dictionary<(string App, long Epoch), EntryDto>();
+            // The same switch comes from several sources with the same epoch and time (epochs alone restart after a
+            // restart of the whole cluster).
+            var switches = new Dictionary<(string App, long Epoch, string At), EntryDto>();
             void Add(string app, AppRoutes.SwitchDto s)
             {
-                switches.TryAdd((app, s.Epoch), new EntryDto("switch", s.At, null, Reason: s.Reason, App: app, From: s.From, To: s.To,
+                switches.TryAdd((app, s.Epoch, s.At), new EntryDto("switch", s.At, null, Reason: s.Reason, App: app, From: s.From, To: s.To,
                     Epoch: s.Epoch, PacketsReplayed: s.PacketsReplayed, Phases: s.Phases));
             }
 
             var cluster = Akka.Cluster.Cluster.Get(system);
+            string NameOf(string address) => NodeNames.NameOfAddress(cluster.State, address);
+            if (guardian is not null)
+            {
+                try
+                {
+                    var kept = await guardian.Ask<AppsProtocol.SwitchHistory>(new AppsProtocol.GetSwitchHistory(), TimeSpan.FromSeconds(10));
+                    foreach (var k in kept.Switches) Add(k.App, AppRoutes.ToDto(k.Switch, NameOf));
+                    gaps.AddRange(kept.Gaps);
+                }
+                catch (Exception e) { gaps.Add($"the data nodes' switch histories could not be read ({e.GetType().Name})"); }
+            }
             if (guardian is not null)
             {
                 try

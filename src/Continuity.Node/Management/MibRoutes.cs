@@ -73,9 +73,17 @@ public static class MibJson
 {
     public sealed record QueueDto(int Queue, long Backlog, long QueueDropped, long UserDropped);
 
+    /// <summary>Primary: how far one standby's journal trails its capture (the figure of the max-standby-lag rule).</summary>
+    /// <param name="Standby">The standby's node name.</param>
+    /// <param name="PacketsBehind">Packets captured that it has not acknowledged as logged.</param>
+    /// <param name="OldestWaitMs">How long the oldest of those has waited (0 when none waits).</param>
+    public sealed record StandbyLagDto(string Standby, string Address, long Acked, long PacketsBehind, long OldestWaitMs);
+
+    /// <param name="StandbyLags">Primary: one entry per current standby (empty on other nodes).</param>
+    /// <param name="DroppedBehind">Standby: why the owner dropped it for lagging, until a fresh checkpoint reached it.</param>
     public sealed record AppDto(string App, string Role, long Epoch, long PacketsCaptured, long PacketsReleased, long LogDepth,
         AppRoutes.CheckpointDto? LastCheckpoint, long? LastShipMs, long CheckpointCount, long Takeovers, long PacketsReplayedTotal,
-        AppRoutes.SwitchDto? LastSwitch);
+        AppRoutes.SwitchDto? LastSwitch, IReadOnlyList<StandbyLagDto> StandbyLags, string? DroppedBehind);
 
     /// <param name="Reachable">False when the node did not answer in time; its figures are then null and its lists empty.</param>
     public sealed record NodeDto(string Node, string Address, bool Reachable, string? Error, string? SampledAt,
@@ -100,7 +108,9 @@ public static class MibJson
                 a.LastSwitch is { } s
                     ? new AppRoutes.SwitchDto(s.From is null ? null : nameOf(s.From), nameOf(s.To), s.At.ToString("O"), s.Reason, s.Epoch,
                         s.PacketsReplayed, s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds))
-                    : null)).ToList());
+                    : null,
+                (a.StandbyLags ?? []).Select(l => new StandbyLagDto(nameOf(l.Node), l.Node, l.Acked, l.Packets, (long)l.OldestWait.TotalMilliseconds)).ToList(),
+                a.DroppedBehind)).ToList());
     }
 
     public static NodeDto Unreachable(string node, string address, string why) =>
@@ -152,6 +162,11 @@ public static class PrometheusMetrics
         Family(w, "continuity_app_checkpoints_total", "counter", "Primary: checkpoints taken in this epoch (resets with the epoch).", apps.Select(a => (A(a), (double)a.CheckpointCount)));
         Family(w, "continuity_app_takeovers_total", "counter", "Takeovers (switches to this node) completed since the node started.", apps.Select(a => (A(a), (double)a.Takeovers)));
         Family(w, "continuity_app_packets_replayed_total", "counter", "Packets replayed by this node's takeovers since it started.", apps.Select(a => (A(a), (double)a.PacketsReplayedTotal)));
+        var lags = apps.SelectMany(a => (a.StandbyLags ?? []).Select(l => (Labels: A(a).Append(("standby", nameOf(l.Node))).ToArray(), Lag: l))).ToList();
+        Family(w, "continuity_standby_lag_packets", "gauge", "Primary: packets a standby has not yet acknowledged as logged (standby label).",
+            lags.Select(l => (l.Labels, (double)l.Lag.Packets)));
+        Family(w, "continuity_standby_lag_seconds", "gauge", "Primary: how long the oldest packet a standby has not acknowledged has waited (the max-standby-lag figure).",
+            lags.Select(l => (l.Labels, l.Lag.OldestWait.TotalSeconds)));
         var withSwitch = apps.Where(a => a.LastSwitch is not null).ToList();
         Family(w, "continuity_app_last_switch_timestamp_seconds", "gauge", "When this node last completed a takeover (Unix time).",
             withSwitch.Select(a => (A(a), a.LastSwitch!.At.ToUnixTimeMilliseconds() / 1000.0)));

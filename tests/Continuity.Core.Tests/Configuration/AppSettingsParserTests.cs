@@ -349,12 +349,30 @@ public class AppSettingsParserTests
     public void The_disk_rule_switches_below_five_percent_free_by_default()
     {
         var rule = AppSettingsParser.ParseResourceRules(ContinuityConfigLoader.LoadFromString("continuity.supervision.check-interval = 2s\n", "node.hocon"));
-        Assert.Equal(new Continuity.Core.Supervision.ResourceRules(5, Continuity.Core.Supervision.DiskFullAction.Switch, TimeSpan.FromSeconds(2)), rule);
+        Assert.Equal(new Continuity.Core.Supervision.ResourceRules(5, Continuity.Core.Supervision.DiskFullAction.Switch, TimeSpan.FromSeconds(2),
+            TimeSpan.FromSeconds(10), 0, Continuity.Core.Supervision.StandbyLagAction.Drop), rule);
+    }
+
+    [Fact]
+    public void A_standby_that_lags_is_dropped_after_ten_seconds_by_default_and_the_bounds_can_be_set()
+    {
+        var rule = AppSettingsParser.ParseResourceRules(ContinuityConfigLoader.LoadFromString(
+            "continuity.supervision { max-standby-lag = 3s, max-standby-lag-packets = 5000, on-standby-lag = alarm }\n", "node.hocon"));
+        Assert.Equal(TimeSpan.FromSeconds(3), rule.StandbyLagBound);
+        Assert.Equal(5000, rule.MaxStandbyLagPackets);
+        Assert.Equal(Continuity.Core.Supervision.StandbyLagAction.Alarm, rule.OnStandbyLag);
+
+        var off = AppSettingsParser.ParseResourceRules(ContinuityConfigLoader.LoadFromString("continuity.supervision.max-standby-lag = 0\n", "node.hocon"));
+        Assert.False(off.WatchesStandbyLag);
     }
 
     [Theory]
     [InlineData("continuity.supervision.min-free-disk-percent = 80", "'continuity.supervision.min-free-disk-percent' = \"80\" is invalid: expected a number 0-50 (0 = off)")]
     [InlineData("continuity.supervision.on-disk-full = panic", "'continuity.supervision.on-disk-full' = \"panic\" is invalid: expected switch or alarm")]
+    [InlineData("continuity.supervision.max-standby-lag = 200ms", "'continuity.supervision.max-standby-lag' = \"200ms\" is invalid: expected 0 (off) or a duration of at least 1s")]
+    [InlineData("continuity.supervision.max-standby-lag = soon", "'continuity.supervision.max-standby-lag' = \"soon\" is invalid: expected a duration such as 10s")]
+    [InlineData("continuity.supervision.max-standby-lag-packets = -5", "'continuity.supervision.max-standby-lag-packets' = \"-5\" is invalid: expected a whole number of packets (0 = off)")]
+    [InlineData("continuity.supervision.on-standby-lag = wait", "'continuity.supervision.on-standby-lag' = \"wait\" is invalid: expected drop or alarm")]
     public void Bad_supervision_settings_are_refused(string setting, string message)
     {
         var loaded = ContinuityConfigLoader.LoadFromString(setting + "\n", "node.hocon");

@@ -79,6 +79,27 @@ public sealed class MibSpecs(SoloNodeFixture fixture) : IClassFixture<SoloNodeFi
         Assert.Contains("continuity_app_takeovers_total", families.Keys);
     }
 
+    [Fact]
+    public void A_primarys_standby_lag_is_a_figure_per_standby_in_the_mib_and_the_metrics()
+    {
+        const string n2 = "akka.tcp://continuity@10.0.0.2:4053";
+        var now = DateTimeOffset.UtcNow;
+        var lags = new[] { new Continuity.Core.Capture.StandbyLag(n2, 41, 12, TimeSpan.FromSeconds(11)) }.ToList();
+        var app = new IntrospectionProtocol.AppFigures("kv", Continuity.Core.Election.AppRole.Primary, 2, 53, 41, 12, null, null, 0, 0, 0, null, lags);
+        var mib = new IntrospectionProtocol.NodeMib("n1", "akka.tcp://continuity@10.0.0.1:4053", now,
+            new IntrospectionProtocol.NodeFigures(1, 1, 2, 1, 2, [], 0, null), [app]);
+        string NameOf(string address) => address == n2 ? "n2" : address;
+
+        var dto = Continuity.Node.Management.MibJson.FromMib(mib, NameOf, now);
+        var lag = Assert.Single(Assert.Single(dto.Apps).StandbyLags);
+        Assert.Equal(("n2", n2, 41L, 12L, 11_000L), (lag.Standby, lag.Address, lag.Acked, lag.PacketsBehind, lag.OldestWaitMs));
+
+        var families = PrometheusText.Parse(Continuity.Node.Management.PrometheusMetrics.Write(mib, NameOf, now));
+        var seconds = Assert.Single(families["continuity_standby_lag_seconds"].Samples);
+        Assert.Equal(("n2", "kv", "n1", 11.0), (seconds.Labels["standby"], seconds.Labels["app"], seconds.Labels["node"], seconds.Value));
+        Assert.Equal(12, Assert.Single(families["continuity_standby_lag_packets"].Samples).Value);
+    }
+
     [Theory]
     [InlineData("/metrics")]
     [InlineData("/v1/mib")]
