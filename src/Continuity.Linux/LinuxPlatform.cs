@@ -36,6 +36,10 @@ public static class LinuxPlatform
                 app => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(app.Vip, app.QueueNumber),
                     new PacketInspector(), new RawPacketSender()),
                 log: log,
-                clearLeftovers: app => VethInjectionChannel.RemoveLeftovers(app.Vip, app.QueueNumber)));
+                clearLeftovers: app => VethInjectionChannel.RemoveLeftovers(app.Vip, app.QueueNumber)))
+        {
+            OpenConnections = app => Supervision.TcpConnections.Count(app.Vip,
+                app.Ports.Where(p => p.Protocol == "tcp").Select(p => p.Port).ToList()),
+        };
     }
 }

@@ -143,6 +143,7 @@ internal sealed class FakePlatform
     public PlatformServices Services => new(_ => { lock (Queues) { Queues.Add(Queue); } return Queue; }, _ => Criu, Filter, Vip, Launcher, Takeover)
     {
         Disk = _ => new Continuity.Core.Supervision.DiskSpace(DiskFreePercent, 100),
+        OpenConnections = _ => 7,
     };
 }
 

@@ -494,6 +494,12 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         var (app, role, epoch, lastSwitch, takeovers, replayed) = (_app.Name, _role, _epoch, _lastSwitch, _takeovers, _replayedTotal);
         var behindReason = _behind?.Reason;
+        int? connections = null;
+        if (role == AppRole.Primary)
+        {
+            try { connections = _platform.OpenConnections(_app); }
+            catch (Exception e) { _log.Debug("[{0}] counting open connections failed: {1}", _app.Name, e.Message); }
+        }
         var timeout = TimeSpan.FromSeconds(2);
         var checkpointer = OrNull<CheckpointerProtocol.Status>(_checkpointer, new CheckpointerProtocol.GetStatus(), timeout);
         var capture = OrNull<CaptureProtocol.Status>(_capture, new CaptureProtocol.GetStatus(), timeout);
@@ -505,7 +511,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var last = c?.Last ?? n?.Info;
                 var depth = l?.Depth ?? (k is not null ? Math.Max(0, k.LastSeq - (c?.Last?.Mark ?? 0)) : 0);
                 return new IntrospectionProtocol.AppFigures(app, role, epoch, k?.LastSeq ?? 0, k?.LastReleased ?? 0, depth, last,
-                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason);
+                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason, connections);
             })
             .PipeTo(Sender);
     }

@@ -18,4 +18,8 @@ public sealed record PlatformServices(
 {
     /// <summary>Free space of the file system holding a directory (the supervision rule for a full disk).</summary>
     public Func<string, Supervision.DiskSpace?> Disk { get; init; } = Supervision.DiskSpace.Of;
+
+    /// <summary>Established TCP connections to the application's VIP and ports on this node (the MIB's open
+    /// connections, asked of the primary); null where the platform cannot tell.</summary>
+    public Func<AppSpec, int?> OpenConnections { get; init; } = _ => null;
 }

@@ -49,7 +49,7 @@ public static class IntrospectionProtocol
     public sealed record AppFigures(string App, AppRole Role, long Epoch, long PacketsCaptured, long PacketsReleased,
         long LogDepth, CheckpointInfo? LastCheckpoint, TimeSpan? LastShip, long CheckpointCount, long Takeovers,
         long PacketsReplayedTotal, SwitchInfo? LastSwitch, IReadOnlyList<Capture.StandbyLag>? StandbyLags = null,
-        string? DroppedBehind = null) : IControlMessage;
+        string? DroppedBehind = null, int? OpenConnections = null) : IControlMessage;
 
     /// <summary>Asked of a local app actor. Replies <see cref="AppFigures"/>. Never leaves the node.</summary>
     public sealed record GetAppFigures(string App);

@@ -152,6 +152,8 @@ public static class PrometheusMetrics
         Family(w, "continuity_app_epoch", "gauge", "The application's epoch as this node knows it.", apps.Select(a => (A(a), (double)a.Epoch)));
         Family(w, "continuity_app_packets_captured_total", "counter", "Primary: packets logged in this epoch (resets with the epoch).", apps.Select(a => (A(a), (double)a.PacketsCaptured)));
         Family(w, "continuity_app_packets_released_total", "counter", "Primary: packets released to the program in this epoch (resets with the epoch).", apps.Select(a => (A(a), (double)a.PacketsReleased)));
+        Family(w, "continuity_app_open_connections", "gauge", "Primary: established TCP connections to the application's VIP and ports.",
+            apps.Where(a => a.OpenConnections is not null).Select(a => (A(a), (double)a.OpenConnections!.Value)));
         Family(w, "continuity_app_log_depth_packets", "gauge", "Packets logged after the newest checkpoint's mark (replayed by a failover).", apps.Select(a => (A(a), (double)a.LogDepth)));
         var withCp = apps.Where(a => a.LastCheckpoint is not null).ToList();
         Family(w, "continuity_app_checkpoint_bytes", "gauge", "Size of the newest checkpoint.", withCp.Select(a => (A(a), (double)a.LastCheckpoint!.Bytes)));

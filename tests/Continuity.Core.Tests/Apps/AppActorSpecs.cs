@@ -190,5 +190,9 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
 
         AwaitCondition(() => _platform.Queue.Accepted == during[0], TimeSpan.FromSeconds(5));
         Assert.DoesNotContain("block", _platform.Filter.Calls);
+
+        // The primary's figures for the MIB carry the connections open to the VIP, as the platform counts them.
+        actor.Tell(new Continuity.Core.Supervision.IntrospectionProtocol.GetAppFigures("kv"));
+        Assert.Equal(7, FishForMessage<Continuity.Core.Supervision.IntrospectionProtocol.AppFigures>(_ => true).OpenConnections);
     }
 }
