@@ -8,7 +8,9 @@ namespace Continuity.Lab.Chaos;
 /// <param name="WorstStallMs">The client's longest wait for one reply, if it got as far as a verdict.</param>
 /// <param name="What">What the fault did, in words (which node, which checkpoint phase, for how long).</param>
 /// <param name="KeptLogs">Where a failing run's logs were copied.</param>
-internal sealed record RunResult(PlannedRun Run, IReadOnlyList<string> Problems, long? WorstStallMs, TimeSpan Took, string What, string? KeptLogs)
+/// <param name="Failover">The primary after the run is another node than before it (a short hang or partition may pass unnoticed).</param>
+internal sealed record RunResult(PlannedRun Run, IReadOnlyList<string> Problems, long? WorstStallMs, TimeSpan Took, string What, string? KeptLogs,
+    bool Failover = false)
 {
     public bool Failed => Problems.Count > 0;
 }
@@ -118,6 +120,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         var problems = new List<string>();
         long? stall = null;
         var what = "";
+        string? before = null, after = null;
         VipSampler? sampler = null;
         KvClient? client = null;
         try
@@ -129,7 +132,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                     throw new RunFailed("the lab did not come up");
                 _labIsUp = true;
             }
-            var primary = WaitProtected(ProtectTimeout, "before the fault");
+            var primary = before = WaitProtected(ProtectTimeout, "before the fault");
             Log($"protected: primary {primary}");
             sampler = new VipSampler(State().Members.ToList(), Vip, Log);
 
@@ -160,7 +163,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             }
 
             Restore();
-            var back = WaitProtected(ProtectTimeout, "after the fault");
+            var back = after = WaitProtected(ProtectTimeout, "after the fault");
             Log($"back to one primary ({back}) and {DataNodes - 1} ready standbys after {_runClock.Elapsed.TotalSeconds:0} s");
         }
         catch (RunFailed e) { problems.Add(e.Message); }
@@ -195,7 +198,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             _labIsUp = false;
         }
         _log = TextWriter.Null;
-        return new RunResult(run, problems, stall, _runClock.Elapsed, what, kept);
+        return new RunResult(run, problems, stall, _runClock.Elapsed, what, kept, Failover: after is not null && after != before);
     }
 
     // ------------------------------------------------------------------ faults
