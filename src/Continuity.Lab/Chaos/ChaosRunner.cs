@@ -275,6 +275,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                 var node = state.Host(primary);
                 if (node.Pid is not { } pid || !Os.IsAlive(pid, node.StartTime)) throw new RunFailed($"{primary}'s node process is not running");
                 Os.Kill(pid, Os.SIGKILL);
+                Thread.Sleep(200); // for the node itself to be gone from the listing
                 var orphans = Network.PidsIn(node.Namespace).Where(p => Os.IsAlive(p, null)).ToList();
                 Log($"SIGKILL {primary}'s continuity-node (pid {pid}); left in its namespace: {string.Join(", ", orphans.Select(Describe))}");
                 AwaitFailoverFrom(primary);
