@@ -50,8 +50,16 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         foreach (var program in new[] { Lab.NodeProgram, KvClient.Program, KvServer })
             if (!File.Exists(Path.Combine(_repo, program)))
                 throw new LabException($"{Path.Combine(_repo, program)} is not built: build it with {Path.Combine(_repo, "deploy/build.sh")}");
+        // chaos builds and removes a lab of its own: it must never take down a lab somebody is using.
+        var existing = Network.LabNamespaces(_topology);
+        if (File.Exists(LabState.PathIn(_stateDir)) || existing.Count > 0)
+            throw new LabException($"a lab already exists on instance {_topology.Instance} ({(existing.Count > 0 ? string.Join(", ", existing) : LabState.PathIn(_stateDir))}): " +
+                                   "chaos builds and removes its own lab, so run it on a free instance (for example --instance 2) " +
+                                   $"or remove that lab first with 'continuity-lab --instance {_topology.Instance} down'");
         var plan = ChaosPlan.Make(command.Seed, command.Runs, command.Scenarios);
         var report = new ChaosReport(command, _topology.Instance, Replay);
+        // Written once before the first run: a report path that cannot be written should cost nothing to fix.
+        WriteReport(report);
         var config = WriteAppConfig();
         output.WriteLine($"chaos: {plan.Count} run(s), seed {command.Seed}, lab instance {_topology.Instance} ({_topology.Subnet}), " +
                          $"log {SessionLog}");
@@ -68,7 +76,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                       $"    logs: {result.KeptLogs}\n    replay: {Replay(run)}"
                     : $"[{run.Number}/{plan.Count}] {run.Scenario.Name} ok in {result.Took.TotalSeconds:0} s, worst stall {result.WorstStallMs} ms: {result.What}");
                 // Written after every run: a long session stopped half way still leaves its numbers.
-                if (command.ReportFile is not null) File.WriteAllText(command.ReportFile, report.Markdown());
+                WriteReport(report);
             }
         }
         finally
@@ -81,7 +89,22 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         return report.Failures == 0 ? 0 : Program.ExitFailure;
     }
 
-    private string KvServer => "build/testserver/ct-kv";
+    private const string KvServer = "build/testserver/ct-kv";
+
+    private void WriteReport(ChaosReport report)
+    {
+        if (command.ReportFile is null) return;
+        try
+        {
+            var path = Path.GetFullPath(command.ReportFile);
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllText(path, report.Markdown());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new LabException($"cannot write the report --report {command.ReportFile}: {e.Message}; choose a writable path");
+        }
+    }
     private string SessionLog => Path.Combine(_stateDir, "chaos.log");
 
     private string Replay(PlannedRun run) =>
