@@ -191,6 +191,11 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         }
         catch (RunFailed e) { problems.Add(e.Message); }
         catch (LabException e) { problems.Add("lab: " + e.Message); }
+        // A long unattended session must go on after one odd run: the error is that run's verdict, the lab rebuilt.
+        catch (Exception e) when (e is IOException or InvalidOperationException or UnauthorizedAccessException or System.ComponentModel.Win32Exception)
+        {
+            problems.Add($"chaos runner error ({e.GetType().Name}): {e.Message}");
+        }
         finally
         {
             if (sampler is not null)
