@@ -21,6 +21,8 @@ internal sealed record ReviveCommand(string Node) : LabCommand;
 internal sealed record PartitionCommand(IReadOnlyList<string> Nodes) : LabCommand;
 internal sealed record HealCommand : LabCommand;
 internal sealed record DownCommand : LabCommand;
+/// <param name="Scenarios">Only these scenarios (names of Chaos.Scenarios); empty means every one.</param>
+internal sealed record ChaosCommand(int Runs, int Seed, string? ReportFile, IReadOnlyList<string> Scenarios) : LabCommand;
 internal sealed record HelpCommand : LabCommand;
 
 /// <summary>A command line the lab cannot accept; the message says what is wrong.</summary>
@@ -61,6 +63,16 @@ internal static class CommandLine
                         client still reach both sides).
           heal          Remove every partition.
           down          Remove everything the lab created; safe to run at any time.
+          chaos --runs N --seed S [--report FILE] [--scenario NAME]...
+                        Build a 3-node lab running ct-kv and, N times, inject one seeded random
+                        fault under verifying clients, then check that no acknowledged byte was
+                        lost or duplicated, no connection reset, at most one node held the VIP
+                        and the cluster came back to one primary and two standbys. Prints a
+                        table (scenario, runs, failures, worst stall), also written to FILE as
+                        markdown; a failing run keeps its logs and prints the command that
+                        replays it. Scenarios: crash-idle, crash-load, crash-checkpoint, hang,
+                        standby-crash, partition-primary, replication-loss, replication-dup,
+                        node-kill. The lab is taken down at the end.
 
         Options:
           --instance N      Lab instance 0-255 (default: $CONTINUITY_LAB_INSTANCE or 0). Instance N
@@ -126,6 +138,7 @@ internal static class CommandLine
             "partition" => ParsePartition(rest),
             "heal" => NoArgs(rest, "heal", new HealCommand()),
             "down" => NoArgs(rest, "down", new DownCommand()),
+            "chaos" => ParseChaos(rest),
             _ => throw new UsageException($"unknown command '{verb}'"),
         };
         return command with { StateDir = stateDir, Instance = instance };
@@ -175,6 +188,49 @@ internal static class CommandLine
         }
         if (nodes is null) throw new UsageException("up: --nodes N is required (for example: up --nodes 3)");
         return new UpCommand(nodes.Value, config, witness, noNodes, timeout, stateSize);
+    }
+
+    public const int MaxChaosRuns = 100_000;
+
+    private static ChaosCommand ParseChaos(List<string> args)
+    {
+        int? runs = null, seed = null;
+        string? report = null;
+        var scenarios = new List<string>();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            switch (a.Split('=', 2)[0])
+            {
+                case "--runs":
+                    var r = TakeValue(args, ref i, "--runs");
+                    if (!int.TryParse(r, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n < 1 || n > MaxChaosRuns)
+                        throw new UsageException($"chaos: --runs must be a whole number from 1 to {MaxChaosRuns}, got '{r}'");
+                    runs = n;
+                    break;
+                case "--seed":
+                    var s = TakeValue(args, ref i, "--seed");
+                    if (!int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out var value))
+                        throw new UsageException($"chaos: --seed must be a whole number from 0 to {int.MaxValue}, got '{s}'");
+                    seed = value;
+                    break;
+                case "--report":
+                    report = TakeValue(args, ref i, "--report");
+                    break;
+                case "--scenario":
+                    var name = TakeValue(args, ref i, "--scenario");
+                    if (Chaos.Scenarios.Find(name) is null)
+                        throw new UsageException($"chaos: unknown scenario '{name}'; the scenarios are: {string.Join(", ", Chaos.Scenarios.All.Select(x => x.Name))}");
+                    if (!scenarios.Contains(name)) scenarios.Add(name);
+                    break;
+                default:
+                    throw new UsageException($"chaos: unknown argument '{a}'");
+            }
+        }
+        // Both required: a run that cannot be replayed is worth little, and "how many" is the user's time to spend.
+        if (runs is null) throw new UsageException("chaos: --runs N is required (for example: chaos --runs 20 --seed 1)");
+        if (seed is null) throw new UsageException("chaos: --seed S is required, so that every run can be replayed (for example: chaos --runs 20 --seed 1)");
+        return new ChaosCommand(runs.Value, seed.Value, report, scenarios);
     }
 
     private static StatusCommand ParseStatus(List<string> args)

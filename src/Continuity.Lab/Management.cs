@@ -11,6 +11,15 @@ internal sealed record ClusterView(IReadOnlyList<ClusterMember> Members, string?
     public int UpCount => Members.Count(m => m.Status == "Up");
 }
 
+/// <summary>One standby of an application as GET /v1/apps/APP reports it.</summary>
+internal sealed record StandbyStatus(string Node, bool Ready, string? CheckpointId, long? CheckpointAgeMs);
+
+/// <summary>What one node's GET /v1/apps/APP says: the primary's name (or none), the standbys and the state.</summary>
+internal sealed record AppStatus(string? Primary, IReadOnlyList<StandbyStatus> Standbys, string? State)
+{
+    public int ReadyStandbys => Standbys.Count(s => s.Ready);
+}
+
 /// <summary>A node's answer, or why there is none.</summary>
 internal sealed record Answer<T>(T? Value, string? Error, int? HttpStatus = null) where T : class;
 
@@ -55,6 +64,21 @@ internal sealed class Management : IDisposable
     public Answer<string> PrimaryOf(LabHost node, string app) =>
         Get(node, "/v1/apps/" + Uri.EscapeDataString(app), root =>
             Str(root, "primary") ?? throw new JsonException("the answer has no \"primary\" field"));
+
+    /// <summary>GET /v1/apps/APP, the parts the lab judges a cluster by.</summary>
+    public Answer<AppStatus> App(LabHost node, string app) =>
+        Get(node, "/v1/apps/" + Uri.EscapeDataString(app), root =>
+        {
+            var standbys = new List<StandbyStatus>();
+            if (root.TryGetProperty("standbys", out var list) && list.ValueKind == JsonValueKind.Array)
+                foreach (var s in list.EnumerateArray())
+                    standbys.Add(new StandbyStatus(
+                        Str(s, "node") ?? "?",
+                        s.TryGetProperty("ready", out var r) && r.ValueKind == JsonValueKind.True,
+                        Str(s, "checkpointId"),
+                        s.TryGetProperty("checkpointAgeMs", out var age) && age.ValueKind == JsonValueKind.Number ? age.GetInt64() : null));
+            return new AppStatus(Str(root, "primary"), standbys, Str(root, "state"));
+        });
 
     private Answer<T> Get<T>(LabHost node, string path, Func<JsonElement, T> read) where T : class
     {

@@ -136,6 +136,51 @@ internal static class Network
         Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-X", PartitionChain);
     }
 
+    private const string ImpairChain = "CT-CHAOS";
+
+    /// <summary>
+    /// Makes a <paramref name="share"/> of the TCP segments between <paramref name="host"/> and
+    /// <paramref name="peers"/> on the cluster <paramref name="ports"/> disappear (dropped on the way in) or arrive
+    /// twice (a TEE copy of the outgoing ones): the iptables statistic match, as this kernel has no netem. Chains of
+    /// their own (CT-CHAOS in filter and mangle), so that neither the node's rules nor a partition are touched.
+    /// </summary>
+    public static void Impair(LabHost host, IReadOnlyList<LabHost> peers, IReadOnlyList<int> ports, double share, bool duplicate)
+    {
+        var ns = host.Namespace;
+        var (table, hook) = duplicate ? ("mangle", "OUTPUT") : ("filter", "INPUT");
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", table, "-N", ImpairChain);
+        if (!Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", table, "-C", hook, "-j", ImpairChain).Succeeded)
+            InNamespace(ns, "iptables", "-w", "-t", table, "-I", hook, "1", "-j", ImpairChain);
+        var portList = string.Join(',', ports.Distinct());
+        var probability = share.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var peer in peers)
+        {
+            string[] rule = duplicate
+                ? ["-d", peer.Address, "-p", "tcp", "-m", "multiport", "--ports", portList, "-m", "statistic", "--mode", "random",
+                   "--probability", probability, "-j", "TEE", "--gateway", peer.Address]
+                : ["-s", peer.Address, "-p", "tcp", "-m", "multiport", "--ports", portList, "-m", "statistic", "--mode", "random",
+                   "--probability", probability, "-j", "DROP"];
+            InNamespace(ns, "iptables", ["-w", "-t", table, "-A", ImpairChain, .. rule]);
+        }
+    }
+
+    /// <summary>Removes what <see cref="Impair"/> added; a no-op where there is nothing.</summary>
+    public static void Unimpair(string ns)
+    {
+        if (!NamespaceExists(ns)) return;
+        foreach (var (table, hook) in new[] { ("filter", "INPUT"), ("mangle", "OUTPUT") })
+        {
+            while (Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", table, "-D", hook, "-j", ImpairChain).Succeeded) { }
+            Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", table, "-F", ImpairChain);
+            Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", table, "-X", ImpairChain);
+        }
+    }
+
+    /// <summary>True if <paramref name="address"/> is on the host's eth0 and eth0 is up (a crashed node's is down).</summary>
+    public static bool CarriesAddress(LabHost host, string address) =>
+        Os.Run("ip", "-n", host.Namespace, "-o", "-4", "addr", "show", "dev", Topology.InnerInterface, "up").Stdout
+            .Contains($" {address}/", StringComparison.Ordinal);
+
     public static bool NamespaceExists(string ns) => File.Exists(NetnsPath(ns));
 
     /// <summary>Namespaces that look like this lab instance's, whatever lab.json says.</summary>

@@ -25,7 +25,10 @@ internal static class Os
     [DllImport("libc", SetLastError = true, EntryPoint = "kill")]
     private static extern int sys_kill(int pid, int sig);
 
+    public const int SIGINT = 2;
     public const int SIGKILL = 9;
+    public const int SIGCONT = 18;
+    public const int SIGSTOP = 19;
 
     public static bool IsRoot => geteuid() == 0;
 

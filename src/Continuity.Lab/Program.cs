@@ -46,6 +46,7 @@ public static class Program
                 PartitionCommand c => lab.Partition(c),
                 HealCommand c => lab.Heal(c),
                 DownCommand => lab.Down(),
+                ChaosCommand c => new Chaos.ChaosRunner(lab, c, output).Run(),
                 _ => throw new InvalidOperationException($"unhandled command {command.GetType().Name}"),
             };
         }

@@ -1,0 +1,74 @@
+using Continuity.Lab.Chaos;
+using Xunit;
+
+namespace Continuity.Lab.Tests.Chaos;
+
+public class ChaosPlanTests
+{
+    [Fact]
+    public void The_same_seed_gives_the_same_plan()
+    {
+        var a = ChaosPlan.Make(42, 50, []);
+        var b = ChaosPlan.Make(42, 50, []);
+        Assert.Equal(a, b);
+    }
+
+    [Fact]
+    public void Another_seed_gives_another_plan()
+    {
+        var a = ChaosPlan.Make(1, 20, []);
+        var b = ChaosPlan.Make(2, 20, []);
+        Assert.NotEqual(a.Select(r => (r.Scenario.Name, r.FaultDelay)), b.Select(r => (r.Scenario.Name, r.FaultDelay)));
+    }
+
+    [Fact]
+    public void Every_scenario_comes_up_once_in_each_round_of_as_many_runs_as_there_are_scenarios()
+    {
+        var n = Scenarios.All.Count;
+        var plan = ChaosPlan.Make(3, 3 * n, []);
+        foreach (var round in plan.Chunk(n))
+            Assert.Equal(Scenarios.All.Select(s => s.Name).Order(), round.Select(r => r.Scenario.Name).Order());
+        // Shuffled, not in the report's order every time.
+        Assert.Contains(plan.Chunk(n), round => !round.Select(r => r.Scenario).SequenceEqual(Scenarios.All));
+    }
+
+    [Fact]
+    public void Only_the_named_scenarios_are_drawn()
+    {
+        var plan = ChaosPlan.Make(9, 12, ["hang", "node-kill"]);
+        Assert.All(plan, r => Assert.Contains(r.Scenario.Name, new[] { "hang", "node-kill" }));
+        Assert.Equal(6, plan.Count(r => r.Scenario.Name == "hang"));
+    }
+
+    [Fact]
+    public void Any_run_is_planned_again_by_its_printed_replay_arguments()
+    {
+        foreach (var run in ChaosPlan.Make(11, 30, []))
+        {
+            var replay = Assert.IsType<ChaosCommand>(CommandLine.Parse(run.ReplayArguments.Split(' ')));
+            var again = Assert.Single(ChaosPlan.Make(replay.Seed, replay.Runs, replay.Scenarios));
+            Assert.Equal(run with { Number = 1 }, again);
+        }
+    }
+
+    [Fact]
+    public void The_random_choices_stay_within_their_bounds()
+    {
+        foreach (var run in ChaosPlan.Make(5, 500, []))
+        {
+            Assert.InRange(run.FaultDelay, TimeSpan.Zero, TimeSpan.FromSeconds(5));
+            Assert.InRange(run.FaultLength, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(30));
+            Assert.InRange(run.Standby, 0, 1);
+            Assert.InRange(run.Share, 0.05, 0.30);
+            Assert.Contains(run.CheckpointPhase, new[] { "dumping", "shipping" });
+        }
+    }
+
+    [Fact]
+    public void Run_seeds_are_distinct_so_no_two_runs_replay_as_one()
+    {
+        var seeds = ChaosPlan.Make(1, 1000, []).Select(r => r.Seed).ToList();
+        Assert.Equal(seeds.Count, seeds.Distinct().Count());
+        Assert.Equal(1, seeds[0]);
+    }
+}
