@@ -469,23 +469,9 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
     }
 
     /// <summary>Waits for the next line of the node's log, written after this call, that matches.</summary>
-    private Match WaitForLogLine(string node, Regex pattern, TimeSpan timeout)
-    {
-        var path = Path.Combine(_stateDir, node, "node.log");
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        stream.Seek(0, SeekOrigin.End);
-        using var reader = new StreamReader(stream);
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
-        {
-            if (reader.ReadLine() is { } line)
-            {
-                if (pattern.Match(line) is { Success: true } m) return m;
-            }
-            else Thread.Sleep(5);
-        }
-        throw new RunFailed($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds:0} s");
-    }
+    private Match WaitForLogLine(string node, Regex pattern, TimeSpan timeout) =>
+        NodeLogs.WaitForLine(_stateDir, node, pattern, timeout)
+        ?? throw new RunFailed($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds:0} s");
 
     private void Log(string line) => _log.WriteLine($"[{DateTime.UtcNow:HH:mm:ss.fff} +{_runClock.Elapsed.TotalSeconds,6:0.0} s] {line}");
 

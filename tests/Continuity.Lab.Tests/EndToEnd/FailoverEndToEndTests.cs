@@ -179,23 +179,9 @@ public sealed class FailoverEndToEndTests(ITestOutputHelper output) : IDisposabl
     }
 
     /// <summary>Waits for the next line of <paramref name="node"/>'s log, written after this call, that matches.</summary>
-    private Match WaitForLogLine(string node, Regex pattern, TimeSpan timeout)
-    {
-        var path = Path.Combine(_lab.StateDir, node, "node.log");
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        stream.Seek(0, SeekOrigin.End);
-        using var reader = new StreamReader(stream);
-        var clock = Stopwatch.StartNew();
-        while (clock.Elapsed < timeout)
-        {
-            if (reader.ReadLine() is { } line)
-            {
-                if (pattern.Match(line) is { Success: true } m) return m;
-            }
-            else Thread.Sleep(10);
-        }
-        throw new Xunit.Sdk.XunitException($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds} s\n{_apps.Diagnostics()}");
-    }
+    private Match WaitForLogLine(string node, Regex pattern, TimeSpan timeout) =>
+        Continuity.Lab.Apps.NodeLogs.WaitForLine(_lab.StateDir, node, pattern, timeout)
+        ?? throw new Xunit.Sdk.XunitException($"no line matching {pattern} in {node}'s log within {timeout.TotalSeconds} s\n{_apps.Diagnostics()}");
 
     /// <summary>Waits until every standby of kv holds checkpoint <paramref name="id"/> or a newer one (ids of one
     /// epoch sort by time).</summary>
