@@ -77,6 +77,14 @@ public sealed class StandbyLagClusterSpecs(ITestOutputHelper output) : IAsyncLif
             _ => true, TimeSpan.FromSeconds(30), what);
 
     /// <summary>Protected by two standbys, and a first batch of packets released: the primary, one standby, the other.</summary>
+    /// <summary>The victim's journal hangs with packets 3..5 unwritten, until the owner drops it for lagging.</summary>
+    private async Task DropForLagging(Node primary, Node victim)
+    {
+        victim.Gate.Close();
+        primary.Platform.Queue.Push([3], [4], [5]);
+        await Poll.Eventually(View, v => v.Standbys.Count == 1 && v.Alarm?.Contains("lagged") == true, TimeSpan.FromSeconds(30), "victim dropped");
+    }
+
     private async Task<(Node Primary, Node Victim, Node Other)> Protected()
     {
         var view = await Poll.Eventually(View, v => v.State == "protected" && v.Standbys.Count == 2, TimeSpan.FromSeconds(60), "kv protected");
@@ -168,9 +176,7 @@ public sealed class StandbyLagClusterSpecs(ITestOutputHelper output) : IAsyncLif
 
         // Dropped while 3..5 are still unwritten on it; 6 and 7 are released without it. Its journal holds 1..2 only,
         // a log that merely ends early (no hole in it): the owner must still not elect it.
-        victim.Gate.Close();
-        primary.Platform.Queue.Push([3], [4], [5]);
-        await Poll.Eventually(View, v => v.Standbys.Count == 1 && v.Alarm?.Contains("lagged") == true, TimeSpan.FromSeconds(30), "victim dropped");
+        await DropForLagging(primary, victim);
         var meanwhile = primary.Platform.Queue.Push([6], [7]);
         await Released(primary, meanwhile[^1], "released without the victim");
 
@@ -194,9 +200,7 @@ public sealed class StandbyLagClusterSpecs(ITestOutputHelper output) : IAsyncLif
         var (primary, victim, other) = await Protected();
 
         // Dropped for lagging; packets 3..7 are released without it.
-        victim.Gate.Close();
-        primary.Platform.Queue.Push([3], [4], [5]);
-        await Poll.Eventually(View, v => v.Standbys.Count == 1 && v.Alarm?.Contains("lagged") == true, TimeSpan.FromSeconds(30), "victim dropped");
+        await DropForLagging(primary, victim);
         // No checkpoint can cover what it misses from now on.
         primary.Platform.Criu.Fail = true;
         var meanwhile = primary.Platform.Queue.Push([6], [7]);
