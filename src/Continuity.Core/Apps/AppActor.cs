@@ -696,6 +696,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             Context.Watch(_standbyLog);
             if (_store is not null) { Context.Stop(_store); _store = null; }
         }
+        // Every caller has just learnt its epoch: from here on the old primary's batches are not acknowledged here.
+        _standbyLog.Tell(new StandbyLogProtocol.Fence(_epoch));
         if (_store is null)
         {
             var (app, node, dir, log, generation) = (_app.Name, _node, Path.Combine(_appDir, "checkpoints"), _standbyLog, _logGeneration);

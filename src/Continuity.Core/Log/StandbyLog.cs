@@ -24,6 +24,14 @@ public static class StandbyLogProtocol
     /// <param name="Backlog">Packets received and not yet written (the journal is behind what arrived).</param>
     public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true, long Backlog = 0);
 
+    /// <summary>
+    /// This node knows of epoch <paramref name="Epoch"/> (it takes over, or follows a new primary): batches of older
+    /// epochs are no longer acknowledged, including those still being written. Without it a primary the cluster gave
+    /// up on (hung, cut off) could keep having packets acknowledged, and so keep delivering input to its copy of the
+    /// program, while the successor replays a tail that lacks them.
+    /// </summary>
+    public sealed record Fence(long Epoch);
+
     /// <summary>To the parent, just before the log stops: the journal could not be read or written.</summary>
     public sealed record JournalFailed(string Journal, string Reason);
 
@@ -66,6 +74,10 @@ public sealed class StandbyLog : ReceivePersistentActor
     // is accepted past a hole, which Apply marks so the node is not elected until a checkpoint covers it.
     private (long Epoch, long Seq)? _streamFrom;
     private readonly LogLevel _failureLevel;
+    // Batches of epochs below this are not acknowledged (see StandbyLogProtocol.Fence); the epoch refused last is
+    // remembered so a fenced primary's stream costs one warning, not one per batch.
+    private long _fencedBelow;
+    private long _lastRefusedEpoch;
 
     private sealed record ProbeWrite;
 
@@ -96,6 +108,7 @@ public sealed class StandbyLog : ReceivePersistentActor
         }));
 
         Command<Append>(OnAppend);
+        Command<StandbyLogProtocol.Fence>(f => _fencedBelow = Math.Max(_fencedBelow, f.Epoch));
         Command<StreamFrom>(f =>
         {
             if (f.Epoch < _checkpointEpoch) return;
@@ -173,6 +186,7 @@ public sealed class StandbyLog : ReceivePersistentActor
     private void OnAppend(Append a)
     {
         if (a.Packets.Count == 0) return;
+        if (Fenced(a.Epoch)) return;
         if (a.Epoch < _checkpointEpoch)
         {
             _log.Warning("[{0}] ignoring packets of stale epoch {1} (checkpoint epoch {2})", _app, a.Epoch, _checkpointEpoch);
@@ -204,8 +218,22 @@ public sealed class StandbyLog : ReceivePersistentActor
         PersistAsync(a, e =>
         {
             Apply(e, LastSequenceNr);
-            replyTo.Tell(new Appended(_app, e.Epoch, _node, e.LastSeq));
+            // Written after a fence: a takeover may already have read the tail without it, so its primary must not
+            // release it. Kept in the journal all the same (harmless: a checkpoint of the new epoch truncates it).
+            if (!Fenced(e.Epoch)) replyTo.Tell(new Appended(_app, e.Epoch, _node, e.LastSeq));
         });
+    }
+
+    private bool Fenced(long epoch)
+    {
+        if (epoch >= _fencedBelow) return false;
+        if (epoch != _lastRefusedEpoch)
+        {
+            _lastRefusedEpoch = epoch;
+            _log.Warning("[{0}] not acknowledging packets of epoch {1}: this node follows epoch {2} (its primary was replaced)",
+                _app, epoch, _fencedBelow);
+        }
+        return true;
     }
 
     private void Apply(Append a, long sequenceNr)

@@ -112,6 +112,26 @@ public sealed class StandbyLogSpecs : TestKit
         Assert.True(ExpectMsg<StandbyLogProtocol.Status>().Complete);
     }
 
+    [Fact]
+    public void Once_the_node_follows_a_newer_epoch_the_old_primary_gets_no_more_acknowledgements()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 3));
+        Assert.Equal(3, ExpectMsg<Appended>(TimeSpan.FromSeconds(20)).Seq);
+
+        // A batch still being written when the node learns of epoch 2 (it starts a takeover): the takeover may read
+        // the tail before the write ends, so the old primary must never be told it is logged.
+        log.Tell(Batch(1, 4, 2));
+        log.Tell(new StandbyLogProtocol.Fence(2));
+        log.Tell(Batch(1, 6, 2));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+
+        // The new primary's batches are acknowledged as usual.
+        log.Tell(Batch(2, 1, 2));
+        var ack = ExpectMsg<Appended>(TimeSpan.FromSeconds(20));
+        Assert.Equal((2L, 2L), (ack.Epoch, ack.Seq));
+    }
+
     private long LiveRows(string persistenceId, long upToSequenceNr)
     {
         using var c = new SqliteConnection($"Data Source={Path.Combine(_dir, "journal.db")}");
