@@ -14,7 +14,8 @@ namespace Continuity.Linux;
 /// </summary>
 public static class LinuxPlatform
 {
-    public static PlatformServices Create(Action<string> log, Action<int, string>? programOutput = null)
+    /// <param name="fencing">Each primary's VIP is live only while the node's lease runs (continuity.fencing).</param>
+    public static PlatformServices Create(Action<string> log, Action<int, string>? programOutput = null, bool fencing = true)
     {
         var filter = new IptablesFilter();
         var vip = new VirtualIp();
@@ -40,6 +41,7 @@ public static class LinuxPlatform
         {
             OpenConnections = app => Supervision.TcpConnections.Count(app.Vip,
                 app.Ports.Where(p => p.Protocol == "tcp").Select(p => p.Port).ToList()),
+            Fence = fencing ? new NftVipFence() : Core.Platform.NoVipFence.Instance,
         };
     }
 }

@@ -72,6 +72,20 @@ internal sealed class FakeVip : IVirtualIp
     public void Announce(IPAddress vip) { }
 }
 
+/// <summary>Records the fence's calls in order, and whether the VIP was already up when it was armed.</summary>
+internal sealed class FakeFence(FakeVip vip) : IVipFence
+{
+    public readonly ConcurrentQueue<string> Calls = new();
+    public readonly ConcurrentQueue<TimeSpan> Leases = new();
+    public void Arm(IPAddress address, ushort id) => Calls.Enqueue(vip.Up ? "arm-after-vip" : "arm");
+    public void Renew(IPAddress address, ushort id, TimeSpan validFor)
+    {
+        Leases.Enqueue(validFor);
+        Calls.Enqueue("renew");
+    }
+    public void Disarm(IPAddress address, ushort id) => Calls.Enqueue("disarm");
+}
+
 internal sealed class FakeLauncher : IProcessLauncher
 {
     private static int _pid = 1000;
@@ -135,7 +149,10 @@ internal sealed class FakePlatform
     public readonly FakeVip Vip = new();
     public readonly FakeLauncher Launcher = new();
     public readonly FakeTakeover Takeover = new();
+    public readonly FakeFence Fence;
     public readonly List<FakePacketQueue> Queues = new();
+
+    public FakePlatform() => Fence = new FakeFence(Vip);
 
     /// <summary>Free share of the disk this node reports for its state (the supervision rule for a full disk).</summary>
     public volatile int DiskFreePercent = 80;
@@ -144,6 +161,7 @@ internal sealed class FakePlatform
     {
         Disk = _ => new Continuity.Core.Supervision.DiskSpace(DiskFreePercent, 100),
         OpenConnections = _ => 7,
+        Fence = Fence,
     };
 }
 

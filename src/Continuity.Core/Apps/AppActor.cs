@@ -3,6 +3,7 @@ using Akka.Event;
 using Continuity.Core.Capture;
 using Continuity.Core.Checkpoint;
 using Continuity.Core.Election;
+using Continuity.Core.Fencing;
 using Continuity.Core.Log;
 using Continuity.Core.Membership;
 using Continuity.Core.Platform;
@@ -69,6 +70,10 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private ProtectedProcess? _process;
     private bool _vipUp;
     private bool _queueing;
+    // The kernel's lease on the VIP (IVipFence) is installed while this node is or becomes primary; _leaseExpiresAt is
+    // the node's lease (LeaseKeeper) as last heard, in Environment.TickCount64 milliseconds.
+    private bool _fenceArmed;
+    private long _leaseExpiresAt;
     private IActorRef? _capture;
     private IActorRef? _checkpointer;
     private IActorRef? _standbyLog;
@@ -126,6 +131,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     protected override void PreStart()
     {
         Timers.StartPeriodicTimer("watch", new WatchProgram(), _watchInterval);
+        Context.System.EventStream.Subscribe(Self, typeof(LeaseProtocol.LeaseRenewed));
         ClearLeftovers();
         ReadBehind();
     }
@@ -143,6 +149,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                      ("the queue rules", () => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber)),
                      ("the block rule", () => _platform.Filter.UnblockInbound(_app.Vip)),
                      ("an interrupted takeover's injection channel", () => _platform.Takeover.ClearLeftovers(_app)),
+                     ("the VIP's fence", () => _platform.Fence.Disarm(_app.Vip, _app.QueueNumber)),
                  })
         {
             try { undo(); }
@@ -203,6 +210,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 _exitChecks = 0;
                 _log.Info("[{0}] started as primary of epoch {1}, pid {2}", _app.Name, _epoch, _process.Pid);
                 StartCapture();
+                ArmFence();
                 OpenVip();
                 StartPrimary();
                 Sender.Tell(new OwnerProtocol.Started(_app.Name, m.Epoch, _node));
@@ -238,6 +246,14 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _takeover = m.From is null && _primaryNode is not null && _primaryNode != _node ? m with { From = _primaryName ?? _primaryNode } : m;
             _role = AppRole.TakingOver;
             EnsureStandbyChildren();
+            try { ArmFence(); }
+            catch (Exception e)
+            {
+                Sender.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, m.Epoch, _node, $"the VIP's fence could not be installed: {e.Message}"));
+                _role = AppRole.Idle;
+                _takeover = null;
+                return;
+            }
             var timeout = TimeSpan.FromSeconds(10);
             var store = _store!.Ask<CheckpointStoreProtocol.Newest>(new CheckpointStoreProtocol.GetNewest(), timeout);
             var tail = _standbyLog!.Ask<StandbyLogProtocol.Tail>(new StandbyLogProtocol.GetTail(), timeout);
@@ -359,6 +375,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         Receive<ReplicationProtocol.Append>(a => _standbyLog?.Forward(a));
         Receive<ReplicationProtocol.StreamFrom>(f => _standbyLog?.Forward(f));
         Receive<ReplicationProtocol.CheckpointChunk>(c => _store?.Forward(c));
+        Receive<LeaseProtocol.LeaseRenewed>(OnLeaseRenewed);
         ReceiveAny(_ => Stash.Stash());
     }
 
@@ -413,6 +430,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void Common()
     {
+        Receive<LeaseProtocol.LeaseRenewed>(OnLeaseRenewed);
         Receive<OwnerProtocol.SetRecoveryPaused>(m => _recoveryPaused = m.Paused);
         Receive<OwnerProtocol.RecordSwitch>(m => RecordSwitch(m.Switch));
         Receive<OwnerProtocol.GetSwitchHistory>(_ => ReplySwitchHistory());
@@ -715,6 +733,34 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         _queueing = true;
     }
 
+    /// <summary>Before the VIP goes up: from here on it is live only while the node's lease runs.</summary>
+    private void ArmFence()
+    {
+        _platform.Fence.Arm(_app.Vip, _app.QueueNumber);
+        _fenceArmed = true;
+        RenewFence();
+    }
+
+    private void RenewFence()
+    {
+        var left = _leaseExpiresAt - Environment.TickCount64;
+        if (!_fenceArmed || left <= 0) return;
+        Try(() => _platform.Fence.Renew(_app.Vip, _app.QueueNumber, TimeSpan.FromMilliseconds(left)), "renewing the VIP's lease");
+    }
+
+    private void OnLeaseRenewed(LeaseProtocol.LeaseRenewed l)
+    {
+        var wasFenced = _leaseExpiresAt <= Environment.TickCount64;
+        _leaseExpiresAt = l.ExpiresAt;
+        RenewFence();
+        // The gratuitous ARP of a VIP that went quiet may have been dropped by the fence; clients learn the way back now.
+        if (wasFenced && _fenceArmed && _vipUp && _role == AppRole.Primary)
+        {
+            _log.Info("[{0}] the lease is back: announcing the VIP {1} again", _app.Name, _app.Vip);
+            Try(() => _platform.VirtualIp.Announce(_app.Vip), "announcing the VIP");
+        }
+    }
+
     private void OpenVip()
     {
         _platform.VirtualIp.Add(_app.Vip, _app.VipPrefixLength);
@@ -757,6 +803,11 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             Try(() => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength), "removing the VIP");
             _vipUp = false;
+        }
+        if (_fenceArmed)
+        {
+            Try(() => _platform.Fence.Disarm(_app.Vip, _app.QueueNumber), "removing the VIP's fence");
+            _fenceArmed = false;
         }
         if (_process is not null)
         {

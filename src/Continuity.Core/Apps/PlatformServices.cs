@@ -22,4 +22,7 @@ public sealed record PlatformServices(
     /// <summary>Established TCP connections to the application's VIP and ports on this node (the MIB's open
     /// connections, asked of the primary); null where the platform cannot tell.</summary>
     public Func<AppSpec, int?> OpenConnections { get; init; } = _ => null;
+
+    /// <summary>The kernel-enforced lease on each primary's VIP (see <see cref="IVipFence"/>); none by default.</summary>
+    public IVipFence Fence { get; init; } = NoVipFence.Instance;
 }

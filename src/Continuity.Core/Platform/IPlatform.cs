@@ -61,6 +61,34 @@ public interface IVirtualIp
     void Announce(IPAddress vip);
 }
 
+/// <summary>
+/// A lease on a VIP enforced by the kernel, so that it holds even when the node process is frozen or gone: while the
+/// fence is armed the node neither answers ARP for the VIP nor lets a packet to or from it through, except during a
+/// lease granted by <see cref="Renew"/>. A node the cluster gave up on stops renewing (no majority vouches for it), and
+/// its VIP goes quiet by itself before a successor can carry it.
+/// </summary>
+public interface IVipFence
+{
+    /// <summary>Installs the fence for <paramref name="vip"/> with no lease yet; <paramref name="id"/> tells the fences of
+    /// this node's applications apart. Idempotent.</summary>
+    void Arm(IPAddress vip, ushort id);
+
+    /// <summary>Lets the VIP's traffic through for <paramref name="validFor"/> from now, replacing the previous lease.</summary>
+    void Renew(IPAddress vip, ushort id, TimeSpan validFor);
+
+    /// <summary>Removes the fence (a no-op when absent): the VIP's traffic flows freely again.</summary>
+    void Disarm(IPAddress vip, ushort id);
+}
+
+/// <summary>No fence (continuity.fencing.enabled = off, or a host without the kernel's support).</summary>
+public sealed class NoVipFence : IVipFence
+{
+    public static readonly NoVipFence Instance = new();
+    public void Arm(IPAddress vip, ushort id) { }
+    public void Renew(IPAddress vip, ushort id, TimeSpan validFor) { }
+    public void Disarm(IPAddress vip, ushort id) { }
+}
+
 /// <summary>A protected program running on this node.</summary>
 public sealed record ProtectedProcess(int Pid, DateTimeOffset StartedAt);
 

@@ -18,7 +18,8 @@ public sealed record HostSettings(
     Continuity.Core.Supervision.ResourceRules ResourceRules,
     IReadOnlyList<ConfigurationWarning> Warnings,
     Continuity.Node.Management.ManagementApiOptions? ManagementApi = null,
-    ClusterTlsOptions? ClusterTls = null)
+    ClusterTlsOptions? ClusterTls = null,
+    Continuity.Core.Fencing.FencingSettings? Fencing = null)
 {
     public string NodeName => Node.Name;
     public string StateDir => Node.StateDir;
@@ -38,6 +39,7 @@ public sealed record HostSettings(
         PersistenceSettings.Validate(loaded);
         var managementApi = Continuity.Node.Management.ManagementApiOptions.From(loaded);
         var clusterTls = ClusterTlsOptions.From(loaded);
+        var fencing = Continuity.Core.Fencing.FencingSettings.Parse(loaded);
         var config = loaded.Config;
         var roles = config.GetStringList("akka.cluster.roles", []).ToList();
 
@@ -53,7 +55,7 @@ public sealed record HostSettings(
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
         return new HostSettings(path, effective, node, roles, seeds, apps, placement, resourceRules, loaded.Warnings, managementApi,
-            clusterTls);
+            clusterTls, fencing);
     }
 
     public const string ClearScheme = "akka.tcp://";

@@ -57,11 +57,17 @@ public sealed class NodeHost : IAsyncDisposable
 
         system.ActorOf(Props.Create(() => new JoinWatchdog(settings.SeedNodes, settings.JoinTimeout)), "join-watchdog");
 
+        // Every member vouches for the others (witnesses too: they are part of the majority a primary needs).
+        var fencing = settings.Fencing ?? Core.Fencing.FencingSettings.Default;
+        if (fencing.Enabled) system.ActorOf(Core.Fencing.LeaseKeeper.Props(fencing), Core.Fencing.LeaseKeeper.Name);
+        else log.Warning("continuity.fencing.enabled = off: a primary the cluster gave up on keeps its VIP live until it learns it was downed");
+
         IActorRef? apps = null;
         if (settings.Apps.Count > 0 && settings.Roles.Contains("data"))
         {
             var appLog = Akka.Event.Logging.GetLogger(system, "continuity.apps");
-            var platform = LinuxPlatform.Create(line => appLog.Info(line), (pid, line) => appLog.Info("[program {0}] {1}", pid, line));
+            var platform = LinuxPlatform.Create(line => appLog.Info(line), (pid, line) => appLog.Info("[program {0}] {1}", pid, line),
+                fencing: fencing.Enabled);
             apps = ContinuityApps.Start(system, settings.Apps, platform, settings.StateDir, settings.NodeName, settings.Placement, settings.ResourceRules);
             log.Info("protecting {0} application(s): {1}", settings.Apps.Count, string.Join(", ", settings.Apps.Select(a => $"{a.Name} (vip {a.Vip}, ports {string.Join(" ", a.Ports)})")));
         }

@@ -25,8 +25,9 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
     private IActorRef AppActor()
     {
         var actor = Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", TestConfig.TempDir(), Watch));
-        AwaitCondition(() => _platform.Filter.Calls.Contains("unblock"));
+        AwaitCondition(() => _platform.Filter.Calls.Contains("unblock") && _platform.Fence.Calls.Contains("disarm"));
         _platform.Filter.Calls.Clear();
+        _platform.Fence.Calls.Clear();
         return actor;
     }
 
@@ -45,6 +46,43 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", TestConfig.TempDir(), Watch));
         AwaitCondition(() => _platform.Filter.Calls.Count == 2);
         Assert.Equal(["stop-queue", "unblock"], _platform.Filter.Calls);
+    }
+
+    [Fact]
+    public void A_primary_arms_the_vip_fence_before_the_vip_goes_up_passes_each_lease_on_and_removes_the_fence_when_it_stops()
+    {
+        var actor = AppActor();
+        Sys.EventStream.Publish(new Continuity.Core.Fencing.LeaseProtocol.LeaseRenewed(Environment.TickCount64 + 3000));
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        Assert.True(_platform.Vip.Up);
+        // Armed while the VIP was still down (a VIP up before its fence could answer ARP without a lease), and given
+        // what is left of the node's lease at once.
+        Assert.Equal(["arm", "renew"], _platform.Fence.Calls);
+        Assert.InRange(_platform.Fence.Leases.Single(), TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(3000));
+
+        Sys.EventStream.Publish(new Continuity.Core.Fencing.LeaseProtocol.LeaseRenewed(Environment.TickCount64 + 4000));
+        AwaitCondition(() => _platform.Fence.Leases.Count == 2);
+        Assert.InRange(_platform.Fence.Leases.Last(), TimeSpan.FromMilliseconds(3000), TimeSpan.FromMilliseconds(4000));
+
+        // Another node became primary: the VIP goes and so does its fence (a later start must not find it armed).
+        actor.Tell(new OwnerProtocol.BecomeStandby("kv", 2, "node-2"), owner.Ref);
+        AwaitCondition(() => _platform.Fence.Calls.Last() == "disarm");
+        Assert.False(_platform.Vip.Up);
+    }
+
+    [Fact]
+    public void A_lease_that_ran_out_on_a_primary_is_never_passed_on_to_the_kernel()
+    {
+        var actor = AppActor();
+        Sys.EventStream.Publish(new Continuity.Core.Fencing.LeaseProtocol.LeaseRenewed(Environment.TickCount64 - 1));
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        // The fence is armed and the VIP up, but it stays quiet: no majority vouched for this node lately.
+        Assert.Equal(["arm"], _platform.Fence.Calls);
+        Assert.True(_platform.Vip.Up);
     }
 
     private OwnerProtocol.NodeStatus StatusOf(IActorRef actor)

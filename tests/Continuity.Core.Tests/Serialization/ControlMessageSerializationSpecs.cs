@@ -56,6 +56,8 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["BecomePrimary"] = a => new OwnerProtocol.BecomePrimary("kv", 1, Standbys(a)),
         ["BecomePrimary with no standby"] = _ => new OwnerProtocol.BecomePrimary("kv", 1, new List<StandbyRef>()),
         ["BecomeStandby"] = _ => new OwnerProtocol.BecomeStandby("kv", 1, "n1"),
+        ["Vouch"] = _ => new Continuity.Core.Fencing.LeaseProtocol.Vouch(42),
+        ["Vouched"] = _ => new Continuity.Core.Fencing.LeaseProtocol.Vouched(42),
         ["TakeOver"] = a => new OwnerProtocol.TakeOver("kv", 2, Standbys(a), true, "n1", "planned switch"),
         ["SetStandbys"] = a => new OwnerProtocol.SetStandbys("kv", 1, Standbys(a)),
         ["Release"] = _ => new OwnerProtocol.Release("kv", 1),
