@@ -488,7 +488,9 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             : $"cannot find the primary of {app}: {string.Join("; ", errors)}");
     }
 
-    public int Revive(ReviveCommand c)
+    /// <param name="reboot">Clear the node's addresses, rules and links as a reboot would (a crashed machine); false
+    /// restarts the node process alone, as a supervisor does after the process died (chaos node-kill).</param>
+    public int Revive(ReviveCommand c, bool reboot = true)
     {
         var state = LoadState();
         var node = Member(state, c.Node, "revive");
@@ -497,8 +499,11 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             output.WriteLine($"{node.Name} is running (pid {pid}); nothing to revive.");
             return 0;
         }
-        Network.Reboot(node);
-        Network.SetLinks(node, up: true);
+        if (reboot)
+        {
+            Network.Reboot(node);
+            Network.SetLinks(node, up: true);
+        }
         if (!state.NoNodes)
         {
             var repo = state.RepoRoot ?? FindRepoRoot()

@@ -77,6 +77,10 @@ internal static class Network
         Os.RunChecked("ip", "-n", ns, "addr", "add", $"{host.Address}/{Topology.PrefixLength}", "dev", Topology.InnerInterface);
         Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", "raw", "-F");
         Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", "raw", "-X");
+        // The VIP fences (nftables tables of continuity-node) do not survive a reboot either.
+        foreach (var table in Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "nft", "list", "tables").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            if (table.Contains("continuity_fence_", StringComparison.Ordinal))
+                Os.Run("nsenter", [$"--net={NetnsPath(ns)}", "--", "nft", "delete", .. table.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1..]]);
         foreach (var line in Os.Run("ip", "-n", ns, "-o", "link", "show").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             // "3: inj0@inj1: <...>": the name is the second field, up to '@' or ':'.

@@ -117,6 +117,7 @@ internal sealed class FakeLauncher : IProcessLauncher
 
     public bool IsAlive(int pid) => !Killed.Contains(pid) && !_ended.ContainsKey(pid);
     public void Kill(int pid) => Killed.Add(pid);
+    public string? Identity(int pid) => IsAlive(pid) ? $"started-{pid}" : null;
     public ProgramExit? ExitOf(int pid) => _ended.TryGetValue(pid, out var e) ? e : null;
 }
 

@@ -145,6 +145,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         foreach (var (what, undo) in new (string, Action)[]
                  {
+                     ("the program", KillLeftoverProgram),
                      ("the VIP", () => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength)),
                      ("the queue rules", () => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber)),
                      ("the block rule", () => _platform.Filter.UnblockInbound(_app.Vip)),
@@ -155,6 +156,37 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             try { undo(); }
             catch (Exception e) { _log.Warning("[{0}] clearing {1} left by an earlier run of this node failed: {2}", _app.Name, what, e.Message); }
         }
+    }
+
+    private string ProgramFile => Path.Combine(_appDir, "program.pid");
+
+    /// <summary>
+    /// Which process the program is, on disk: a node process killed alone (SIGKILL, a crash of the runtime) leaves its
+    /// program running, and a supervisor that restarts only the node process (not a systemd unit with
+    /// KillMode=control-group) would leave it there for good, holding the application's ports so that this node could
+    /// never start it again. The file names the process by pid and identity, so a pid reused since is never killed.
+    /// </summary>
+    private void NoteProgram()
+    {
+        if (_process is not { } p) return;
+        try
+        {
+            Directory.CreateDirectory(_appDir);
+            File.WriteAllText(ProgramFile, $"{p.Pid} {_platform.Launcher.Identity(p.Pid)}");
+        }
+        catch (Exception e) { _log.Warning("[{0}] could not note the program's pid in {1}: {2}", _app.Name, ProgramFile, e.Message); }
+    }
+
+    private void KillLeftoverProgram()
+    {
+        if (!File.Exists(ProgramFile)) return;
+        var fields = File.ReadAllText(ProgramFile).Split(' ', 2, StringSplitOptions.TrimEntries);
+        File.Delete(ProgramFile);
+        if (fields.Length < 2 || fields[1].Length == 0 || !int.TryParse(fields[0], out var pid)) return;
+        if (_platform.Launcher.Identity(pid) != fields[1]) return;
+        _log.Warning("[{0}] an earlier run of this node left its program running (pid {1}): it is killed, since another node may " +
+            "serve the application by now", _app.Name, pid);
+        _platform.Launcher.Kill(pid);
     }
 
     protected override void PostStop()
@@ -207,6 +239,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             try
             {
                 _process = _platform.Launcher.Launch(_app.Command, line => _log.Info("[{0}] {1}", _app.Name, line));
+                NoteProgram();
                 _exitChecks = 0;
                 _log.Info("[{0}] started as primary of epoch {1}, pid {2}", _app.Name, _epoch, _process.Pid);
                 StartCapture();
@@ -351,6 +384,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             var m = _takeover!;
             _process = new ProtectedProcess(d.Report.Pid, DateTimeOffset.UtcNow);
+            NoteProgram();
             _exitChecks = 0;
             _vipUp = true; // the takeover opened it
             _standbys = m.Standbys;
@@ -814,6 +848,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             var pid = _process.Pid;
             Try(() => _platform.Launcher.Kill(pid), "killing the program");
             _process = null;
+            Try(() => File.Delete(ProgramFile), "forgetting the program's pid");
         }
         if (_role is AppRole.Primary or AppRole.Releasing) _role = AppRole.Idle;
     }

@@ -126,6 +126,10 @@ public interface IProcessLauncher
     /// <summary>How the program <paramref name="pid"/> ended, once it has and the launcher knows; null otherwise
     /// (still running, not yet reaped, or a pid this launcher knows nothing of).</summary>
     ProgramExit? ExitOf(int pid) => null;
+
+    /// <summary>What tells this very process apart from a later one given the same pid (after the program ended, or
+    /// after a reboot); null when <paramref name="pid"/> does not exist or the launcher cannot tell.</summary>
+    string? Identity(int pid) => null;
 }
 
 public sealed record CheckpointImage(string Directory, long Bytes, TimeSpan Freeze, TimeSpan Dump);

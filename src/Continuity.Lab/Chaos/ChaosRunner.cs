@@ -157,7 +157,8 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             }
             var primary = before = WaitProtected(ProtectTimeout, "before the fault");
             Log($"protected: primary {primary}");
-            sampler = new VipSampler(State().Members.ToList(), Vip, Log);
+            var members = State().Members.ToList();
+            sampler = new VipSampler(members, Vip, Topology.Of(members[0].Instance).NamespaceOf(Topology.ClientName), Log);
 
             var idle = run.Scenario.Idle;
             var connections = idle ? 4 : 16;
@@ -169,7 +170,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             WaitCovered(client, primary);
             Thread.Sleep(run.FaultDelay);
 
-            what = Inject(run, primary, sampler);
+            what = Inject(run, primary);
             Log($"fault: {what}");
             var servedBy = WaitForPrimary(FailoverTimeout, "after the fault");
             Log($"serving again: primary {servedBy}");
@@ -231,7 +232,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
 
     // ------------------------------------------------------------------ faults
 
-    private string Inject(PlannedRun run, string primary, VipSampler sampler)
+    private string Inject(PlannedRun run, string primary)
     {
         var state = State();
         var lab = NewLab(_log);
@@ -255,13 +256,11 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             {
                 var node = state.Host(primary);
                 var pids = Network.PidsIn(node.Namespace).Concat(node.Pid is { } p ? Os.ProcessTree(p) : []).Distinct().ToList();
-                // A stopped machine cannot deliver anything: it does not count as a VIP holder while frozen.
-                sampler.Frozen(primary, true);
+                // The kernel keeps answering for a frozen node's VIP until its lease runs out: the sampler counts it.
                 foreach (var pid in pids) Os.Kill(pid, Os.SIGSTOP);
                 Log($"SIGSTOP {primary}: {pids.Count} processes");
                 Thread.Sleep(length);
                 foreach (var pid in pids) Os.Kill(pid, Os.SIGCONT);
-                sampler.Frozen(primary, false);
                 return $"hung primary {primary} ({pids.Count} processes) for {length.TotalSeconds:0.0} s";
             }
 
@@ -307,7 +306,15 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                 var orphans = Network.PidsIn(node.Namespace).Where(p => Os.IsAlive(p, null)).ToList();
                 Log($"SIGKILL {primary}'s continuity-node (pid {pid}); left in its namespace: {string.Join(", ", orphans.Select(Describe))}");
                 AwaitFailoverFrom(primary);
-                return $"killed {primary}'s continuity-node (pid {pid}); {orphans.Count} process(es) left running: {string.Join(", ", orphans.Select(Describe))}";
+                // Its supervisor starts the node process again, and (unlike systemd with KillMode=control-group) leaves
+                // the orphaned program alone: the new run must end it, and its VIP, fence and rules.
+                lab.Revive(new ReviveCommand(primary), reboot: false);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                while (orphans.Any(p => Os.IsAlive(p, null)) && DateTime.UtcNow < deadline) Thread.Sleep(200);
+                if (orphans.FirstOrDefault(p => Os.IsAlive(p, null)) is var left && left != 0)
+                    throw new RunFailed($"{primary}'s restarted node left its predecessor's {Describe(left)} running for 30 s");
+                return $"killed {primary}'s continuity-node (pid {pid}) with {orphans.Count} process(es) left running " +
+                       $"({string.Join(", ", orphans.Select(Describe))}); restarted the node process, which ended them";
             }
 
             default:

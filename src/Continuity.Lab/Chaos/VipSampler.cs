@@ -1,19 +1,21 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 
 namespace Continuity.Lab.Chaos;
 
 /// <summary>
-/// Looks, twice a second, at which nodes carry the VIP on a link that is up, and records every moment two did: two
-/// nodes able to receive the clients' packets could both deliver input to a copy of the program. A crashed node
-/// (links down) and a node the run has frozen (SIGSTOP: nothing of it runs) cannot, and are not counted.
+/// Asks, twice a second, from the client's namespace, who answers ARP for the VIP, and records every moment two nodes
+/// did: two nodes that clients can reach could both deliver input to a copy of the program. This is what the clients
+/// see, whatever the nodes believe: a crashed node (links down) does not answer, nor does a node whose lease on the
+/// VIP ran out (frozen, cut off, or its node process killed), even though the address may still sit on its interface.
 /// </summary>
-internal sealed class VipSampler : IDisposable
+internal sealed partial class VipSampler : IDisposable
 {
     private static readonly TimeSpan Every = TimeSpan.FromMilliseconds(500);
     private readonly IReadOnlyList<LabHost> _nodes;
     private readonly string _vip;
+    private readonly string _clientNamespace;
     private readonly Action<string> _log;
-    private readonly HashSet<string> _frozen = [];
     private readonly List<string> _problems = [];
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly Thread _thread;
@@ -21,26 +23,39 @@ internal sealed class VipSampler : IDisposable
 
     public int Samples { get; private set; }
 
-    public VipSampler(IReadOnlyList<LabHost> nodes, string vip, Action<string> log)
+    public VipSampler(IReadOnlyList<LabHost> nodes, string vip, string clientNamespace, Action<string> log)
     {
         _nodes = nodes;
         _vip = vip;
+        _clientNamespace = clientNamespace;
         _log = log;
         _thread = new Thread(Loop) { IsBackground = true, Name = "VIP sampler" };
         _thread.Start();
     }
 
-    public void Frozen(string node, bool frozen)
-    {
-        lock (_frozen)
-            if (frozen) _frozen.Add(node);
-            else _frozen.Remove(node);
-    }
-
-    /// <summary>The samples where more than one node carried the VIP (consecutive identical ones reported once).</summary>
+    /// <summary>The samples where more than one node answered for the VIP (consecutive identical ones reported once).</summary>
     public IReadOnlyList<string> Problems
     {
         get { lock (_problems) return _problems.ToList(); }
+    }
+
+    [GeneratedRegex(@"bytes from ([0-9a-f:]{17}) ")]
+    private static partial Regex Reply();
+
+    /// <summary>The nodes whose MAC answered one ARP request for the VIP (arping keeps listening after the first reply).</summary>
+    private List<string> Answering()
+    {
+        var macs = Reply().Matches(Os.Run("ip", "netns", "exec", _clientNamespace, "arping", "-c", "1", _vip).Stdout)
+            .Select(m => m.Groups[1].Value).ToHashSet();
+        if (macs.Count == 0) return [];
+        return _nodes.Where(n => macs.Contains(MacOf(n))).Select(n => n.Name).ToList();
+    }
+
+    private static string MacOf(LabHost node)
+    {
+        var fields = Os.Run("ip", "-n", node.Namespace, "-br", "link", "show", "dev", Topology.InnerInterface).Stdout
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return fields.Length > 2 ? fields[2] : "";
     }
 
     private void Loop()
@@ -50,18 +65,16 @@ internal sealed class VipSampler : IDisposable
         {
             try
             {
-                HashSet<string> frozen;
-                lock (_frozen) frozen = [.. _frozen];
-                var holders = _nodes.Where(n => !frozen.Contains(n.Name) && Network.CarriesAddress(n, _vip)).Select(n => n.Name).ToList();
+                var holders = Answering();
                 Samples++;
                 var key = string.Join(",", holders);
                 if (holders.Count > 1 && key != previous)
                 {
-                    var problem = $"{string.Join(" and ", holders)} both carried the VIP {_vip} on a live link at +{_clock.Elapsed.TotalSeconds:0.0} s of the sampling";
+                    var problem = $"{string.Join(" and ", holders)} both answered ARP for the VIP {_vip} at +{_clock.Elapsed.TotalSeconds:0.0} s of the sampling";
                     lock (_problems) _problems.Add(problem);
                     _log(problem);
                 }
-                if (key != previous) _log($"VIP {_vip} on: {(holders.Count == 0 ? "no node" : key)}");
+                if (key != previous) _log($"VIP {_vip} answered by: {(holders.Count == 0 ? "no node" : key)}");
                 previous = key;
             }
             catch (LabException e) { _log($"VIP sample failed: {e.Message}"); }

@@ -323,6 +323,8 @@ public sealed class NamespacedLauncher : IProcessLauncher
 
     public bool IsAlive(int pid) => ProcessNative.IsAlive(pid);
 
+    public string? Identity(int pid) => ProcessNative.IsAlive(pid) ? ProcessNative.Identity(pid) : null;
+
     /// <summary>SIGKILL to the init of the program's pid namespace: the kernel then kills every process in it.</summary>
     public void Kill(int pid)
     {

@@ -42,6 +42,21 @@ internal static partial class ProcessNative
         }
     }
 
+    /// <summary>The boot and the start time (field 22 of /proc/PID/stat, in clock ticks since boot): together they name
+    /// one process for good, whereas a pid is reused. Null when the process does not exist.</summary>
+    public static string? Identity(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            // fields[0] is field 3 (state): the start time, field 22, is fields[19].
+            return fields.Length > 19 ? $"{File.ReadAllText("/proc/sys/kernel/random/boot_id").Trim()}:{fields[19]}" : null;
+        }
+        catch (IOException) { return null; }
+        catch (UnauthorizedAccessException) { return null; }
+    }
+
     /// <summary>Alive means it exists and is neither a zombie nor dead.</summary>
     public static bool IsAlive(int pid) => State(pid) is { } s && s != 'Z' && s != 'X' && s != 'x';
 }

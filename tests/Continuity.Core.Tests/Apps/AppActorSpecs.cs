@@ -85,6 +85,32 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         Assert.True(_platform.Vip.Up);
     }
 
+    [Fact]
+    public void A_node_that_starts_kills_the_program_its_killed_predecessor_left_running_but_never_a_process_that_reused_the_pid()
+    {
+        var dir = TestConfig.TempDir();
+        var owner = CreateTestProbe();
+        var first = Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", dir, Watch));
+        first.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        var orphan = _platform.Launcher.LastPid;
+        var note = File.ReadAllText(Path.Combine(dir, "program.pid"));
+
+        // The node process dies with SIGKILL: nothing of it runs, its program does. The next run finds the note.
+        var next = TestConfig.TempDir();
+        File.WriteAllText(Path.Combine(next, "program.pid"), note);
+        Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", next, Watch));
+        AwaitCondition(() => _platform.Launcher.Killed.Contains(orphan));
+        AwaitCondition(() => !File.Exists(Path.Combine(next, "program.pid")));
+
+        // Same pid, another process (the program ended and the pid was given to someone else): left alone.
+        var reused = TestConfig.TempDir();
+        File.WriteAllText(Path.Combine(reused, "program.pid"), "4242 started-at-another-time");
+        Sys.ActorOf(Continuity.Core.Apps.AppActor.Props(_app, _platform.Services, "node-1", "n1", reused, Watch));
+        AwaitCondition(() => !File.Exists(Path.Combine(reused, "program.pid")));
+        Assert.DoesNotContain(4242, _platform.Launcher.Killed);
+    }
+
     private OwnerProtocol.NodeStatus StatusOf(IActorRef actor)
     {
         actor.Tell(new OwnerProtocol.GetNodeStatus("kv"));

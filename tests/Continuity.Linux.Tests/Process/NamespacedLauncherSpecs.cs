@@ -54,6 +54,28 @@ public sealed class NamespacedLauncherSpecs
     }
 
     [Fact]
+    public void A_programs_identity_stays_the_same_while_it_runs_and_is_gone_with_it()
+    {
+        CriuLab.RequireRoot();
+        var launcher = new NamespacedLauncher();
+        var first = launcher.Launch(["sleep", "60"], _ => { });
+        var second = launcher.Launch(["sleep", "60"], _ => { });
+        try
+        {
+            var identity = launcher.Identity(first.Pid);
+            Assert.NotNull(identity);
+            Assert.Equal(identity, launcher.Identity(first.Pid));
+            Assert.NotEqual(identity, launcher.Identity(second.Pid));
+        }
+        finally
+        {
+            launcher.Kill(first.Pid);
+            launcher.Kill(second.Pid);
+        }
+        CriuLab.Eventually(() => launcher.Identity(first.Pid) is null, TimeSpan.FromSeconds(5), "the killed program's identity to be gone");
+    }
+
+    [Fact]
     public void Without_a_network_namespace_the_program_shares_the_callers()
     {
         CriuLab.RequireRoot();
