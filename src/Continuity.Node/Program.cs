@@ -5,6 +5,9 @@ namespace Continuity.Node;
 
 public static class Program
 {
+    /// <summary>The exit status of a node the cluster downed: it should be started again (and rejoins as a new member).</summary>
+    public const int ExitDowned = 3;
+
     public static async Task<int> Main(string[] args)
     {
         var options = NodeOptions.Parse(args, out var error);
@@ -67,7 +70,20 @@ public static class Program
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, ctx => { ctx.Cancel = true; _ = host.LeaveAndStopAsync(); });
 
         await host.Terminated;
+        var reason = Akka.Actor.CoordinatedShutdown.Get(host.System).ShutdownReason;
         await host.DisposeAsync();
-        return 0;
+        switch (reason)
+        {
+            case Akka.Actor.CoordinatedShutdown.ClusterDowningReason:
+                // Not an error of this node, but it must come back: the cluster wants it as a standby again. A non-zero
+                // status is what makes a supervisor (systemd's Restart=on-failure) start it again.
+                Console.Error.WriteLine($"continuity-node: this node was downed by the cluster (a partition, a pause longer than failure " +
+                    $"detection, or an operator's 'cluster down'); exiting with status {ExitDowned} so that its supervisor starts it again");
+                return ExitDowned;
+            case Akka.Actor.CoordinatedShutdown.ClusterJoinUnsuccessfulReason:
+                return 1; // the join watchdog said why
+            default:
+                return 0;
+        }
     }
 }

@@ -309,10 +309,12 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                 // Its supervisor starts the node process again, and (unlike systemd with KillMode=control-group) leaves
                 // the orphaned program alone: the new run must end it, and its VIP, fence and rules.
                 lab.Revive(new ReviveCommand(primary), reboot: false);
-                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                // A criu dump the kill interrupted ends by itself: its action script resumes after at most 60 s without
+                // the node (CriuOptions.WhileFrozenTimeout).
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(75);
                 while (orphans.Any(p => Os.IsAlive(p, null)) && DateTime.UtcNow < deadline) Thread.Sleep(200);
                 if (orphans.FirstOrDefault(p => Os.IsAlive(p, null)) is var left && left != 0)
-                    throw new RunFailed($"{primary}'s restarted node left its predecessor's {Describe(left)} running for 30 s");
+                    throw new RunFailed($"{primary}'s restarted node left its predecessor's {Describe(left)} running for 75 s");
                 return $"killed {primary}'s continuity-node (pid {pid}) with {orphans.Count} process(es) left running " +
                        $"({string.Join(", ", orphans.Select(Describe))}); restarted the node process, which ended them";
             }
@@ -342,6 +344,19 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             // machine reboot, which is what an operator would do, is a crash and a revive.
             if (!node.Crashed) lab.Crash(new CrashCommand(node.Name, null));
             lab.Revive(new ReviveCommand(node.Name));
+        }
+    }
+
+    /// <summary>
+    /// What the node's supervisor does (systemd's Restart=on-failure): a node process that exited, most often because
+    /// the cluster downed it after the fault (status 3), is started again as it is, program and addresses left to it.
+    /// </summary>
+    private void RestartExited(LabState state)
+    {
+        foreach (var node in state.Members.Where(m => !m.Crashed && m.Pid is { } pid && !Os.IsAlive(pid, m.StartTime)))
+        {
+            Log($"{node.Name}'s node process has exited: its supervisor starts it again");
+            NewLab(_log).Revive(new ReviveCommand(node.Name), reboot: false);
         }
     }
 
@@ -384,6 +399,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                      && views.All(v => v.App is { } a && a.ReadyStandbys == members.Count - 1 && a.Standbys.Count == members.Count - 1)
                      && primaries.Count == 1 && primaries[0] is not null;
             if (ok) return primaries[0]!;
+            RestartExited(state);
             last = string.Join("; ", views.Select(v =>
                 $"{v.Name}: {(v.Cluster is { } c ? $"{c.UpCount}/{c.Members.Count} Up" : "no cluster view")}, " +
                 $"{(v.App is { } a ? $"primary {a.Primary ?? "none"}, {a.ReadyStandbys}/{a.Standbys.Count} standbys ready, {a.State}" : "no app view")}"));

@@ -131,6 +131,10 @@ public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
             TimeSpan.FromSeconds(60), "the majority {n2, n3} removes n1");
         // The minority's node process shuts itself down: a downed node must stop serving.
         WaitUntil(() => ClusterSeenBy("n1") is null, TimeSpan.FromSeconds(60), "n1's node process stops");
+        // ... and says so, with the status that makes its supervisor start it again (it is wanted back as a standby).
+        WaitUntil(() => File.ReadAllText(Path.Combine(_lab.StateDir, "n1", "node.log")).Contains("was downed by the cluster", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "n1's node process exits saying it was downed");
+        Assert.Contains("exiting with status 3 so that its supervisor starts it again", File.ReadAllText(Path.Combine(_lab.StateDir, "n1", "node.log")));
         output.WriteLine($"partition of n1: majority removed it and n1 stopped within {clock.Elapsed.TotalSeconds:F1} s");
         Assert.Equal(["n2", "n3"], UpMembers(ClusterSeenBy("n3")!.Value));
     }
