@@ -46,6 +46,49 @@ public static class ContinuityConfigLoader
     /// <summary>The reference configuration alone (every default).</summary>
     public static Config ReferenceConfig => Reference.Value.Config;
 
+    /// <summary>
+    /// Akka.NET's parser follows a substitution that leads back to its own key until the stack overflows, which kills the
+    /// process (no exception to catch). A key depends on another when its value substitutes it, a part of it, or an
+    /// object holding it; a loop in that relation is refused before Akka sees the text. Self-references count too:
+    /// HOCON reads <c>a = ${a}</c> as "the previous value of a", but Akka.NET does not.
+    /// </summary>
+    private static void RefuseSubstitutionCycles(HoconCheckResult user)
+    {
+        static bool Related(string a, string b) => a == b || a.StartsWith(b + ".", StringComparison.Ordinal) || b.StartsWith(a + ".", StringComparison.Ordinal);
+        var edges = user.Substitutions
+            .GroupBy(s => s.Key)
+            .ToDictionary(g => g.Key, g => g.SelectMany(s => user.Substitutions.Select(t => t.Key).Distinct().Where(k => Related(k, s.Path))
+                .Select(k => (Next: k, Via: s))).ToList());
+        var done = new HashSet<string>();
+        foreach (var start in edges.Keys)
+        {
+            var path = new List<HoconSubstitution>();
+            if (FindLoop(start, start, edges, path, new HashSet<string>(), done) is { } loop)
+            {
+                var first = loop[0];
+                var chain = string.Join(" -> ", loop.Select(x => x.Key).Append(first.Key));
+                throw new ConfigurationException(
+                    $"substitution ${{{first.Path}}} in the value of '{first.Key}' leads back to '{first.Key}' ({chain}): a substitution " +
+                    "cycle cannot be resolved; write the value itself instead of the substitution", first.Position, first.Key);
+            }
+            done.Add(start);
+        }
+    }
+
+    private static List<HoconSubstitution>? FindLoop(string start, string at, Dictionary<string, List<(string Next, HoconSubstitution Via)>> edges,
+        List<HoconSubstitution> path, HashSet<string> seen, HashSet<string> done)
+    {
+        if (!edges.TryGetValue(at, out var next) || !seen.Add(at)) return null;
+        foreach (var (to, via) in next)
+        {
+            path.Add(via);
+            if (to == start) return path;
+            if (!done.Contains(to) && FindLoop(start, to, edges, path, seen, done) is { } loop) return loop;
+            path.RemoveAt(path.Count - 1);
+        }
+        return null;
+    }
+
     private static LoadedConfig Build(HoconCheckResult user, string sourceName)
     {
         var reference = Reference.Value;
@@ -72,6 +115,8 @@ public static class ContinuityConfigLoader
                 $"substitution ${{{s.Path}}} in the value of '{s.Key}' refers to a key that is set nowhere; " +
                 $"set '{s.Path}', or write ${{?{s.Path}}} if it is optional", s.Position, s.Key);
         }
+
+        RefuseSubstitutionCycles(user);
 
         Config config;
         try
@@ -221,7 +266,13 @@ public static class ConfigValues
             return "";
         }
         if (!v.IsString()) throw Bad(c, key, $"= {Show(key, v)} is invalid: expected a single value (a string)");
-        return v.GetString();
+        // 'key = null' parses as a string value whose text is null.
+        if (v.GetString() is not { } text)
+        {
+            if (required) throw Bad(c, key, "= null is invalid: expected a value; remove the line to keep the default");
+            return "";
+        }
+        return text;
     }
 
     public static IReadOnlyList<string> StringList(LoadedConfig c, string key, string expected)

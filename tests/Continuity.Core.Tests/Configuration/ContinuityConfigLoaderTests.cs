@@ -21,6 +21,32 @@ public class ContinuityConfigLoaderTests
         """;
 
     [Fact]
+    public void A_substitution_cycle_is_refused_naming_the_keys_instead_of_overflowing_the_stack()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => ContinuityConfigLoader.LoadFromString("a = ${b}\nb = ${c}\nc = ${a}\n", "node.hocon"));
+        Assert.Contains("cycle", e.Message);
+        Assert.Contains("a -> b -> c -> a", e.Message);
+        Assert.StartsWith("node.hocon:1:", e.Message);
+
+        var self = Assert.Throws<ConfigurationException>(() => ContinuityConfigLoader.LoadFromString("continuity.node.name = ${continuity.node.name}\n", "node.hocon"));
+        Assert.Equal("continuity.node.name", self.Key);
+        Assert.Throws<ConfigurationException>(() => ContinuityConfigLoader.LoadFromString("a { x = ${a} }\n", "node.hocon"));
+
+        // Substitutions without a loop still work.
+        var fine = ContinuityConfigLoader.LoadFromString("a = 5s\nb = ${a}\nc { d = ${b} }\n", "node.hocon");
+        Assert.Equal("5s", fine.Config.GetString("c.d"));
+    }
+
+    [Fact]
+    public void A_null_value_on_a_required_key_is_refused_naming_the_key()
+    {
+        var c = ContinuityConfigLoader.LoadFromString("continuity.node.join-timeout = null\n", "node.hocon");
+        var e = Assert.Throws<ConfigurationException>(() => ConfigValues.Duration(c, "continuity.node.join-timeout", TimeSpan.Zero, "60s"));
+        Assert.Equal("continuity.node.join-timeout", e.Key);
+        Assert.Contains("= null is invalid", e.Message);
+    }
+
+    [Fact]
     public void Valid_lab_config_loads_with_defaults_from_reference()
     {
         var c = ContinuityConfigLoader.LoadFromString(LabConfig, "lab.hocon");
