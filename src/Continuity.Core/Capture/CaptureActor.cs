@@ -77,9 +77,10 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     private bool _paused;
     private IActorRef? _pauseRequester;
     private DateTime _lastReleaseAt = DateTime.MinValue;
-    private static readonly TimeSpan DrainSettle = TimeSpan.FromMilliseconds(20);
+    // How long after the last release the program is given to read what was released before it is frozen.
+    private static readonly TimeSpan ReadSettle = TimeSpan.FromMilliseconds(20);
 
-    private sealed class DrainCheck { public static readonly DrainCheck Instance = new(); }
+    private sealed class SettleCheck { public static readonly SettleCheck Instance = new(); }
 
     public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys)
     {
@@ -104,17 +105,17 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
             // up after 60 s without a reply (seen on the lab, twice, as "a reply lost for good").
             _paused = true;
             _pauseRequester = Sender;
-            Self.Tell(DrainCheck.Instance);
+            Self.Tell(SettleCheck.Instance);
         });
-        Receive<DrainCheck>(_ =>
+        Receive<SettleCheck>(_ =>
         {
             if (_pauseRequester is null) return;
             // A datagram released just before the pause may still wait in its socket: CRIU keeps a TCP socket's queues
             // but not a UDP socket's, so the program must have read it before the freeze or the checkpoint would lose
             // a datagram at or before its mark.
-            if (DateTime.UtcNow - _lastReleaseAt < DrainSettle)
+            if (DateTime.UtcNow - _lastReleaseAt < ReadSettle)
             {
-                Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(5), Self, DrainCheck.Instance, Self);
+                Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(5), Self, SettleCheck.Instance, Self);
                 return;
             }
             _pauseRequester.Tell(new CaptureProtocol.Paused(_lastReleased));
