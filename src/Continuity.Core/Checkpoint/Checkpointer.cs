@@ -154,7 +154,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         Receive<CaptureProtocol.Paused>(p =>
         {
             _mark = p.Mark;
-            var id = $"e{_epoch}-{DateTime.UtcNow:yyyyMMddHHmmssfff}-{++_counter}";
+            var id = CheckpointInfo.NewId(_epoch, DateTime.UtcNow, ++_counter);
             var imageDir = Path.Combine(_workDir, id);
             // Operators (and the tests that aim a crash at a checkpoint) follow each checkpoint's phases in the log.
             _log.Info("[{0}] checkpoint {1}: frozen at mark {2}, dumping", _app.Name, id, _mark);

@@ -78,6 +78,23 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
     }
 
     [Fact]
+    public void A_stored_checkpoint_is_dated_by_when_its_program_was_frozen_not_by_when_the_copy_arrived()
+    {
+        var dir = TestConfig.TempDir();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, CreateTestProbe().Ref)));
+        var (archive, sha) = Archive();
+        var frozen = new DateTime(2026, 11, 30, 10, 3, 40, 71, DateTimeKind.Utc);
+        var id = CheckpointInfo.NewId(6, frozen, 31);
+        Assert.Equal("e6-20261130100340071-31", id);
+
+        foreach (var c in Chunks(id, archive, sha)) store.Tell(c);
+        ExpectMsg<CheckpointStored>();
+        store.Tell(new CheckpointStoreProtocol.GetNewest());
+        Assert.Equal(new DateTimeOffset(frozen), ExpectMsg<CheckpointStoreProtocol.Newest>().Info!.At);
+        Assert.Null(CheckpointInfo.FrozenAt("e1-a")); // an id of another form: the arrival is all there is
+    }
+
+    [Fact]
     public void A_checkpoint_whose_id_climbs_out_of_the_store_is_rejected_and_touches_nothing_outside()
     {
         var parent = TestConfig.TempDir();
