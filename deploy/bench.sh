@@ -7,7 +7,8 @@
 #   sudo deploy/bench.sh --quick    # a few minutes, 3 crashes
 #   sudo deploy/bench.sh --smoke    # the test suite's check that the benchmark still runs (< 3 min)
 #   options: --out FILE (default docs/benchmarks.md), --crashes N, --state-dir DIR (the lab's state,
-#   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs)
+#   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs),
+#   --only SECTIONS (comma-separated: cost, failover, alternatives, checkpoints; to iterate on one of them)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 say()  { printf '[bench] %s\n' "$*"; }
@@ -23,8 +24,9 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || fail "--out needs a file name"; out=$2; shift ;;
     --crashes) [ $# -ge 2 ] || fail "--crashes needs a number"; extra+=(--crashes "$2"); shift ;;
     --state-dir) [ $# -ge 2 ] || fail "--state-dir needs a directory"; extra+=(--state-dir "$2"); shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR)" ;;
+    --only) [ $# -ge 2 ] || fail "--only needs sections, e.g. cost or cost,checkpoints"; extra+=(--only "$2"); shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR, --only SECTIONS)" ;;
   esac
   shift
 done

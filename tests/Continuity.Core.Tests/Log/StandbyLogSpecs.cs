@@ -41,6 +41,23 @@ public sealed class StandbyLogSpecs : TestKit
     }
 
     [Fact]
+    public void The_journal_stage_and_the_packets_per_batch_are_reported_once_written()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 3));
+        log.Tell(Batch(1, 4, 2));
+        ExpectMsg<Appended>(TimeSpan.FromSeconds(20));
+        ExpectMsg<Appended>();
+
+        log.Tell(new StandbyLogProtocol.GetStatus());
+        var stages = ExpectMsg<StandbyLogProtocol.Status>().Stages!;
+
+        Assert.Equal(2, stages.Single(s => s.Stage == "journal").Count);
+        var sizes = stages.Single(s => s.Stage == "batch-packets");
+        Assert.Equal((2L, 5.0), (sizes.Count, sizes.Sum));
+    }
+
+    [Fact]
     public void Standby_log_persists_batches_and_survives_a_restart()
     {
         var log = StartLog();
