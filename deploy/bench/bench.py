@@ -153,6 +153,10 @@ class Bench:
     def write_config(self, apps):
         path = os.path.join(self.work, "apps.hocon")
         with open(path, "w") as f:
+            if self.args.extra_config:
+                # Settings under comparison (e.g. one journal mode against another), for every node of every lab.
+                with open(self.args.extra_config) as extra:
+                    f.write(extra.read() + "\n")
             for a in apps:
                 f.write(f"""continuity.apps.{a['name']} {{
   command = ["{self.kv}", "--tcp", "{a['port']}", "--ballast-mb", "{a.get('ballast', 0)}"]
@@ -502,6 +506,9 @@ class Bench:
         fs = subprocess.run(["stat", "-f", "-c", "%T", self.work], capture_output=True, text=True).stdout.strip()
         self.results["state_dir"] = f"{self.state_dir} ({fs})"
         only = set(self.args.only.split(",")) if self.args.only else {"cost", "failover", "alternatives", "checkpoints"}
+        if self.args.extra_config:
+            with open(self.args.extra_config) as f:
+                self.results["notes"].append("every node also had this configuration: `" + " ".join(f.read().split()) + "`")
         if only != {"cost", "failover", "alternatives", "checkpoints"}:
             self.results["notes"].append(f"only these sections were run: {', '.join(sorted(only))}")
         try:
@@ -610,6 +617,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--state-dir", default=f"/var/lib/continuity-lab-{INSTANCE}")
     ap.add_argument("--crashes", type=int)
+    ap.add_argument("--extra-config", help="a HOCON file added to every node's configuration (to compare a setting)")
     ap.add_argument("--only", help="comma-separated sections to run (cost, failover, alternatives, checkpoints); default all")
     ap.add_argument("--report-only", help="rewrite the report from a results.json")
     args = ap.parse_args()
