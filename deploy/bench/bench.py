@@ -29,6 +29,9 @@ APP_PORT = 7000
 BASE_PORT = 7100            # the unprotected copy of the program, on the node's own address
 COLD_PORT = 7200
 MGMT_PORT = 8558
+# The nodes' MIB (and so /metrics) is a sample at most this old: short, so the stage histograms read before and after
+# a run cover that run (the product's default is 5s).
+SAMPLE_INTERVAL_S = 1.0
 CHECKPOINT_INTERVAL = "5s"  # the product's default (hocon/reference.conf)
 
 TARGETS = {
@@ -117,7 +120,9 @@ class Bench:
             return None
 
     def stage_counts(self, nodes, app):
-        """Every node's stage histograms of one app, cumulative: {(node, stage, standby): {"buckets": [(le, n)], "sum", "count"}}."""
+        """Every node's stage histograms of one app, cumulative: {(node, stage, standby): {"buckets": [(le, n)], "sum", "count"}}.
+        Read once a fresh sample has been taken (two sample intervals), so it includes everything until now."""
+        time.sleep(2 * SAMPLE_INTERVAL_S + 0.2)
         out = {}
         for n in nodes:
             text = self.metrics(n)
@@ -153,6 +158,7 @@ class Bench:
     def write_config(self, apps):
         path = os.path.join(self.work, "apps.hocon")
         with open(path, "w") as f:
+            f.write(f"continuity.supervision.sample-interval = {int(SAMPLE_INTERVAL_S * 1000)}ms\n")
             if self.args.extra_config:
                 # Settings under comparison (e.g. one journal mode against another), for every node of every lab.
                 with open(self.args.extra_config) as extra:
