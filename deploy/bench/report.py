@@ -393,7 +393,7 @@ def limits(r, fo, noisy):
     L.append("- **What bounds the added latency.** Every inbound packet is held in the kernel (NFQUEUE) until every standby "
              "has written it to its journal and acknowledged it over Akka remoting; a request/response therefore pays a round "
              "trip to the slowest standby plus a journal write, on two cores that also run the program, the client and three "
-             "node processes. The unprotected path has none of that.")
+             "node processes. The unprotected path has none of that. *Where the time goes* splits it per stage.")
     L.append("- **What bounds the stall.** A crash is acted on only after the cluster removed the node (failure detector "
              "heartbeat 500 ms, acceptable pause 2 s, Split Brain Resolver stable-after 5 s: about 10 s, see README) and the "
              "clients' TCP retransmission timers have backed off meanwhile" + (f"; here the time before the switch (stall minus "
@@ -407,9 +407,10 @@ def limits(r, fo, noisy):
              "not a synthetic saturation test of the queue alone.")
     if r.get("sync_write_ms") is not None:
         L.append(f"- **The journals' disk.** One synchronous 4 KiB write took {fmt(r['sync_write_ms'], 2)} ms on the disk holding "
-                 "the standbys' SQLite journals; each batch of packets is one SQLite transaction (several synchronous writes "
-                 "with SQLite's default rollback journal) on every standby before the primary releases it, so the added "
-                 "latency cannot go below a few of those on this disk.")
+                 "the standbys' SQLite journals; each batch of packets is one SQLite transaction on every standby before the "
+                 "primary releases it (one synced append to the write-ahead log with `continuity.persistence.sqlite.journal-mode "
+                 "= wal`, the default; several synced writes with SQLite's rollback journal, `delete`), so the added latency "
+                 "cannot go below one of those on this disk.")
     if noisy:
         L.append("- **Noise.** The machine is 2 cores shared with other engineers' builds and tests during this run.")
     L.append(f"- Sizes: failover and alternatives used a {r.get('ballast_mb', '?')} MB program and {r.get('fail_conns', '?')} "
