@@ -7,7 +7,9 @@
 #   sudo deploy/bench.sh --quick    # a few minutes, 3 crashes
 #   sudo deploy/bench.sh --smoke    # the test suite's check that the benchmark still runs (< 3 min)
 #   options: --out FILE (default docs/benchmarks.md), --crashes N, --state-dir DIR (the lab's state,
-#   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs)
+#   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs),
+#   --only SECTIONS (comma-separated: cost, failover, alternatives, checkpoints; to iterate on one of them),
+#   --extra-config FILE (HOCON added to every node's configuration: to compare a setting in the same build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 say()  { printf '[bench] %s\n' "$*"; }
@@ -23,8 +25,10 @@ while [ $# -gt 0 ]; do
     --out) [ $# -ge 2 ] || fail "--out needs a file name"; out=$2; shift ;;
     --crashes) [ $# -ge 2 ] || fail "--crashes needs a number"; extra+=(--crashes "$2"); shift ;;
     --state-dir) [ $# -ge 2 ] || fail "--state-dir needs a directory"; extra+=(--state-dir "$2"); shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-    *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR)" ;;
+    --extra-config) [ $# -ge 2 ] || fail "--extra-config needs a HOCON file"; extra+=(--extra-config "$(realpath "$2")"); shift ;;
+    --only) [ $# -ge 2 ] || fail "--only needs sections, e.g. cost or cost,checkpoints"; extra+=(--only "$2"); shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR, --only SECTIONS, --extra-config FILE)" ;;
   esac
   shift
 done

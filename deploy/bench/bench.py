@@ -29,6 +29,9 @@ APP_PORT = 7000
 BASE_PORT = 7100            # the unprotected copy of the program, on the node's own address
 COLD_PORT = 7200
 MGMT_PORT = 8558
+# The nodes' MIB (and so /metrics) is a sample at most this old: short, so the stage histograms read before and after
+# a run cover that run (the product's default is 5s).
+SAMPLE_INTERVAL_S = 1.0
 CHECKPOINT_INTERVAL = "5s"  # the product's default (hocon/reference.conf)
 
 TARGETS = {
@@ -106,6 +109,28 @@ class Bench:
         except (urllib.error.URLError, OSError, ValueError):
             return None
 
+    def metrics(self, node, timeout=3):
+        """The node's /metrics (Prometheus text), or None when it does not answer."""
+        req = urllib.request.Request(f"http://{self.addr(node)}:{MGMT_PORT}/metrics",
+                                     headers={"Authorization": "Bearer " + self.token()})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.read().decode("utf-8", "replace")
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def stage_counts(self, nodes, app):
+        """Every node's stage histograms of one app, cumulative: {(node, stage, standby): {"buckets": [(le, n)], "sum", "count"}}.
+        Read once a fresh sample has been taken (two sample intervals), so it includes everything until now."""
+        time.sleep(2 * SAMPLE_INTERVAL_S + 0.2)
+        out = {}
+        for n in nodes:
+            text = self.metrics(n)
+            if text:
+                for key, v in parse_stage_histograms(text, app).items():
+                    out[(n,) + key] = v
+        return out
+
     def app(self, nodes, name):
         for n in nodes:
             v = self.api(n, f"/v1/apps/{name}")
@@ -133,6 +158,11 @@ class Bench:
     def write_config(self, apps):
         path = os.path.join(self.work, "apps.hocon")
         with open(path, "w") as f:
+            f.write(f"continuity.supervision.sample-interval = {int(SAMPLE_INTERVAL_S * 1000)}ms\n")
+            if self.args.extra_config:
+                # Settings under comparison (e.g. one journal mode against another), for every node of every lab.
+                with open(self.args.extra_config) as extra:
+                    f.write(extra.read() + "\n")
             for a in apps:
                 f.write(f"""continuity.apps.{a['name']} {{
   command = ["{self.kv}", "--tcp", "{a['port']}", "--ballast-mb", "{a.get('ballast', 0)}"]
@@ -273,15 +303,21 @@ class Bench:
                 for side in ("unprotected", "protected"):
                     self.load_samples.append(self.loadavg())
                     lat = os.path.join(self.work, f"lat-{standbys}-{side}-{rep}.txt")
+                    before = self.stage_counts(nodes, "kv") if side == "protected" else None
                     r = self.run_client("rr", targets[side], self.p["rr_conns"], self.p["rr_s"], lat_file=lat)
+                    if side == "protected":
+                        res.setdefault("stages_rr", []).append(stage_delta(before, self.stage_counts(nodes, "kv"), primary))
                     r["latencies_file"] = lat
                     res["rr"][side].append(r)
                     log(f"  {standbys} standby(s), rr {side}: {r['rps']:.0f} req/s, p50 {r['p50_us']} us, p99 {r['p99_us']} us, "
                         f"p99.9 {r['p999_us']} us, failed {r['failed']}")
                 for side in ("unprotected", "protected"):
+                    before = self.stage_counts(nodes, "kv") if side == "protected" else None
                     q0, t0 = self.queue_packets(primary), time.time()
                     r = self.run_client("bulk", targets[side], 1, self.p["bulk_s"], extra=["--line-bytes", "16384", "--window", "16"])
                     q1, t1 = self.queue_packets(primary), time.time()
+                    if side == "protected":
+                        res.setdefault("stages_bulk", []).append(stage_delta(before, self.stage_counts(nodes, "kv"), primary))
                     r["queue_pps"] = (q1 - q0) / (t1 - t0)
                     res["bulk"][side].append(r)
                     log(f"  {standbys} standby(s), bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
@@ -475,16 +511,26 @@ class Bench:
         self.results["sync_write_ms"] = self.sync_write_ms()
         fs = subprocess.run(["stat", "-f", "-c", "%T", self.work], capture_output=True, text=True).stdout.strip()
         self.results["state_dir"] = f"{self.state_dir} ({fs})"
+        only = set(self.args.only.split(",")) if self.args.only else {"cost", "failover", "alternatives", "checkpoints"}
+        if self.args.extra_config:
+            with open(self.args.extra_config) as f:
+                self.results["notes"].append("every node also had this configuration: `" + " ".join(f.read().split()) + "`")
+        if only != {"cost", "failover", "alternatives", "checkpoints"}:
+            self.results["notes"].append(f"only these sections were run: {', '.join(sorted(only))}")
         try:
-            for s in self.p["standbys"]:
-                log(f"a. cost while nothing fails, {s} standby(s)")
-                self.cost(s)
-            log("b. failover: crashes of the primary")
-            self.failover()
-            log("c. alternatives: cold start, restore-only")
-            self.alternatives()
-            log("d. checkpoints by memory size")
-            self.checkpoints()
+            if "cost" in only:
+                for s in self.p["standbys"]:
+                    log(f"a. cost while nothing fails, {s} standby(s)")
+                    self.cost(s)
+            if "failover" in only:
+                log("b. failover: crashes of the primary")
+                self.failover()
+            if "alternatives" in only:
+                log("c. alternatives: cold start, restore-only")
+                self.alternatives()
+            if "checkpoints" in only:
+                log("d. checkpoints by memory size")
+                self.checkpoints()
         finally:
             self.lab("down", check=False, quiet=True)
         self.results["elapsed_s"] = round(time.time() - self.started)
@@ -502,6 +548,74 @@ class Bench:
         log(f"wrote {self.out} in {self.results['elapsed_s']} s")
 
 
+STAGE_LINE = re.compile(r'^(continuity_path_stage_seconds|continuity_standby_batch_packets)_(bucket|sum|count)\{([^}]*)\} (\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_stage_histograms(text, app):
+    """The stage histograms of /metrics for one app: {(stage, standby): {"buckets": [(le, cumulative)], "sum", "count"}}.
+    batch-packets comes as its own family; it is filed under the stage name batch-packets."""
+    out = {}
+    for line in text.splitlines():
+        m = STAGE_LINE.match(line)
+        if not m:
+            continue
+        family, part, labels, value = m.groups()
+        lab = dict(LABEL.findall(labels))
+        if lab.get("app") != app:
+            continue
+        stage = lab.get("stage", "batch-packets")
+        h = out.setdefault((stage, lab.get("standby")), {"buckets": [], "sum": 0.0, "count": 0})
+        if part == "bucket":
+            le = float("inf") if lab["le"] == "+Inf" else float(lab["le"])
+            h["buckets"].append((le, float(value)))
+        elif part == "sum":
+            h["sum"] = float(value)
+        else:
+            h["count"] = float(value)
+    return out
+
+
+def histogram_quantile(q, buckets):
+    """Prometheus's histogram_quantile over cumulative (le, count) pairs: linear inside the bucket that holds the rank;
+    a rank in the +Inf bucket is reported as the largest finite bound."""
+    buckets = sorted(buckets)
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    prev_le, prev_n = 0.0, 0.0
+    for le, n in buckets:
+        if n >= rank and n > prev_n:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * (rank - prev_n) / (n - prev_n)
+        prev_le, prev_n = (le if le != float("inf") else prev_le), n
+    return prev_le
+
+
+def stage_delta(before, after, primary):
+    """Per stage, what happened between two readings of every node's histograms: batches, p50, p99 and mean (µs for
+    times, packets for batch-packets). A histogram that restarted in between (new epoch, log restarted) counts from zero."""
+    rows = []
+    for key, a in sorted(after.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        node, stage, standby = key
+        b = (before or {}).get(key)
+        if b is None or b["count"] > a["count"]:
+            b = {"buckets": [(le, 0.0) for le, _ in a["buckets"]], "sum": 0.0, "count": 0}
+        prior = dict(b["buckets"])
+        buckets = [(le, n - prior.get(le, 0.0)) for le, n in a["buckets"]]
+        count = a["count"] - b["count"]
+        if count <= 0:
+            continue
+        scale = 1 if stage == "batch-packets" else 1e6
+        q = lambda p: None if histogram_quantile(p, buckets) is None else round(histogram_quantile(p, buckets) * scale, 1)
+        rows.append({"node": node, "role": "primary" if node == primary else "standby", "stage": stage, "standby": standby,
+                     "count": int(count), "p50": q(0.5), "p99": q(0.99), "mean": round((a["sum"] - b["sum"]) / count * scale, 1),
+                     "unit": "packets" if stage == "batch-packets" else "us"})
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=sorted(PROFILES), default="full")
@@ -509,6 +623,8 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--state-dir", default=f"/var/lib/continuity-lab-{INSTANCE}")
     ap.add_argument("--crashes", type=int)
+    ap.add_argument("--extra-config", help="a HOCON file added to every node's configuration (to compare a setting)")
+    ap.add_argument("--only", help="comma-separated sections to run (cost, failover, alternatives, checkpoints); default all")
     ap.add_argument("--report-only", help="rewrite the report from a results.json")
     args = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

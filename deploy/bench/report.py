@@ -14,7 +14,7 @@ TARGETS = {
     "added_p50_us": 150, "added_p99_us": 1000, "rr_ratio": 0.8, "bulk_ratio": 0.5,
     "stall_p99_ms": 1000, "log_pps": 100_000,
 }
-SECTIONS = ["Machine", "Targets", "Cost while nothing fails", "Failover", "Alternatives", "Checkpoints", "Limits of this run"]
+SECTIONS = ["Machine", "Targets", "Cost while nothing fails", "Where the time goes", "Failover", "Alternatives", "Checkpoints", "Limits of this run"]
 PHASES = ["vipMs", "restoreMs", "replayMs", "openMs"]
 
 
@@ -86,6 +86,9 @@ def write(r, out, fig_dir, root):
         L.append("")
         L.append(f"**This is a `--{r['mode']}` run**: short runs, {len(r.get('failover', []))} crash(es); its tails (p99.9, p99 "
                  "of stalls) rest on few samples. `sudo deploy/bench.sh` without options runs the full set (20 crashes, longer runs).")
+
+    for note in r.get("notes") or []:
+        L += ["", f"**Note**: {note}."]
 
     # ---------------------------------------------------------------- machine
     L += ["", "## Machine", "", "| | |", "|---|---|"]
@@ -195,6 +198,10 @@ def write(r, out, fig_dir, root):
         ax.legend(fontsize=8)
         figs["cost-latency.png"] = fig
         L += ["", "![Latency distribution](benchmarks/cost-latency.png)"]
+
+    # ---------------------------------------------------------------- where the time goes
+    L += ["", "## Where the time goes", ""]
+    L += stages_section(cost)
 
     # ---------------------------------------------------------------- b. failover
     fo_all = r.get("failover", [])
@@ -320,6 +327,65 @@ def write(r, out, fig_dir, root):
         f.write("\n".join(L) + "\n")
 
 
+STAGE_ORDER = ["capture", "replicate", "journal", "release", "hold", "batch-packets"]
+STAGE_TEXT = {
+    "capture": "NFQUEUE read → Append sent (reader thread, capture actor's mailbox)",
+    "replicate": "Append sent → that standby's Appended back (remoting both ways, its mailboxes, its journal)",
+    "journal": "Append received by the standby's log → its journal write done",
+    "release": "last standby's Appended → verdict ACCEPT (long only while a checkpoint holds verdicts)",
+    "hold": "the whole hold: NFQUEUE read → verdict",
+    "batch-packets": "packets per Append written (a size, not a time)",
+}
+
+
+def stages_section(cost):
+    """The per-stage table: figures the nodes themselves measured (their /metrics histograms, read before and after
+    each protected run and subtracted), so they cover exactly that run."""
+    L = ["Each node times every batch of packets at each stage of its hold and exposes the histograms in `/metrics` "
+         "(`continuity_path_stage_seconds`, `continuity_standby_batch_packets`; p50/p99 also in `GET /v1/mib`). The bench read "
+         "every node's histograms before and after each protected run and subtracted them, so these figures are that run's "
+         "alone; p50/p99 are interpolated inside the histogram's buckets (√2 apart: within about 20 %). One row per batch, "
+         "not per packet or request:", ""]
+    for st in STAGE_ORDER:
+        L.append(f"- *{st}*: {STAGE_TEXT[st]};")
+    L += ["", "| standbys | load | stage | node | standby | batches | p50 | p99 | mean |", "|---|---|---|---|---|---|---|---|---|"]
+    any_rows = False
+    dominant = None
+    for s in sorted(cost):
+        for load, key in (("request/response", "stages_rr"), ("bulk", "stages_bulk")):
+            runs = cost[s].get(key) or []
+            if not runs:
+                continue
+            rows = runs[0]  # the first repetition: a histogram diff per run, not averaged across runs
+            rows = sorted(rows, key=lambda x: (STAGE_ORDER.index(x["stage"]) if x["stage"] in STAGE_ORDER else 99,
+                                               x.get("standby") or "", x["node"]))
+            for x in rows:
+                any_rows = True
+                unit = " packets" if x["unit"] == "packets" else " µs"
+                L.append(f"| {s} | {load} | {x['stage']} | {x['node']} ({x['role']}) | {x.get('standby') or ''} | {fmt(x['count'])} | "
+                         f"{fmt(x['p50'])}{unit} | {fmt(x['p99'])}{unit} | {fmt(x['mean'])}{unit} |")
+            if load == "request/response":
+                parts = [x for x in rows if x["stage"] in ("capture", "replicate", "release") and x.get("p50") is not None]
+                if parts:
+                    top = max(parts, key=lambda x: x["p50"])
+                    hold = next((x for x in rows if x["stage"] == "hold"), None)
+                    dominant = (s, top, hold, next((x for x in rows if x["stage"] == "journal" and x["node"] == top.get("standby")), None))
+    if not any_rows:
+        return ["No stage figures: the nodes' /metrics could not be read during the protected runs."]
+    if dominant:
+        s, top, hold, journal = dominant
+        text = (f"With {s} standby(s) under request/response load the largest stage at p50 is *{top['stage']}*"
+                + (f" to {top['standby']}" if top.get("standby") else "") + f" ({fmt(top['p50'])} µs")
+        if hold:
+            text += f" of a {fmt(hold['p50'])} µs hold"
+        text += ")"
+        if journal and top["stage"] == "replicate":
+            text += (f"; of that, the standby's journal write took {fmt(journal['p50'])} µs at p50, the rest is remoting and "
+                     "mailboxes both ways")
+        L += ["", text + "."]
+    return L
+
+
 def limits(r, fo, noisy):
     L = []
     sw = [sum((f.get("phases") or {}).get(k, 0) for k in PHASES) for f in fo]
@@ -327,7 +393,7 @@ def limits(r, fo, noisy):
     L.append("- **What bounds the added latency.** Every inbound packet is held in the kernel (NFQUEUE) until every standby "
              "has written it to its journal and acknowledged it over Akka remoting; a request/response therefore pays a round "
              "trip to the slowest standby plus a journal write, on two cores that also run the program, the client and three "
-             "node processes. The unprotected path has none of that.")
+             "node processes. The unprotected path has none of that. *Where the time goes* splits it per stage.")
     L.append("- **What bounds the stall.** A crash is acted on only after the cluster removed the node (failure detector "
              "heartbeat 500 ms, acceptable pause 2 s, Split Brain Resolver stable-after 5 s: about 10 s, see README) and the "
              "clients' TCP retransmission timers have backed off meanwhile" + (f"; here the time before the switch (stall minus "
@@ -341,9 +407,10 @@ def limits(r, fo, noisy):
              "not a synthetic saturation test of the queue alone.")
     if r.get("sync_write_ms") is not None:
         L.append(f"- **The journals' disk.** One synchronous 4 KiB write took {fmt(r['sync_write_ms'], 2)} ms on the disk holding "
-                 "the standbys' SQLite journals; each batch of packets is one SQLite transaction (several synchronous writes "
-                 "with SQLite's default rollback journal) on every standby before the primary releases it, so the added "
-                 "latency cannot go below a few of those on this disk.")
+                 "the standbys' SQLite journals; each batch of packets is one SQLite transaction on every standby before the "
+                 "primary releases it (one synced append to the write-ahead log with `continuity.persistence.sqlite.journal-mode "
+                 "= wal`, the default; several synced writes with SQLite's rollback journal, `delete`), so the added latency "
+                 "cannot go below one of those on this disk.")
     if noisy:
         L.append("- **Noise.** The machine is 2 cores shared with other engineers' builds and tests during this run.")
     L.append(f"- Sizes: failover and alternatives used a {r.get('ballast_mb', '?')} MB program and {r.get('fail_conns', '?')} "

@@ -563,7 +563,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var last = c?.Last ?? n?.Info;
                 var depth = l?.Depth ?? (k is not null ? Math.Max(0, k.LastSeq - (c?.Last?.Mark ?? 0)) : 0);
                 return new IntrospectionProtocol.AppFigures(app, role, epoch, k?.LastSeq ?? 0, k?.LastReleased ?? 0, depth, last,
-                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason, connections);
+                    c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason, connections,
+                    (k?.Stages ?? []).Concat(l?.Stages ?? []).ToList());
             })
             .PipeTo(Sender);
     }

@@ -23,7 +23,13 @@ public static class ContinuityApps
         string? nodeName = null, PlacementSettings? placement = null, Supervision.ResourceRules? supervision = null)
     {
         // Packet log and checkpoints: root only, whatever the umask (NodeHost did it already; other hosts may not have).
-        Security.RootOnly.PrepareStateDir(stateDir, sqliteJournal: system.Settings.Config.GetString(JournalBackend.BackendKey, "sqlite") == "sqlite");
+        var sqlite = system.Settings.Config.GetString(JournalBackend.BackendKey, "sqlite") == "sqlite";
+        Security.RootOnly.PrepareStateDir(stateDir, sqliteJournal: sqlite);
+        // Before the first persistent actor: the journal plugin opens the file lazily, and SQLite switches its mode only
+        // while no other connection has it open.
+        if (sqlite)
+            SqliteJournal.Apply(Path.Combine(Path.GetFullPath(stateDir), "journal.db"),
+                system.Settings.Config.GetString(SqliteJournal.JournalModeKey, "wal"));
         // The SQL plugin's own defaults (plugin class, table mapping) at the lowest priority, so reference.conf and
         // the node's file override them. Must happen before the first persistent actor starts.
         system.Settings.InjectTopLevelFallback(SqlPersistence.DefaultConfiguration);

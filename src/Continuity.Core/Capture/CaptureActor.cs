@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Event;
 using Continuity.Core.Apps;
 using Continuity.Core.Log;
+using Continuity.Core.Metrics;
 using Continuity.Core.Platform;
 using Continuity.Core.Replication;
 
@@ -28,8 +29,9 @@ public static class CaptureProtocol
     public sealed record GetStatus;
 
     /// <param name="Lags">How far each standby's acknowledgement trails the capture (the supervision rule's figure).</param>
+    /// <param name="Stages">Where the hold of this epoch's packets went: capture, replicate (per standby), release, hold.</param>
     public sealed record Status(long LastSeq, long LastReleased, bool Paused, bool Unprotected, IReadOnlyDictionary<string, long> AckedByStandby,
-        IReadOnlyList<StandbyLag> Lags);
+        IReadOnlyList<StandbyLag> Lags, IReadOnlyList<StageFigures>? Stages = null);
 }
 
 /// <summary>How far one standby's journal trails the primary's capture.</summary>
@@ -47,7 +49,8 @@ public sealed record StandbyLag(string Node, long Acked, long Packets, TimeSpan 
 /// </summary>
 public sealed class CaptureActor : ReceiveActor, IWithTimers
 {
-    private sealed record Captured(LoggedPacket[] Packets, uint[] PacketIds);
+    /// <param name="ReadAt">Stopwatch timestamp of the read off the queue, where the capture stage starts.</param>
+    private sealed record Captured(LoggedPacket[] Packets, uint[] PacketIds, long ReadAt);
     private sealed record ResendCheck;
 
     // Akka.Remote delivers at most once: a batch lost when an association to a standby drops and comes back leaves a
@@ -68,6 +71,13 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     private IPacketQueue? _queue;
 
     private readonly Dictionary<string, (IActorRef Ref, long Acked)> _standbys = new();
+
+    // Per-stage time of the hold, for the MIB (see Stages): which stage costs the added latency is not guessable.
+    private readonly BatchLedger _ledger = new();
+    private readonly Histogram _captureStage = Histogram.Latency();
+    private readonly Histogram _releaseStage = Histogram.Latency();
+    private readonly Histogram _holdStage = Histogram.Latency();
+    private readonly Dictionary<string, Histogram> _replicateStage = new();
     // Kernel packet id per seq not released yet, oldest first: the highest id of the released prefix is the verdict.
     // The packet is kept until released, so a standby that lost a batch can be sent it again.
     // With the time each was captured (Stopwatch ticks: immune to clock steps), for the standbys' lag.
@@ -129,7 +139,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         });
         Receive<CaptureProtocol.GetStatus>(_ => Sender.Tell(new CaptureProtocol.Status(
             _nextSeq - 1, _lastReleased, _paused, _standbys.Count == 0,
-            _standbys.ToDictionary(kv => kv.Key, kv => kv.Value.Acked), Lags())));
+            _standbys.ToDictionary(kv => kv.Key, kv => kv.Value.Acked), Lags(), StageFigures())));
     }
 
     protected override void PreStart()
@@ -140,6 +150,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         // Runs on the queue's reader thread: copy out of the kernel buffer and hand over to the actor.
         _queue.Start(batch =>
         {
+            var readAt = System.Diagnostics.Stopwatch.GetTimestamp();
             var packets = new LoggedPacket[batch.Count];
             var ids = new uint[batch.Count];
             for (var i = 0; i < batch.Count; i++)
@@ -147,7 +158,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
                 packets[i] = new LoggedPacket(0, batch[i].Packet.ToArray());
                 ids[i] = batch[i].PacketId;
             }
-            self.Tell(new Captured(packets, ids));
+            self.Tell(new Captured(packets, ids, readAt));
         });
     }
 
@@ -175,13 +186,20 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
             var append = new ReplicationProtocol.Append(_app.Name, _epoch, first, packets);
             foreach (var s in _standbys.Values) s.Ref.Tell(append);
         }
+        var sent = System.Diagnostics.Stopwatch.GetTimestamp();
+        _captureStage.RecordElapsed(c.ReadAt, sent);
+        _ledger.Add(first, _nextSeq - 1, c.ReadAt, sent);
         Release();
     }
 
     private void OnAppended(ReplicationProtocol.Appended a)
     {
         if (a.Epoch != _epoch || !_standbys.TryGetValue(a.Node, out var s)) return;
-        if (a.Seq > s.Acked) _standbys[a.Node] = (s.Ref, a.Seq);
+        if (a.Seq > s.Acked)
+        {
+            _standbys[a.Node] = (s.Ref, a.Seq);
+            _ledger.RecordAcknowledged(s.Acked, a.Seq, System.Diagnostics.Stopwatch.GetTimestamp(), ReplicateStage(a.Node));
+        }
         Release();
     }
 
@@ -224,7 +242,11 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     {
         if (m.Epoch != _epoch) return;
         var keep = m.Standbys.Select(s => s.Node).ToHashSet();
-        foreach (var gone in _standbys.Keys.Where(k => !keep.Contains(k)).ToList()) _standbys.Remove(gone);
+        foreach (var gone in _standbys.Keys.Where(k => !keep.Contains(k)).ToList())
+        {
+            _standbys.Remove(gone);
+            _replicateStage.Remove(gone);
+        }
         // A new standby holds no checkpoint yet, so it is no successor until the next checkpoint of this
         // epoch reaches it (which covers everything released before it). It counts as having the packets
         // held now; from the next batch on it gates the release like every other standby.
@@ -238,10 +260,29 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         Release();
     }
 
+    private Histogram ReplicateStage(string node)
+    {
+        if (!_replicateStage.TryGetValue(node, out var h)) _replicateStage[node] = h = Histogram.Latency();
+        return h;
+    }
+
+    private List<StageFigures> StageFigures()
+    {
+        var stages = new List<StageFigures> { _captureStage.Snapshot(Stages.Capture) };
+        stages.AddRange(_replicateStage.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Value.Snapshot(Stages.Replicate, kv.Key)));
+        stages.Add(_releaseStage.Snapshot(Stages.Release));
+        stages.Add(_holdStage.Snapshot(Stages.Hold));
+        return stages;
+    }
+
     private void Release()
     {
-        if (_paused || _pending.Count == 0) return;
-        var upTo = _standbys.Count == 0 ? long.MaxValue : _standbys.Values.Min(s => s.Acked);
+        if (_pending.Count == 0) return;
+        var upTo = long.MaxValue;
+        foreach (var s in _standbys.Values) upTo = Math.Min(upTo, s.Acked);
+        // Stamped even while paused: the wait for the checkpoint is the release stage's to show.
+        _ledger.StampAcknowledgedByAll(upTo, System.Diagnostics.Stopwatch.GetTimestamp());
+        if (_paused) return;
         uint? verdict = null;
         while (_pending.Count > 0 && _pending.Peek().Seq <= upTo)
         {
@@ -253,6 +294,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         {
             _queue!.AcceptUpTo(packetId);
             _lastReleaseAt = DateTime.UtcNow;
+            _ledger.Retire(_lastReleased, System.Diagnostics.Stopwatch.GetTimestamp(), _releaseStage, _holdStage);
         }
     }
 }

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using Akka.Persistence;
+using Continuity.Core.Metrics;
 using Continuity.Core.Replication;
 using static Continuity.Core.Replication.ReplicationProtocol;
 
@@ -22,7 +23,9 @@ public static class StandbyLogProtocol
     /// <param name="Complete">False while the log misses packets before ones it holds (it joined or rejoined mid-epoch)
     /// and no checkpoint covering them has arrived: a takeover from it would replay a log with a hole.</param>
     /// <param name="Backlog">Packets received and not yet written (the journal is behind what arrived).</param>
-    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true, long Backlog = 0);
+    /// <param name="Stages">The journal stage (Append received to written) and the packets per Append, since this log started.</param>
+    public sealed record Status(long Epoch, long LastSeq, int Depth, bool Complete = true, long Backlog = 0,
+        IReadOnlyList<StageFigures>? Stages = null);
 
     /// <summary>
     /// This node knows of epoch <paramref name="Epoch"/> (it takes over, or follows a new primary): batches of older
@@ -78,6 +81,9 @@ public sealed class StandbyLog : ReceivePersistentActor
     // remembered so a fenced primary's stream costs one warning, not one per batch.
     private long _fencedBelow;
     private long _lastRefusedEpoch;
+    // The standby's share of the primary's hold: how long a batch waits for its journal write, and how big batches are.
+    private readonly Histogram _journalStage = Histogram.Latency();
+    private readonly Histogram _batchPackets = Histogram.Sizes();
 
     private sealed record ProbeWrite;
 
@@ -140,7 +146,8 @@ public sealed class StandbyLog : ReceivePersistentActor
             var written = _lastSeq.GetValueOrDefault(epoch, _checkpointMark);
             // A resumed stream whose first batch has not arrived yet is a hole not marked yet.
             Sender.Tell(new StandbyLogProtocol.Status(epoch, written, _tails.Values.Sum(t => t.Count), _hole is null && _streamFrom is null,
-                Math.Max(0, _receivedSeq.GetValueOrDefault(epoch) - written)));
+                Math.Max(0, _receivedSeq.GetValueOrDefault(epoch) - written),
+                [_journalStage.Snapshot(Stages.Journal), _batchPackets.Snapshot(Stages.BatchPackets)]));
         });
     }
 
@@ -214,9 +221,12 @@ public sealed class StandbyLog : ReceivePersistentActor
         _rejoining = false;
         if (resumes) _streamFrom = null;
         var replyTo = Sender;
+        var receivedAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        _batchPackets.Record(a.Packets.Count);
         // PersistAsync: batches keep arriving while earlier ones are written; replies still follow the write, in order.
         PersistAsync(a, e =>
         {
+            _journalStage.RecordElapsed(receivedAt, System.Diagnostics.Stopwatch.GetTimestamp());
             Apply(e, LastSequenceNr);
             // Written after a fence: a takeover may already have read the tail without it, so its primary must not
             // release it. Kept in the journal all the same (harmless: a checkpoint of the new epoch truncates it).

@@ -3,6 +3,7 @@ using System.Text;
 using Akka.Actor;
 using Akka.Cluster;
 using Continuity.Core.Membership;
+using Continuity.Core.Metrics;
 using Continuity.Core.Supervision;
 using Continuity.Node.Hosting;
 using Microsoft.AspNetCore.Builder;
@@ -79,11 +80,18 @@ public static class MibJson
     /// <param name="OldestWaitMs">How long the oldest of those has waited (0 when none waits).</param>
     public sealed record StandbyLagDto(string Standby, string Address, long Acked, long PacketsBehind, long OldestWaitMs);
 
+    /// <summary>One stage of the packet path since its owner started (the primary's epoch, the standby's log): how many
+    /// batches went through it and how long they took there (µs), or for batch-packets how many packets a batch held.</summary>
+    /// <param name="Standby">The standby's node name, for the per-standby stage replicate; else null.</param>
+    /// <param name="Unit">"us" (microseconds) or "packets".</param>
+    public sealed record StageDto(string Stage, string? Standby, string Unit, long Count, double? P50, double? P99, double? Mean);
+
     /// <param name="StandbyLags">Primary: one entry per current standby (empty on other nodes).</param>
     /// <param name="DroppedBehind">Standby: why the owner dropped it for lagging, until a fresh checkpoint reached it.</param>
+    /// <param name="Stages">Where the packets' hold goes: the primary's capture, replicate, release, hold; a standby's journal, batch-packets.</param>
     public sealed record AppDto(string App, string Role, long Epoch, long PacketsCaptured, long PacketsReleased, long LogDepth,
         AppRoutes.CheckpointDto? LastCheckpoint, long? LastShipMs, long CheckpointCount, long Takeovers, long PacketsReplayedTotal,
-        AppRoutes.SwitchDto? LastSwitch, IReadOnlyList<StandbyLagDto> StandbyLags, string? DroppedBehind);
+        AppRoutes.SwitchDto? LastSwitch, IReadOnlyList<StandbyLagDto> StandbyLags, string? DroppedBehind, IReadOnlyList<StageDto> Stages);
 
     /// <param name="Reachable">False when the node did not answer in time; its figures are then null and its lists empty.</param>
     public sealed record NodeDto(string Node, string Address, bool Reachable, string? Error, string? SampledAt,
@@ -110,7 +118,16 @@ public static class MibJson
                         s.PacketsReplayed, s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds))
                     : null,
                 (a.StandbyLags ?? []).Select(l => new StandbyLagDto(nameOf(l.Node), l.Node, l.Acked, l.Packets, (long)l.OldestWait.TotalMilliseconds)).ToList(),
-                a.DroppedBehind)).ToList());
+                a.DroppedBehind, (a.Stages ?? []).Select(st => Stage(st, nameOf)).ToList())).ToList());
+    }
+
+    public static StageDto Stage(StageFigures s, Func<string, string> nameOf)
+    {
+        var packets = s.Stage == Stages.BatchPackets;
+        var scale = packets ? 1 : 1e6;
+        double? Shown(double v) => double.IsNaN(v) ? null : Math.Round(v * scale, 1);
+        return new StageDto(s.Stage, s.Standby is null ? null : nameOf(s.Standby), packets ? "packets" : "us", s.Count,
+            Shown(s.Quantile(0.5)), Shown(s.Quantile(0.99)), s.Count == 0 ? null : Shown(s.Sum / s.Count));
     }
 
     public static NodeDto Unreachable(string node, string address, string why) =>
@@ -169,6 +186,13 @@ public static class PrometheusMetrics
             lags.Select(l => (l.Labels, (double)l.Lag.Packets)));
         Family(w, "continuity_standby_lag_seconds", "gauge", "Primary: how long the oldest packet a standby has not acknowledged has waited (the max-standby-lag figure).",
             lags.Select(l => (l.Labels, l.Lag.OldestWait.TotalSeconds)));
+        var stages = apps.SelectMany(a => (a.Stages ?? []).Select(st =>
+            (Labels: A(a).Append(("stage", st.Stage)).Concat(st.Standby is null ? [] : [("standby", nameOf(st.Standby))]).ToArray(), Figures: st))).ToList();
+        HistogramFamily(w, "continuity_path_stage_seconds", "Time packets spent in each stage of their hold (stage label: capture, replicate " +
+            "per standby, release, hold on the primary since its epoch began; journal on a standby since its log started), per batch.",
+            stages.Where(s => s.Figures.Stage != Stages.BatchPackets));
+        HistogramFamily(w, "continuity_standby_batch_packets", "Standby: packets per batch (Append) written to the journal.",
+            stages.Where(s => s.Figures.Stage == Stages.BatchPackets).Select(s => (s.Labels.Where(l => l.Item1 != "stage").ToArray(), s.Figures)));
         var withSwitch = apps.Where(a => a.LastSwitch is not null).ToList();
         Family(w, "continuity_app_last_switch_timestamp_seconds", "gauge", "When this node last completed a takeover (Unix time).",
             withSwitch.Select(a => (A(a), a.LastSwitch!.At.ToUnixTimeMilliseconds() / 1000.0)));
@@ -187,6 +211,25 @@ public static class PrometheusMetrics
             if (labels.Length > 0)
                 w.Append('{').Append(string.Join(",", labels.Select(l => $"{l.Name}=\"{Escape(l.Value)}\""))).Append('}');
             w.Append(' ').Append(Number(value)).Append('\n');
+        }
+    }
+
+    private static void HistogramFamily(StringBuilder w, string name, string help, IEnumerable<((string Name, string Value)[] Labels, StageFigures Figures)> series)
+    {
+        w.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
+        w.Append("# TYPE ").Append(name).Append(" histogram\n");
+        foreach (var (labels, f) in series)
+        {
+            var common = string.Join(",", labels.Select(l => $"{l.Name}=\"{Escape(l.Value)}\""));
+            long cumulative = 0;
+            for (var i = 0; i < f.Counts.Count; i++)
+            {
+                cumulative += f.Counts[i];
+                var le = i < f.UpperBounds.Count ? Number(f.UpperBounds[i]) : "+Inf";
+                w.Append(name).Append("_bucket{").Append(common).Append(",le=\"").Append(le).Append("\"} ").Append(cumulative).Append('\n');
+            }
+            w.Append(name).Append("_sum{").Append(common).Append("} ").Append(Number(f.Sum)).Append('\n');
+            w.Append(name).Append("_count{").Append(common).Append("} ").Append(f.Count).Append('\n');
         }
     }
 

@@ -71,6 +71,49 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     }
 
     [Fact]
+    public void Stage_times_are_reported_per_standby()
+    {
+        var b = CreateTestProbe();
+        var c = CreateTestProbe();
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref), new StandbyRef("c", c.Ref));
+        var ids = queue.Push([1], [2]);
+        b.ExpectMsg<ReplicationProtocol.Append>();
+        c.ExpectMsg<ReplicationProtocol.Append>();
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 2));
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "c", 2));
+        AwaitCondition(() => queue.Accepted == ids[1]);
+
+        capture.Tell(new CaptureProtocol.GetStatus());
+        var stages = ExpectMsg<CaptureProtocol.Status>().Stages!;
+
+        Assert.Equal(["capture", "replicate", "replicate", "release", "hold"], stages.Select(s => s.Stage));
+        Assert.Equal(["b", "c"], stages.Where(s => s.Stage == "replicate").Select(s => s.Standby));
+        Assert.All(stages, s => Assert.Equal(1, s.Count)); // one batch went through every stage
+    }
+
+    [Fact]
+    public void A_batch_held_by_a_checkpoint_is_timed_in_the_release_stage_only_once_released()
+    {
+        var b = CreateTestProbe();
+        var (queue, capture) = StartCapture(1, new StandbyRef("b", b.Ref));
+        capture.Tell(new CaptureProtocol.Pause());
+        ExpectMsg<CaptureProtocol.Paused>();
+        var ids = queue.Push([1]);
+        b.ExpectMsg<ReplicationProtocol.Append>();
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 1));
+
+        capture.Tell(new CaptureProtocol.GetStatus());
+        var held = ExpectMsg<CaptureProtocol.Status>().Stages!;
+        Assert.Equal(1, held.Single(s => s.Stage == "replicate").Count);
+        Assert.Equal(0, held.Single(s => s.Stage == "release").Count);
+
+        capture.Tell(new CaptureProtocol.Resume());
+        AwaitCondition(() => queue.Accepted == ids[0]);
+        capture.Tell(new CaptureProtocol.GetStatus());
+        Assert.Equal(1, ExpectMsg<CaptureProtocol.Status>().Stages!.Single(s => s.Stage == "release").Count);
+    }
+
+    [Fact]
     public void An_ack_of_another_epoch_releases_nothing()
     {
         var b = CreateTestProbe();

@@ -119,6 +119,16 @@ public class PersistenceSettingsTests
     }
 
     [Fact]
+    public void A_sqlite_journal_mode_other_than_wal_or_delete_is_refused_with_its_line()
+    {
+        var e = Fails("continuity.persistence {\n  sqlite.journal-mode = memory\n}\n");
+        Assert.StartsWith("node.hocon:2:", e.Message);
+        Assert.Equal(SqliteJournal.JournalModeKey, e.Key);
+        Assert.Equal("sqlite", Validate("continuity.persistence.sqlite.journal-mode = delete"));
+        Assert.Equal("wal", ContinuityConfigLoader.ReferenceConfig.GetString(SqliteJournal.JournalModeKey));
+    }
+
+    [Fact]
     public void Unknown_backend_is_refused()
     {
         var e = Fails("continuity.persistence.backend = mysql");

@@ -17,9 +17,13 @@ public sealed class StandbyLogSpecs : TestKit
 
     private StandbyLogSpecs(string dir) : base(SqliteConfig(dir)) => _dir = dir;
 
-    // The real journal of a node: Akka.Persistence.Sql on a SQLite file in the state directory.
-    private static Config SqliteConfig(string dir) =>
-        ContinuityApps.PersistenceConfig(TestConfig.Reference, dir)
+    // The real journal of a node: Akka.Persistence.Sql on a SQLite file in the state directory, in the journal mode the
+    // node sets (ContinuityApps.Start).
+    private static Config SqliteConfig(string dir)
+    {
+        Continuity.Core.Security.RootOnly.PrepareStateDir(dir);
+        SqliteJournal.Apply(Path.Combine(dir, "journal.db"), TestConfig.Reference.GetString(SqliteJournal.JournalModeKey));
+        return ContinuityApps.PersistenceConfig(TestConfig.Reference, dir)
             .WithFallback(ConfigurationFactory.ParseString("""
                 akka.actor.provider = local
                 akka.persistence.journal.plugin = "akka.persistence.journal.sql"
@@ -27,6 +31,7 @@ public sealed class StandbyLogSpecs : TestKit
                 """))
             .WithFallback(TestConfig.Node())
             .WithFallback(Akka.Persistence.Sql.SqlPersistence.DefaultConfiguration);
+    }
 
     private static Append Batch(long epoch, long first, int count) =>
         new("kv", epoch, first, Enumerable.Range(0, count).Select(i => new LoggedPacket(first + i, [(byte)(first + i)])).ToArray());
@@ -38,6 +43,39 @@ public sealed class StandbyLogSpecs : TestKit
         Watch(log);
         Sys.Stop(log);
         ExpectTerminated(log);
+    }
+
+    [Fact]
+    public void The_sqlite_journal_is_a_write_ahead_log_synced_at_every_commit()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 2));
+        ExpectMsg<Appended>(TimeSpan.FromSeconds(20));
+
+        var db = Path.Combine(_dir, "journal.db");
+        Assert.Equal("wal", SqliteJournal.Read(db, "journal_mode"));
+        // FULL (2): a WAL commit is synced before it returns, so the acknowledgement follows a durable write. NORMAL (1)
+        // would sync only at WAL checkpoints, and a power loss could take acknowledged packets with it.
+        Assert.Equal("2", SqliteJournal.Read(db, "synchronous"));
+        Assert.True(File.Exists(db + "-wal"));
+        Assert.Equal(Continuity.Core.Security.RootOnly.PrivateFileMode, File.GetUnixFileMode(db + "-wal"));
+    }
+
+    [Fact]
+    public void The_journal_stage_and_the_packets_per_batch_are_reported_once_written()
+    {
+        var log = StartLog();
+        log.Tell(Batch(1, 1, 3));
+        log.Tell(Batch(1, 4, 2));
+        ExpectMsg<Appended>(TimeSpan.FromSeconds(20));
+        ExpectMsg<Appended>();
+
+        log.Tell(new StandbyLogProtocol.GetStatus());
+        var stages = ExpectMsg<StandbyLogProtocol.Status>().Stages!;
+
+        Assert.Equal(2, stages.Single(s => s.Stage == "journal").Count);
+        var sizes = stages.Single(s => s.Stage == "batch-packets");
+        Assert.Equal((2L, 5.0), (sizes.Count, sizes.Sum));
     }
 
     [Fact]

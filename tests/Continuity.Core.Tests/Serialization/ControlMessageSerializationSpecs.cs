@@ -44,6 +44,15 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
     private static readonly IntrospectionProtocol.NodeFigures Figures = new(12.5, 1 << 30, 4L << 30, 10L << 30, 20L << 30,
         new[] { new IntrospectionProtocol.QueueFigures(0, 3, 1, 2), new IntrospectionProtocol.QueueFigures(1, 0, 0, 0) }.ToList(), 65536, null);
 
+    private static List<Continuity.Core.Metrics.StageFigures> StagesOfAPrimary()
+    {
+        var capture = Continuity.Core.Metrics.Histogram.Latency();
+        var replicate = Continuity.Core.Metrics.Histogram.Latency();
+        capture.Record(System.Diagnostics.Stopwatch.Frequency / 10_000);
+        replicate.Record(System.Diagnostics.Stopwatch.Frequency / 1_000);
+        return [capture.Snapshot("capture"), replicate.Snapshot("replicate", "akka.tcp://continuity@10.0.0.2:4053")];
+    }
+
     private static readonly IntrospectionProtocol.AppFigures PrimaryFigures = new("kv", AppRole.Primary, 2, 100, 98, 5, Newest,
         TimeSpan.FromMilliseconds(40), 7, 1, 6, Switch);
 
@@ -90,6 +99,8 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         {
             StandbyLags = new[] { new StandbyLag("n2", 41, 12, TimeSpan.FromSeconds(11)) }.ToList(),
         },
+        ["AppFigures of a primary with its stage histograms"] = _ => PrimaryFigures with { Stages = StagesOfAPrimary() },
+        ["StageFigures"] = _ => StagesOfAPrimary()[1],
         ["AppFigures of a standby dropped for lagging"] = _ => new IntrospectionProtocol.AppFigures("kv", AppRole.Standby, 2, 0, 0, 31, Newest, null, 0, 0, 0, null,
             null, "its oldest unacknowledged packet has waited 11 s (12 packet(s) behind), beyond max-standby-lag = 10s"),
         ["RecordSwitch"] = _ => new OwnerProtocol.RecordSwitch("kv", Switch),

@@ -100,6 +100,37 @@ public sealed class MibSpecs(SoloNodeFixture fixture) : IClassFixture<SoloNodeFi
         Assert.Equal(12, Assert.Single(families["continuity_standby_lag_packets"].Samples).Value);
     }
 
+    [Fact]
+    public void Stage_times_are_a_prometheus_histogram_per_stage_and_standby_and_a_summary_in_the_mib()
+    {
+        const string n2 = "akka.tcp://continuity@10.0.0.2:4053";
+        var now = DateTimeOffset.UtcNow;
+        var replicate = Continuity.Core.Metrics.Histogram.Latency();
+        replicate.Record(System.Diagnostics.Stopwatch.Frequency / 1000); // 1 ms
+        replicate.Record(System.Diagnostics.Stopwatch.Frequency / 1000);
+        var sizes = Continuity.Core.Metrics.Histogram.Sizes();
+        sizes.Record(3);
+        var stages = new[] { replicate.Snapshot("replicate", n2), sizes.Snapshot("batch-packets") }.ToList();
+        var app = new IntrospectionProtocol.AppFigures("kv", Continuity.Core.Election.AppRole.Primary, 2, 53, 41, 12, null, null, 0, 0, 0, null,
+            Stages: stages);
+        var mib = new IntrospectionProtocol.NodeMib("n1", "akka.tcp://continuity@10.0.0.1:4053", now,
+            new IntrospectionProtocol.NodeFigures(1, 1, 2, 1, 2, [], 0, null), [app]);
+        string NameOf(string address) => address == n2 ? "n2" : address;
+
+        var dto = Assert.Single(Continuity.Node.Management.MibJson.FromMib(mib, NameOf, now).Apps).Stages;
+        Assert.Equal(("replicate", "n2", "us", 2L), (dto[0].Stage, dto[0].Standby, dto[0].Unit, dto[0].Count));
+        Assert.InRange(dto[0].P50!.Value, 700, 1500);
+        Assert.Equal(("batch-packets", "packets", 3.0), (dto[1].Stage, dto[1].Unit, dto[1].Mean));
+
+        var families = PrometheusText.Parse(Continuity.Node.Management.PrometheusMetrics.Write(mib, NameOf, now));
+        var buckets = families["continuity_path_stage_seconds"].Samples.Where(s => s.Name.EndsWith("_bucket")).ToList();
+        Assert.All(buckets, b => Assert.Equal(("n2", "replicate", "kv"), (b.Labels["standby"], b.Labels["stage"], b.Labels["app"])));
+        Assert.Equal(2, buckets.Single(b => b.Labels["le"] == "+Inf").Value);
+        Assert.Equal(0, buckets.First().Value); // cumulative: nothing at or below 10 µs
+        Assert.Equal(2, families["continuity_path_stage_seconds"].Samples.Single(s => s.Name.EndsWith("_count")).Value);
+        Assert.Equal(1, families["continuity_standby_batch_packets"].Samples.Single(s => s.Name.EndsWith("_count")).Value);
+    }
+
     [Theory]
     [InlineData("/metrics")]
     [InlineData("/v1/mib")]

@@ -50,7 +50,7 @@ public static partial class PrometheusText
             var m = SampleLine().Match(line);
             if (!m.Success) throw new FormatException($"line {lineNo}: not a sample: {line}");
             var sampleName = m.Groups["name"].Value;
-            if (!families.TryGetValue(sampleName, out var family))
+            if (!families.TryGetValue(sampleName, out var family) && !HistogramSample(families, sampleName, out family))
                 throw new FormatException($"line {lineNo}: sample {sampleName} has no TYPE declared before it");
             var labels = new Dictionary<string, string>();
             var labelText = m.Groups["labels"].Value;
@@ -74,5 +74,16 @@ public static partial class PrometheusText
             family.Samples.Add(new Sample(sampleName, labels, value));
         }
         return families;
+    }
+
+    // A histogram's samples are NAME_bucket (with le), NAME_sum and NAME_count.
+    private static bool HistogramSample(Dictionary<string, Family> families, string sampleName, out Family family)
+    {
+        foreach (var suffix in new[] { "_bucket", "_sum", "_count" })
+            if (sampleName.EndsWith(suffix, StringComparison.Ordinal)
+                && families.TryGetValue(sampleName[..^suffix.Length], out family!) && family.Type == "histogram")
+                return true;
+        family = null!;
+        return false;
     }
 }
