@@ -352,8 +352,10 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                                      ?? throw new RunFailed($"no standby started taking over within {FailoverTimeout.TotalSeconds:0} s of the crash of {primary}");
                 Log($"{second} takes over (epoch {line.Groups[1].Value}); waiting for its {(restore ? "restore" : "replay")}");
                 var phase = WaitForTakeoverPhase(state.Host(second), restore, TimeSpan.FromSeconds(20));
-                lab.Crash(new CrashCommand(second, null));
+                // Read just before the crash, not after: between the links going down and the SIGKILL (up to 2 s on
+                // this loaded machine) the takeover may fail on the dead link and clean its rules up.
                 var rules = VipRulesAtCrash(state.Host(second));
+                lab.Crash(new CrashCommand(second, null));
                 Log($"crashed {second} during its takeover: {phase}; {rules}");
                 AwaitFailoverFrom(second);
                 return $"crashed primary {primary}, then {second} while it took over ({phase}; {rules}); the third data node took over";
@@ -382,19 +384,20 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             case FaultKind.FloodQueue:
             {
                 var node = state.Host(primary);
-                // Long enough to fill the queue many times over; capped, since the flood takes a whole core of two.
+                // Long enough to fill the queue many times over; capped, since the flood takes the machine's two cores.
                 var seconds = (int)Math.Clamp(length.TotalSeconds, 3, 15);
                 var before = QueueStats(node.Namespace);
                 Log($"{primary}'s queues before the flood: {before}");
                 using var flood = StartFlood(seconds);
-                string during = "", sent;
+                var mostHeld = 0L;
                 try
                 {
-                    for (var i = 0; i < seconds * 2 && !flood.HasExited; i++)
+                    for (var i = 0; i < seconds * 4 && !flood.HasExited; i++)
                     {
-                        Thread.Sleep(500);
-                        during = QueueStats(node.Namespace);
-                        if (i % 4 == 3) Log($"{primary}'s queues during the flood: {during}");
+                        Thread.Sleep(250);
+                        var now = QueueStats(node.Namespace);
+                        mostHeld = Math.Max(mostHeld, now.Held);
+                        if (i % 8 == 7) Log($"{primary}'s queues during the flood: {now}");
                     }
                     flood.WaitForExit(10_000);
                 }
@@ -402,10 +405,14 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                 {
                     if (!flood.HasExited) flood.Kill(entireProcessTree: true);
                 }
-                sent = flood.StandardOutput.ReadToEnd().Trim();
+                var sent = flood.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                    .Sum(l => long.TryParse(l.Trim(), out var n) ? n : 0);
                 var after = QueueStats(node.Namespace);
                 Log($"{primary}'s queues after the flood ({sent} datagrams sent): {after}");
-                return $"flooded {Vip}:{UdpPort} from the client namespace for {seconds} s ({sent} datagrams); {primary}'s queue at the end: {during}; after: {after}";
+                var dropped = after.DroppedFull - before.DroppedFull;
+                return $"flooded {Vip}:{UdpPort} from the client namespace for {seconds} s ({sent} datagrams): {primary}'s queue held up to " +
+                       $"{mostHeld} packets (sampled every 250 ms) and dropped {dropped} for being full" +
+                       (dropped == 0 ? " (the queue never filled: the flood was not faster than the capture this time)" : "");
             }
 
             case FaultKind.FillStandbyJournal:
@@ -439,32 +446,57 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
 
     /// <summary>
     /// Until the taking-over node is in the phase aimed at: CRIU restoring (a criu process in its namespace), or
-    /// replaying (the restored program is there and criu has gone; the replay follows the restore at once). The
-    /// takeover logs no line of its own at these moments, so the node's processes are what shows them.
+    /// replaying (the receive end of its injection channel, a veth named ctrpl*, has received a packet). The takeover
+    /// logs no line of its own at these moments, so the node's processes and interfaces are what shows them.
     /// </summary>
     private string WaitForTakeoverPhase(LabHost node, bool restore, TimeSpan timeout)
     {
         var clock = Stopwatch.StartNew();
         var netns = NamespaceProcesses.InodeOf(Network.NetnsPath(node.Namespace));
-        var sawCriu = false;
         while (clock.Elapsed < timeout)
         {
-            var commands = NamespaceProcesses.CommandLines(netns);
-            var criu = commands.Any(c => c.Contains("criu") && c.Contains("restore"));
-            var program = commands.Any(c => c.Contains(KvServer) && !c.Contains("criu"));
-            sawCriu |= criu;
-            if (restore && criu) return $"criu restore running, after {clock.Elapsed.TotalMilliseconds:0} ms";
-            if (!restore && program && !criu) return $"restored program running{(sawCriu ? "" : " (criu itself not seen)")}, after {clock.Elapsed.TotalMilliseconds:0} ms";
-            if (restore && program && !criu) return $"restore already over (restored program running, criu {(sawCriu ? "seen" : "not seen")}), after {clock.Elapsed.TotalMilliseconds:0} ms";
-            Thread.Sleep(2);
+            var injected = InjectedPackets(node);
+            if (injected > 0)
+                return restore
+                    ? $"restore already over: {injected} packet(s) replayed, after {clock.Elapsed.TotalMilliseconds:0} ms"
+                    : $"replaying: {injected} packet(s) injected so far, after {clock.Elapsed.TotalMilliseconds:0} ms";
+            if (restore)
+            {
+                if (NamespaceProcesses.CommandLines(netns).Any(c => c.Contains("criu") && c.Contains("restore")))
+                    return $"criu restore running, after {clock.Elapsed.TotalMilliseconds:0} ms";
+            }
+            Thread.Sleep(1);
         }
-        return $"{(restore ? "no criu restore" : "no restored program")} seen within {timeout.TotalSeconds:0} s";
+        return $"{(restore ? "no criu restore" : "no replayed packet")} seen within {timeout.TotalSeconds:0} s";
     }
 
     /// <summary>
-    /// What a crashed node's raw-table rules (which its crash leaves in place until it is revived) say of how far its
-    /// takeover got: the VIP's inbound traffic is dropped until the takeover opens it, and the queue rules of the new
-    /// primary go in after the replay, just before the opening.
+    /// Packets received so far by the receive ends (ctrpl*) of the node's injection channels: the replay writes every
+    /// logged packet into the channel, nothing else does. Read from /proc/PID/net/dev of the node process, which shows
+    /// its namespace's interfaces without starting a process.
+    /// </summary>
+    private static long InjectedPackets(LabHost node)
+    {
+        if (node.Pid is not { } pid) return 0;
+        string text;
+        try { text = File.ReadAllText($"/proc/{pid}/net/dev"); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return 0; }
+        long total = 0;
+        foreach (var line in text.Split('\n'))
+        {
+            // "  ctrpl100: 12345 67 0 0 ..." : receive bytes, then receive packets.
+            var colon = line.IndexOf(':');
+            if (colon < 0 || !line[..colon].Trim().StartsWith("ctrpl", StringComparison.Ordinal)) continue;
+            var fields = line[(colon + 1)..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length > 1 && long.TryParse(fields[1], out var packets)) total += packets;
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// What the raw-table rules of a node taking over say of how far its takeover got: the VIP's inbound traffic is
+    /// dropped until the takeover opens it, and the queue rules of the new primary go in after the replay, just
+    /// before the opening.
     /// </summary>
     private static string VipRulesAtCrash(LabHost node)
     {
@@ -480,27 +512,36 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         };
     }
 
-    /// <summary>/proc/net/netfilter/nfnetlink_queue of the namespace: per queue, packets held, dropped for a full queue, and lost to the reader.</summary>
-    private static string QueueStats(string ns)
+    /// <summary>Summed over the namespace's NFQUEUEs: packets held, dropped because the queue was full, and lost to the reader's socket.</summary>
+    private sealed record QueueFigures(int Queues, long Held, long DroppedFull, long DroppedReader)
+    {
+        public override string ToString() =>
+            Queues == 0 ? "no queue" : $"{Held} held, {DroppedFull} dropped (queue full), {DroppedReader} dropped (reader's socket full)";
+    }
+
+    /// <summary>/proc/net/netfilter/nfnetlink_queue of the namespace (columns: queue, port id, held, copy mode, range, queue dropped, user dropped, ...).</summary>
+    private static QueueFigures QueueStats(string ns)
     {
         var text = Os.Run("nsenter", $"--net={Network.NetnsPath(ns)}", "--", "cat", "/proc/net/netfilter/nfnetlink_queue").Stdout;
-        var queues = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+        var rows = text.Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
             .Where(f => f.Length >= 7)
-            .Select(f => $"queue {f[0]}: {f[2]} held, {f[5]} dropped (queue full), {f[6]} dropped (reader's socket full)")
+            .Select(f => f.Select(x => long.TryParse(x, out var v) ? v : 0).ToArray())
             .ToList();
-        return queues.Count == 0 ? "no queue" : string.Join("; ", queues);
+        return new QueueFigures(rows.Count, rows.Sum(r => r[2]), rows.Sum(r => r[5]), rows.Sum(r => r[6]));
     }
 
     /// <summary>
-    /// Datagrams "x" (which ct-kv ignores, not being "U FLOW N ...") from one socket of the client namespace to the
+    /// Datagrams "x" (which ct-kv ignores, not being "U FLOW N ...") from two sockets of the client namespace to the
     /// VIP's logged UDP port as fast as bash writes them: tens of thousands a second, each one held by the primary's
     /// NFQUEUE until both standbys logged it.
     /// </summary>
     private Process StartFlood(int seconds)
     {
-        var script = $"exec 3<>/dev/udp/{Vip}/{UdpPort}; n=0; end=$((SECONDS+{seconds})); " +
-                     "while ((SECONDS<end)); do printf x >&3; printf x >&3; printf x >&3; printf x >&3; printf x >&3; n=$((n+5)); done 2>/dev/null; echo $n";
+        // Two writers: one alone did not always outrun the capture on this machine.
+        var script = $"flood() {{ exec 3<>/dev/udp/{Vip}/{UdpPort}; n=0; end=$((SECONDS+{seconds})); " +
+                     "while ((SECONDS<end)); do printf x >&3; printf x >&3; printf x >&3; printf x >&3; printf x >&3; n=$((n+5)); done 2>/dev/null; echo $n; }; " +
+                     "flood & flood & wait";
         var psi = new ProcessStartInfo("nsenter") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[] { $"--net={Network.NetnsPath(_topology.NamespaceOf(Topology.ClientName))}", "--", "bash", "-c", script })
             psi.ArgumentList.Add(a);
