@@ -216,7 +216,7 @@ public sealed class ConfigLoaderFuzzTests(ITestOutputHelper output) : IDisposabl
     private static readonly string[] WrongTypes =
     [
         "{ a = 1 }", "{}", "[]", "[1, [2]]", "[{ a = 1 }]", "true", "42", "\"x\"", "${?NO_SUCH_VARIABLE_FUZZ}",
-        // null is left out: on a duration key it is a known crash (A_null_duration_is_refused_with_a_message_not_a_NullReferenceException).
+        // null is left out: on a typed key it is a known crash (A_null_or_nested_value_on_a_typed_key_is_refused_...).
     ];
 
     public static TheoryData<string> ValueFamilies => new() { "huge", "bad-duration", "wrong-type" };
@@ -352,19 +352,27 @@ public sealed class ConfigLoaderFuzzTests(ITestOutputHelper output) : IDisposabl
     }
 
     /// <summary>
-    /// HOCON null on a duration key (continuity.node.join-timeout, continuity.apps.NAME.checkpoint-interval, ...):
-    /// ConfigValues.String returns null for it and ConfigValues.Duration hands that to TryParseDuration, whose
-    /// text.Trim() throws a NullReferenceException; the node and --check die with "Unhandled exception" (exit 134).
-    /// Found by this fuzzing; the fix (treat null as a missing or invalid value) belongs in Continuity.Core.
+    /// HOCON null on a key Continuity reads with a typed getter: ConfigValues.String returns null for it, and
+    /// ConfigValues.Duration (TryParseDuration's text.Trim()), ConfigValues.Bool, NodeSettings.TryParseHostPort and the
+    /// state-dir check (Path.IsPathFullyQualified) dereference it; a seed that is a list reaches HostSettings.WithScheme
+    /// as null. The node and --check die with "Unhandled exception" (exit 134) instead of naming the key. Found by this
+    /// fuzzing; the fixes (treat null as an invalid value) belong in Continuity.Core and Continuity.Node.
     /// </summary>
-    [Fact(Skip = "known defect: 'KEY = null' on a duration key is an unhandled NullReferenceException in ConfigValues.Duration")]
-    public void A_null_duration_is_refused_with_a_message_not_a_NullReferenceException()
+    [Fact(Skip = "known defect: 'KEY = null' on a typed key (durations, on/off, bind, state-dir) and a nested seed list crash continuity-node --check with an unhandled exception")]
+    public void A_null_or_nested_value_on_a_typed_key_is_refused_with_a_message_not_an_unhandled_exception()
     {
-        foreach (var key in new[] { "continuity.node.join-timeout", "continuity.apps.kv.checkpoint-interval", "continuity.supervision.check-interval" })
+        foreach (var (key, value) in new[]
+                 {
+                     ("continuity.node.join-timeout", "null"), ("continuity.apps.kv.checkpoint-interval", "null"),
+                     ("continuity.supervision.check-interval", "null"), ("continuity.management.enabled", "null"),
+                     ("continuity.cluster-tls.enabled", "null"), ("continuity.management.bind", "null"),
+                     ("continuity.node.state-dir", "null"), ("akka.cluster.seed-nodes", "[[1]]"),
+                 })
         {
-            var (outcome, error) = Run(WriteText(Base + "\n" + key + " = null\n"), $"{key} = null");
-            Assert.Equal(Outcome.Refused, outcome);
-            Assert.Contains(key, error!.Message);
+            var path = WriteText(Base + "\n" + key + " = " + value + "\n");
+            var (exit, text) = Check(path);
+            Assert.True(exit == 2, $"{key} = {value}: continuity-node --check exited {exit}: {Shorten(text)}");
+            Assert.Contains(key, text);
         }
     }
 
