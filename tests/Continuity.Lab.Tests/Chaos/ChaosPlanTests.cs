@@ -111,4 +111,14 @@ public class ChaosPlanTests
             Assert.Equal(run with { Number = 1 }, Assert.Single(ChaosPlan.Make(replay.Seed, replay.Runs, replay.Scenarios)));
         }
     }
+
+    [Fact]
+    public void A_checkpoint_id_gives_the_UTC_time_of_its_freeze_and_anything_else_gives_none()
+    {
+        Assert.Equal(new DateTime(2026, 11, 30, 10, 11, 11, 45, DateTimeKind.Utc), ChaosRunner.TakenAt("e1-20261130101111045-14"));
+        Assert.Equal(DateTimeKind.Utc, ChaosRunner.TakenAt("e12-20261130101111045-3")!.Value.Kind);
+        Assert.Null(ChaosRunner.TakenAt(null));
+        Assert.Null(ChaosRunner.TakenAt("checkpoint-7"));
+        Assert.Null(ChaosRunner.TakenAt("e1-2026113010111104-14"));
+    }
 }
