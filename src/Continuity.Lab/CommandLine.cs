@@ -64,7 +64,8 @@ internal static class CommandLine
           heal          Remove every partition.
           down          Remove everything the lab created; safe to run at any time.
           chaos --runs N --seed S [--report FILE] [--scenario NAME]...
-                        Build a 3-node lab running ct-kv and, N times, inject one seeded random
+                        Build a lab of 3 data nodes and a witness running ct-kv (each node's
+                        state a 256M tmpfs) and, N times, inject one seeded random
                         fault under verifying clients, then check that no acknowledged byte was
                         lost or duplicated, no connection reset, at most one node held the VIP
                         and the cluster came back to one primary and two standbys. Prints a
@@ -72,7 +73,9 @@ internal static class CommandLine
                         markdown; a failing run keeps its logs and prints the command that
                         replays it. Scenarios: crash-idle, crash-load, crash-checkpoint, hang,
                         standby-crash, partition-primary, replication-loss, replication-dup,
-                        node-kill. The lab is taken down at the end.
+                        node-kill, replication-reorder, crash-restore, crash-replay,
+                        split-majority, split-minority, queue-full, journal-full. The lab is
+                        taken down at the end.
 
         Options:
           --instance N      Lab instance 0-255 (default: $CONTINUITY_LAB_INSTANCE or 0). Instance N

@@ -14,8 +14,8 @@ internal sealed record ClusterView(IReadOnlyList<ClusterMember> Members, string?
 /// <summary>One standby of an application as GET /v1/apps/APP reports it.</summary>
 internal sealed record StandbyStatus(string Node, bool Ready, string? CheckpointId, long? CheckpointAgeMs);
 
-/// <summary>What one node's GET /v1/apps/APP says: the primary's name (or none), the standbys and the state.</summary>
-internal sealed record AppStatus(string? Primary, IReadOnlyList<StandbyStatus> Standbys, string? State)
+/// <summary>What one node's GET /v1/apps/APP says: the primary's name (or none), the standbys, the state and the alarm.</summary>
+internal sealed record AppStatus(string? Primary, IReadOnlyList<StandbyStatus> Standbys, string? State, string? Alarm = null)
 {
     public int ReadyStandbys => Standbys.Count(s => s.Ready);
 }
@@ -77,7 +77,7 @@ internal sealed class Management : IDisposable
                         s.TryGetProperty("ready", out var r) && r.ValueKind == JsonValueKind.True,
                         Str(s, "checkpointId"),
                         s.TryGetProperty("checkpointAgeMs", out var age) && age.ValueKind == JsonValueKind.Number ? age.GetInt64() : null));
-            return new AppStatus(Str(root, "primary"), standbys, Str(root, "state"));
+            return new AppStatus(Str(root, "primary"), standbys, Str(root, "state"), Str(root, "alarm"));
         });
 
     private Answer<T> Get<T>(LabHost node, string path, Func<JsonElement, T> read) where T : class

@@ -168,10 +168,69 @@ internal static class Network
         }
     }
 
-    /// <summary>Removes what <see cref="Impair"/> added; a no-op where there is nothing.</summary>
+    /// <summary>
+    /// Makes a <paramref name="share"/> of the cluster-port segments of at most one MTU that <paramref name="host"/> sends
+    /// to <paramref name="peers"/> overtaken by the others: they are classified (iptables CLASSIFY, chosen by the
+    /// statistic match) into a slow lane of an htb qdisc on the host's eth0 (<paramref name="slowRate"/>, a short
+    /// fifo), everything else goes through a lane too fast to matter. This kernel has neither netem nor prio, and htb
+    /// is what gives a delay that other segments pass. Segments larger than an MTU (checkpoint chunks sent with
+    /// segmentation offload) stay in the fast lane, so the shipping of checkpoints is not starved. The fifo's limit
+    /// bounds the delay; what overflows it is dropped (read by <see cref="SlowLaneDrops"/>).
+    /// </summary>
+    public static void Reorder(LabHost host, IReadOnlyList<LabHost> peers, IReadOnlyList<int> ports, double share, string slowRate = "1mbit")
+    {
+        var ns = host.Namespace;
+        var dev = Topology.InnerInterface;
+        InNamespace(ns, "tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "htb", "default", "1");
+        InNamespace(ns, "tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit");
+        InNamespace(ns, "tc", "class", "replace", "dev", dev, "parent", "1:", "classid", "1:2", "htb", "rate", slowRate, "ceil", slowRate,
+            "burst", "2k", "cburst", "2k");
+        InNamespace(ns, "tc", "qdisc", "replace", "dev", dev, "parent", "1:2", "handle", "2:", "pfifo", "limit", "200");
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", "mangle", "-N", ImpairChain);
+        if (!Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", "mangle", "-C", "OUTPUT", "-j", ImpairChain).Succeeded)
+            InNamespace(ns, "iptables", "-w", "-t", "mangle", "-I", "OUTPUT", "1", "-j", ImpairChain);
+        var portList = string.Join(',', ports.Distinct());
+        var probability = share.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var peer in peers)
+            InNamespace(ns, "iptables", "-w", "-t", "mangle", "-A", ImpairChain, "-d", peer.Address, "-p", "tcp", "-m", "multiport",
+                "--ports", portList, "-m", "length", "--length", "0:1500", "-m", "statistic", "--mode", "random", "--probability", probability,
+                "-j", "CLASSIFY", "--set-class", "1:2");
+    }
+
+    /// <summary>Packets the slow lane of <see cref="Reorder"/> dropped because its fifo was full (0 without one).</summary>
+    public static long SlowLaneDrops(string ns)
+    {
+        // "qdisc pfifo 2: parent 1:2 limit 200p\n Sent 1234 bytes 10 pkt (dropped 0, overlimits 0 requeues 0)"
+        var text = Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "tc", "-s", "qdisc", "show", "dev", Topology.InnerInterface).Stdout;
+        var m = System.Text.RegularExpressions.Regex.Match(text, @"qdisc pfifo 2:.*?\(dropped (\d+)", System.Text.RegularExpressions.RegexOptions.Singleline);
+        return m.Success ? long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+    }
+
+    /// <summary>
+    /// TcpExt counters of the namespace (/proc/net/netstat as a process inside it sees it), e.g. TCPOFOQueue: segments
+    /// that arrived out of order and were queued, which is how a reordering shows on the receiving side.
+    /// </summary>
+    public static IReadOnlyDictionary<string, long> TcpExtCounters(string ns)
+    {
+        var lines = Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "cat", "/proc/net/netstat").Stdout.Split('\n');
+        var counters = new Dictionary<string, long>();
+        for (var i = 0; i + 1 < lines.Length; i++)
+        {
+            if (!lines[i].StartsWith("TcpExt:", StringComparison.Ordinal) || !lines[i + 1].StartsWith("TcpExt:", StringComparison.Ordinal)) continue;
+            var names = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var values = lines[i + 1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            for (var k = 1; k < Math.Min(names.Length, values.Length); k++)
+                if (long.TryParse(values[k], out var v)) counters[names[k]] = v;
+            break;
+        }
+        return counters;
+    }
+
+    /// <summary>Removes what <see cref="Impair"/> and <see cref="Reorder"/> added; a no-op where there is nothing.</summary>
     public static void Unimpair(string ns)
     {
         if (!NamespaceExists(ns)) return;
+        Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "tc", "qdisc", "del", "dev", Topology.InnerInterface, "root");
         foreach (var (table, hook) in new[] { ("filter", "INPUT"), ("mangle", "OUTPUT") })
         {
             while (Os.Run("nsenter", $"--net={NetnsPath(ns)}", "--", "iptables", "-w", "-t", table, "-D", hook, "-j", ImpairChain).Succeeded) { }

@@ -39,4 +39,48 @@ internal static class NodeLogs
         }
         return null;
     }
+
+    /// <summary>
+    /// Follows the logs of several nodes from now on, for a line that may come from any of them (which standby takes
+    /// over is the election's choice). Opened before the event that causes the line, so it cannot be missed.
+    /// </summary>
+    public sealed class Follower : IDisposable
+    {
+        private readonly List<(string Node, StreamReader Reader)> _logs = [];
+
+        public Follower(string stateDir, IEnumerable<string> nodes)
+        {
+            foreach (var node in nodes)
+            {
+                var stream = new FileStream(Path.Combine(stateDir, node, "node.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                stream.Seek(0, SeekOrigin.End);
+                _logs.Add((node, new StreamReader(stream)));
+            }
+        }
+
+        /// <summary>The next matching line of any followed node and that node; null when none within <paramref name="timeout"/>.</summary>
+        public (string Node, Match Line)? Next(Regex pattern, TimeSpan timeout)
+        {
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < timeout)
+            {
+                var read = false;
+                foreach (var (node, reader) in _logs)
+                {
+                    while (reader.ReadLine() is { } line)
+                    {
+                        read = true;
+                        if (pattern.Match(line) is { Success: true } m) return (node, m);
+                    }
+                }
+                if (!read) Thread.Sleep(5);
+            }
+            return null;
+        }
+
+        public void Dispose()
+        {
+            foreach (var (_, reader) in _logs) reader.Dispose();
+        }
+    }
 }

@@ -19,6 +19,20 @@ internal enum FaultKind
     DuplicateReplication,
     /// <summary>SIGKILL of the primary's continuity-node process only: the protected program lives on.</summary>
     KillPrimaryNode,
+    /// <summary>A share of the small cluster-port segments between nodes held back in a slow lane (tc htb), so they arrive after later ones.</summary>
+    ReorderReplication,
+    /// <summary>The primary crashes, then the standby taking over crashes while CRIU restores the checkpoint.</summary>
+    CrashTakeoverDuringRestore,
+    /// <summary>The primary crashes, then the standby taking over crashes while it replays the log (after the restore).</summary>
+    CrashTakeoverDuringReplay,
+    /// <summary>{primary, one standby, witness} cut off from {the other standby}: the primary keeps the majority.</summary>
+    SplitPrimaryInMajority,
+    /// <summary>{primary, one standby} cut off from {the other standby, witness}: a tie the witness's side wins.</summary>
+    SplitPrimaryInMinority,
+    /// <summary>A UDP flood from the client namespace to the VIP's logged port, faster than the capture can release it.</summary>
+    FloodQueue,
+    /// <summary>A standby's state file system (its journal's) filled to the last block, freed later.</summary>
+    FillStandbyJournal,
 }
 
 /// <param name="Idle">The clients send one request a second on few connections instead of a steady load.</param>
@@ -38,6 +52,13 @@ internal static class Scenarios
         new("replication-loss", FaultKind.DropReplication, false, "cluster-port segments between nodes dropped at random"),
         new("replication-dup", FaultKind.DuplicateReplication, false, "cluster-port segments between nodes duplicated at random"),
         new("node-kill", FaultKind.KillPrimaryNode, false, "SIGKILL of the primary's continuity-node while its program lives"),
+        new("replication-reorder", FaultKind.ReorderReplication, false, "small cluster-port segments between nodes delayed at random behind later ones (reordering)"),
+        new("crash-restore", FaultKind.CrashTakeoverDuringRestore, false, "primary crash, then the standby taking over crashes during its CRIU restore; the third data node takes over"),
+        new("crash-replay", FaultKind.CrashTakeoverDuringReplay, false, "primary crash, then the standby taking over crashes during its log replay; the third data node takes over"),
+        new("split-majority", FaultKind.SplitPrimaryInMajority, false, "split: primary, one standby and the witness vs the other standby, then healed"),
+        new("split-minority", FaultKind.SplitPrimaryInMinority, false, "split: primary and one standby vs the other standby and the witness (a tie the witness's side wins), then healed"),
+        new("queue-full", FaultKind.FloodQueue, false, "UDP flood of the VIP's logged port from the client namespace: the primary's NFQUEUE fills"),
+        new("journal-full", FaultKind.FillStandbyJournal, false, "a standby's journal disk filled to the last block, then freed"),
     ];
 
     public static Scenario? Find(string name) => All.FirstOrDefault(s => s.Name == name);
