@@ -50,7 +50,11 @@ public sealed record HostSettings(
         // A TLS node's address is akka.ssl.tcp://..., a clear one's akka.tcp://...: a seed written with the other scheme
         // would be unreachable ("No transport is loaded for protocol"). The scheme follows continuity.cluster-tls, so the
         // same seed list works whichever way it is set.
-        var seeds = config.GetStringList("akka.cluster.seed-nodes", []).Select(s => WithScheme(s, clusterTls.Enabled)).ToList();
+        // Read through the checked getter: Akka's own turns a nested list into null entries, which crashed here.
+        var seedList = config.HasPath("akka.cluster.seed-nodes")
+            ? ConfigValues.StringList(loaded, "akka.cluster.seed-nodes", "a list of node addresses, e.g. [\"akka.tcp://continuity@10.0.0.1:4053\"]")
+            : [];
+        var seeds = seedList.Select(s => WithScheme(s, clusterTls.Enabled)).ToList();
         extra.Add($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(Quote))}]");
         var effective = ConfigurationFactory.ParseString(string.Join("\n", extra)).WithFallback(config);
 
