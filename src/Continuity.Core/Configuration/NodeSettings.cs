@@ -51,6 +51,15 @@ public sealed partial record NodeSettings(
 
         var joinTimeout = ConfigValues.Duration(config, node + "join-timeout", TimeSpan.Zero, "60s (0 = keep trying forever)");
 
+        // Akka.Remote reads it only when the node starts, and dies there with a bare exception: checked here instead.
+        const string clusterPort = "akka.remote.dot-netty.tcp.port";
+        if (config.Config.HasPath(clusterPort))
+        {
+            var portText = ConfigValues.String(config, clusterPort);
+            if (!int.TryParse(portText, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var p) || p > 65535)
+                throw ConfigValues.Bad(config, clusterPort, $"= \"{portText}\" is invalid: expected a port 0-65535 (0 = any free port), e.g. 4053");
+        }
+
         var logFormat = ConfigValues.String(config, node + "log-format") switch
         {
             "text" => LogFormat.Text,

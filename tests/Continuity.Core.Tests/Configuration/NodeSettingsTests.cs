@@ -33,6 +33,15 @@ public class NodeSettingsTests
     }
 
     [Fact]
+    public void A_cluster_port_out_of_range_is_refused_before_akka_remote_dies_on_it()
+    {
+        var e = Assert.Throws<ConfigurationException>(() => From("akka.remote.dot-netty.tcp.port = 70000\n"));
+        Assert.Equal("akka.remote.dot-netty.tcp.port", e.Key);
+        Assert.Contains("expected a port 0-65535", e.Message);
+        Assert.Equal("n1", From("akka.remote.dot-netty.tcp.port = 4053\ncontinuity.node.name = n1\n").Name);
+    }
+
+    [Fact]
     public void Bad_log_format_names_the_key_position_value_and_choices()
     {
         var e = Assert.Throws<ConfigurationException>(() => From("\ncontinuity.node.log-format = yaml\n"));
