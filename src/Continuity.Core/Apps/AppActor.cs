@@ -503,7 +503,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         {
             // From our store (we are a standby) or relayed by our checkpointer (we are the primary).
             if (s.Node != _node) return;
-            _lastStored = new CheckpointInfo(s.Epoch, s.Id, s.Mark, CheckpointInfo.FrozenAt(s.Id) ?? DateTimeOffset.UtcNow, 0, TimeSpan.Zero);
+            _lastStored = CheckpointInfo.Received(s.Epoch, s.Id, s.Mark, 0);
             // Only a checkpoint stored by the current store counts: the store reports newly received ones only.
             if (_behind is { } behind && Sender.Equals(_store) && (s.Epoch > behind.Epoch || behind.Resumed))
             {

@@ -24,6 +24,10 @@ public sealed record CheckpointInfo(long Epoch, string Id, long Mark, DateTimeOf
             : null;
     }
 
+    /// <summary>A checkpoint as a standby holds it, dated by its freeze (see <see cref="FrozenAt"/>).</summary>
+    public static CheckpointInfo Received(long epoch, string id, long mark, long bytes) =>
+        new(epoch, id, mark, FrozenAt(id) ?? DateTimeOffset.UtcNow, bytes, TimeSpan.Zero);
+
     /// <summary>Newer = later epoch, then more packets covered, then later.</summary>
     public static int Compare(CheckpointInfo? a, CheckpointInfo? b)
     {

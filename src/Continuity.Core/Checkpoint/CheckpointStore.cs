@@ -122,7 +122,7 @@ public sealed class CheckpointStore : ReceiveActor
             Directory.CreateDirectory(Path.Combine(partialDir, ImageName));
             TarFile.ExtractToDirectory(Path.Combine(partialDir, ArchiveName), Path.Combine(partialDir, ImageName), overwriteFiles: false);
             File.Delete(Path.Combine(partialDir, ArchiveName));
-            var info = new CheckpointInfo(c.Epoch, c.Id, c.Mark, CheckpointInfo.FrozenAt(c.Id) ?? DateTimeOffset.UtcNow, bytes, TimeSpan.Zero);
+            var info = CheckpointInfo.Received(c.Epoch, c.Id, c.Mark, bytes);
             WriteMeta(Path.Combine(partialDir, MetaName), info);
             // The archive's entries carry the primary's modes; the extracted image is the program's memory and files.
             RootOnly.Tree(partialDir);

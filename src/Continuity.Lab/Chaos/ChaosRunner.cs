@@ -751,20 +751,14 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
     }
 
     /// <summary>
-    /// When the checkpoint was taken, from its id ("e1-20261130101111045-14": epoch, UTC time of the freeze, number).
-    /// The view's checkpoint age counts from when the standby stored it, which on a loaded machine was 6 s after the
-    /// freeze: a checkpoint frozen before the last connection opened passed for covering it, and the takeover then
+    /// When the checkpoint was taken, from its id ("e1-20261130101111045-14": epoch, UTC time of the freeze, number),
+    /// read the way the product reads it. The view's checkpoint age used to count from when the standby stored it,
+    /// which on a loaded machine was 6 s after the freeze: a checkpoint frozen before the last connection opened passed for covering it, and the takeover then
     /// reset that connection, as it does by design for connections younger than the checkpoint (crash-replay seed
     /// 552052760).
     /// </summary>
-    internal static DateTime? TakenAt(string? checkpointId)
-    {
-        var parts = checkpointId?.Split('-');
-        return parts is { Length: 3 } && DateTime.TryParseExact(parts[1], "yyyyMMddHHmmssfff", System.Globalization.CultureInfo.InvariantCulture,
-            System.Globalization.DateTimeStyles.AdjustToUniversal | System.Globalization.DateTimeStyles.AssumeUniversal, out var t)
-            ? t
-            : null;
-    }
+    internal static DateTime? TakenAt(string? checkpointId) =>
+        checkpointId is null ? null : Core.Checkpoint.CheckpointInfo.FrozenAt(checkpointId)?.UtcDateTime;
 
     /// <summary>
     /// Until the client shows, at a progress line at least 3 s after this call, replies beyond those of the first
