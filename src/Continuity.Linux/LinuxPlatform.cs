@@ -35,7 +35,7 @@ public static class LinuxPlatform
             Takeover: new SwitchoverTakeover(
                 // One channel per application: two takeovers on this node at once must not share a veth pair.
                 app => new SwitchPlatform(filter, vip, criu, new VethInjectionChannel(app.Vip, app.QueueNumber),
-                    new PacketInspector(), new RawPacketSender()),
+                    new PacketInspector(), new RawPacketSender(), new Supervision.ProcSocketTable()),
                 log: log,
                 clearLeftovers: app => VethInjectionChannel.RemoveLeftovers(app.Vip, app.QueueNumber)))
         {

@@ -181,6 +181,10 @@ public interface IInjectionChannel : IDisposable
     /// <summary>The highest TCP sequence end the local program has sent per connection so far (for ACK clamping).</summary>
     bool TryGetHighestSent(ConnectionKey connection, out uint sequenceEnd);
 
+    /// <summary>The highest TCP acknowledgment the local program has sent per connection so far: its rcv_nxt, where
+    /// the client's oldest unacknowledged byte starts.</summary>
+    bool TryGetHighestAcknowledged(ConnectionKey connection, out uint acknowledgment);
+
     /// <summary>Removes the reply routes; replies go to the network again.</summary>
     void ReleaseReplies();
 
@@ -245,6 +249,14 @@ public interface IPacketInspector
 public interface IPacketSender
 {
     void Send(ReadOnlySpan<byte> ipPacket);
+}
+
+/// <summary>The kernel's table of TCP sockets, as a restored program sees it.</summary>
+public interface ISocketTable
+{
+    /// <summary>The established TCP connections in the network namespace of process <paramref name="pid"/> whose local
+    /// end is <paramref name="localAddress"/>, seen from that end (client = remote).</summary>
+    IReadOnlyList<ConnectionKey> EstablishedTcp(int pid, IPAddress localAddress);
 }
 
 /// <summary>A TCP or UDP connection seen from the server: client endpoint and server endpoint.</summary>

@@ -29,8 +29,8 @@ public readonly record struct SwitchProgress(SwitchPhase Phase, int Replayed, in
 /// re-sent (it never got that far within the pacing timeout).</param>
 /// <param name="ConnectionsReset">TCP connections reset on purpose: all of them under RestoreOnly, those opened
 /// after the checkpoint under Replay.</param>
-/// <param name="ConnectionsPrompted">Replayed TCP connections whose client (and restored server) were prompted to
-/// retransmit at once.</param>
+/// <param name="ConnectionsPrompted">TCP connections whose client (and, for a replayed one, restored server) was
+/// prompted to retransmit at once: the replayed ones and those restored with nothing logged since the mark.</param>
 public sealed record SwitchReport(
     int RestoredPid,
     RecoveryPolicy Policy,
@@ -63,8 +63,8 @@ public sealed record SwitchOptions
     /// <summary>How long to wait, all connections together, for the restored sockets to reveal how far they had sent.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>After opening, make both ends of each replayed connection retransmit at once (duplicate ACKs),
-    /// instead of waiting for their backed-off retransmission timers.</summary>
+    /// <summary>After opening, make both ends of each replayed connection retransmit at once, and the client of each
+    /// restored connection the log says nothing of, instead of waiting for their backed-off retransmission timers.</summary>
     public bool PromptClients { get; init; } = true;
 
     /// <summary>ICMP host unreachables per prompt, each undoing one step of a sender's RTO back-off (RFC 6069):
@@ -80,13 +80,15 @@ public sealed record SwitchOptions
 
 /// <summary>The platform parts a switch drives, all acting in the network namespace of the new primary.</summary>
 /// <param name="Sender">Raw output towards clients, past the local stack (prompts and resets).</param>
+/// <param name="Sockets">The restored program's connections, to prompt those the log says nothing of.</param>
 public sealed record SwitchPlatform(
     IPacketFilter Filter,
     IVirtualIp VirtualIp,
     ICheckpointer Checkpointer,
     IInjectionChannel Channel,
     IPacketInspector Inspector,
-    IPacketSender Sender);
+    IPacketSender Sender,
+    ISocketTable Sockets);
 
 /// <summary>
 /// The switch run by the elected standby to become the primary of one application: the checkpoint is restored,
@@ -163,6 +165,8 @@ public sealed class Switchover
         {
             (replayed, clamped) = await Task.Run(() => Replay(replay, connections, progress, ct), ct).ConfigureAwait(false);
             ResetLocally(connections.Values.Where(c => c.OpenedAfterMark));
+            if (_options.PromptClients)
+                await Task.Run(() => ProbeQuietConnections(pid, app.Vip, connections), ct).ConfigureAwait(false);
         }
         else
         {
@@ -231,6 +235,9 @@ public sealed class Switchover
         public uint? IsnOffset { get; set; }
         /// <summary>The ACK of the client's first ACK after its SYN: the dead primary's ISN + 1.</summary>
         public uint? OldIsnPlusOne { get; set; }
+        /// <summary>Established at the checkpoint with nothing logged since: only <see cref="ClientNext"/> is known,
+        /// learnt from the restored socket itself.</summary>
+        public bool Quiet { get; init; }
     }
 
     private List<Packet> Prepare(IReadOnlyList<LoggedPacket> log, long mark, IPAddress vip)
@@ -358,6 +365,35 @@ public sealed class Switchover
             Thread.Sleep(1);
     }
 
+    /// <summary>
+    /// Connections the restored program holds that the log says nothing of since the mark: idle at the crash, or their
+    /// client's next request went into the outage and waits for its backed-off retransmission, tens of seconds after
+    /// a long detection. A SYN on an established socket draws a challenge ACK whatever its numbers (RFC 5961 §4), and
+    /// that ACK carries the socket's rcv_nxt: where the client's oldest unacknowledged byte starts, which is all the
+    /// client's prompt needs.
+    /// </summary>
+    private void ProbeQuietConnections(int pid, IPAddress vip, Dictionary<ConnectionKey, Connection> connections)
+    {
+        var quiet = _platform.Sockets.EstablishedTcp(pid, vip).Where(k => !connections.ContainsKey(k)).ToList();
+        if (quiet.Count == 0) return;
+        _platform.Channel.CaptureRepliesTo(quiet.Select(k => k.Client).Distinct().ToList());
+        foreach (var k in quiet)
+            _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
+                0, 0, PacketFields.Syn, 0));
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < _options.ProbeTimeout && !quiet.All(k => _platform.Channel.TryGetHighestAcknowledged(k, out _)))
+            Thread.Sleep(1);
+        var answered = 0;
+        foreach (var k in quiet)
+        {
+            if (!_platform.Channel.TryGetHighestAcknowledged(k, out var next)) continue;
+            connections[k] = new Connection(k) { Quiet = true, Seen = true, ClientNext = next };
+            answered++;
+        }
+        _log($"{quiet.Count} restored connections had nothing logged since the checkpoint; {answered} told where their " +
+             $"client stands{(answered < quiet.Count ? $", {quiet.Count - answered} did not answer within {_options.ProbeTimeout.TotalMilliseconds} ms and are not prompted" : "")}.");
+    }
+
     /// <summary>Waits until the restored program has sent up to <paramref name="ack"/> (null: anything at all).</summary>
     private bool WaitForSent(ConnectionKey key, uint? ack, out uint sent)
     {
@@ -416,6 +452,16 @@ public sealed class Switchover
     private void Prompt(Connection c)
     {
         var k = c.Key;
+        var clientUnreachable = _platform.Inspector.BuildHostUnreachable(k.Server, k.Client,
+            k.Client, k.ClientPort, k.Server, k.ServerPort, c.ClientNext);
+        if (c.Quiet)
+        {
+            // Neither end's window nor the server's unacknowledged data is known: a duplicate ACK could shut the
+            // client's window, and the restored server has not backed off: its timers started at the restore.
+            for (var i = 0; i < _options.BackoffReverts; i++)
+                _platform.Sender.Send(clientUnreachable);
+            return;
+        }
         var toServer = _platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
             c.ClientNext, c.InjectedAck, PacketFields.Ack, c.Window);
         // The duplicate ACK towards the client needs the server's next sequence number, known only if the restored
@@ -433,8 +479,6 @@ public sealed class Switchover
         // SACK-enabled peers (all Linux ones) do not fast-retransmit on bare duplicate ACKs. What does work is RFC
         // 6069: each ICMP host unreachable about the oldest unacknowledged segment undoes one step of the sender's
         // RTO back-off, and when the reverted timeout has already passed, the kernel retransmits on the spot.
-        var clientUnreachable = _platform.Inspector.BuildHostUnreachable(k.Server, k.Client,
-            k.Client, k.ClientPort, k.Server, k.ServerPort, c.ClientNext);
         var serverUnreachable = _platform.Inspector.BuildHostUnreachable(k.Client, k.Server,
             k.Server, k.ServerPort, k.Client, k.ClientPort, c.InjectedAck);
         for (var i = 0; i < _options.BackoffReverts; i++)

@@ -48,6 +48,7 @@ public sealed class VethInjectionChannel : IInjectionChannel
     private readonly Lock _sendLock = new();
     private byte[] _frame = new byte[EthernetHeader + 65535];
     private readonly ConcurrentDictionary<ConnectionKey, uint> _highestSent = new();
+    private readonly ConcurrentDictionary<ConnectionKey, uint> _highestAcknowledged = new();
     private readonly HashSet<IPAddress> _captured = [];
     private readonly Lock _routesLock = new();
     private readonly IPAddress _vip;
@@ -201,6 +202,9 @@ public sealed class VethInjectionChannel : IInjectionChannel
     public bool TryGetHighestSent(ConnectionKey connection, out uint sequenceEnd) =>
         _highestSent.TryGetValue(connection, out sequenceEnd);
 
+    public bool TryGetHighestAcknowledged(ConnectionKey connection, out uint acknowledgment) =>
+        _highestAcknowledged.TryGetValue(connection, out acknowledgment);
+
     private void OnFrame(object sender, PacketCapture e)
     {
         var frame = e.Data;
@@ -213,9 +217,9 @@ public sealed class VethInjectionChannel : IInjectionChannel
             var p = PacketRewriter.Parse(frame[EthernetHeader..]);
             ObserveReplies?.Invoke(p);
             if (!p.IsTcp) return;
-            var end = p.SequenceEnd;
-            _highestSent.AddOrUpdate(PacketRewriter.OutboundKey(p), end,
-                (_, previous) => PacketRewriter.IsAfter(end, previous) ? end : previous);
+            var key = PacketRewriter.OutboundKey(p);
+            KeepHighest(_highestSent, key, p.SequenceEnd);
+            if (p.HasAck) KeepHighest(_highestAcknowledged, key, p.Acknowledgment);
         }
         catch (MalformedPacketException ex)
         {
@@ -227,6 +231,9 @@ public sealed class VethInjectionChannel : IInjectionChannel
             Log?.Invoke($"Injection channel {_inj0}: ObserveReplies threw {ex.GetType().Name}: {ex.Message}");
         }
     }
+
+    private static void KeepHighest(ConcurrentDictionary<ConnectionKey, uint> highest, ConnectionKey key, uint value) =>
+        highest.AddOrUpdate(key, value, (_, previous) => PacketRewriter.IsAfter(value, previous) ? value : previous);
 
     private static byte[] MacOf(string dev)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Continuity.Core.Platform;
 
 namespace Continuity.Linux.Supervision;
 
@@ -17,29 +18,48 @@ public static class TcpConnections
 
     /// <summary>Counts the lines of one table (its text, header included) whose local end is
     /// <paramref name="address"/>:one of <paramref name="ports"/> and whose state is ESTABLISHED.</summary>
-    public static int Count(IPAddress address, IReadOnlyCollection<int> ports, string table)
+    public static int Count(IPAddress address, IReadOnlyCollection<int> ports, string table) =>
+        List(address, table).Count(c => ports.Contains(c.ServerPort));
+
+    /// <summary>The established connections in the network namespace of process <paramref name="pid"/> whose local
+    /// end is <paramref name="address"/>, on any port.</summary>
+    public static IReadOnlyList<ConnectionKey> OfProcess(int pid, IPAddress address) =>
+        [.. List(address, Read($"/proc/{pid}/net/tcp")), .. List(address, Read($"/proc/{pid}/net/tcp6"))];
+
+    /// <summary>The lines of one table (its text, header included) whose local end is <paramref name="address"/>
+    /// and whose state is ESTABLISHED, as connections seen from that end.</summary>
+    public static IReadOnlyList<ConnectionKey> List(IPAddress address, string table)
     {
         var v4 = address.GetAddressBytes();
-        var count = 0;
+        var found = new List<ConnectionKey>();
         foreach (var line in table.Split('\n'))
         {
-            // "  sl  local_address rem_address   st ...": fields 1 (ADDR:PORT, hex) and 3 (state, hex).
+            // "  sl  local_address rem_address   st ...": fields 1 and 2 (ADDR:PORT, hex) and 3 (state, hex).
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
             if (fields.Length < 4 || fields[3] != Established) continue;
-            var local = fields[1].Split(':');
-            if (local.Length != 2 || !int.TryParse(local[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port)) continue;
-            if (ports.Contains(port) && LocalAddressIs(local[0], v4)) count++;
+            if (Endpoint(fields[1]) is not ({ } local, var port) || !local.SequenceEqual(v4)) continue;
+            if (Endpoint(fields[2]) is not ({ } remote, var remotePort)) continue;
+            found.Add(new ConnectionKey(PacketFields.Tcp, new IPAddress(remote), remotePort, address, port));
         }
-        return count;
+        return found;
+    }
+
+    /// <summary>An IPv4 endpoint, plain or IPv4-mapped IPv6; null for anything else.</summary>
+    private static (byte[]? Address, ushort Port) Endpoint(string field)
+    {
+        var parts = field.Split(':');
+        if (parts.Length != 2 || !ushort.TryParse(parts[1], NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port))
+            return (null, 0);
+        return (V4(parts[0]), port);
     }
 
     /// <summary>The kernel prints each 32-bit word of the address in host byte order (little-endian here).</summary>
-    private static bool LocalAddressIs(string hex, byte[] v4)
+    private static byte[]? V4(string hex)
     {
-        if (hex.Length == 8) return Word(hex, 0) is { } w && w.SequenceEqual(v4);
-        if (hex.Length != 32) return false;
+        if (hex.Length == 8) return Word(hex, 0);
+        if (hex.Length != 32) return null;
         // IPv4-mapped IPv6 (::ffff:a.b.c.d): words 0 and 1 zero, word 2 0000ffff, word 3 the IPv4 address.
-        return hex[..16] == "0000000000000000" && Word(hex, 16) is [0, 0, 0xff, 0xff] && Word(hex, 24) is { } a && a.SequenceEqual(v4);
+        return hex[..16] == "0000000000000000" && Word(hex, 16) is [0, 0, 0xff, 0xff] ? Word(hex, 24) : null;
     }
 
     private static byte[]? Word(string hex, int at)
@@ -54,4 +74,11 @@ public static class TcpConnections
         try { return File.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return ""; }
     }
+}
+
+/// <summary><see cref="ISocketTable"/> over the kernel's <c>/proc/PID/net/tcp</c> tables.</summary>
+public sealed class ProcSocketTable : ISocketTable
+{
+    public IReadOnlyList<ConnectionKey> EstablishedTcp(int pid, IPAddress localAddress) =>
+        TcpConnections.OfProcess(pid, localAddress);
 }

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Continuity.Core.Platform;
 using Continuity.Linux.Namespaces;
 using Continuity.Linux.Network;
 using Continuity.Linux.Supervision;
@@ -30,6 +31,26 @@ public sealed class TcpConnectionsTests
         Assert.Equal(1, TcpConnections.Count(vip, [7000], tcp)); // listening, TIME_WAIT, other port, other address: no
         Assert.Equal(1, TcpConnections.Count(vip, [7000], tcp6));
         Assert.Equal(2, TcpConnections.Count(vip, [7000, 7001], tcp));
+    }
+
+    [Fact]
+    public void Established_connections_to_an_address_are_listed_with_their_client_ends()
+    {
+        const string tcp = """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 320012C6:1B58 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1
+               1: 320012C6:1B58 640012C6:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1
+               2: 320012C6:1B58 640012C6:9C41 06 00000000:00000000 00:00000000 00000000     0        0 3 1
+               3: 320012C6:1B59 650012C6:9C42 01 00000000:00000000 00:00000000 00000000     0        0 4 1
+               4: 330012C6:1B58 640012C6:9C43 01 00000000:00000000 00:00000000 00000000     0        0 5 1
+            """;
+        var vip = IPAddress.Parse("198.18.0.50");
+        Assert.Equal(
+            [
+                new ConnectionKey(PacketFields.Tcp, IPAddress.Parse("198.18.0.100"), 40000, vip, 7000),
+                new ConnectionKey(PacketFields.Tcp, IPAddress.Parse("198.18.0.101"), 40002, vip, 7001),
+            ],
+            TcpConnections.List(vip, tcp));
     }
 
     [Fact]

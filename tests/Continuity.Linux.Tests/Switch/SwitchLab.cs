@@ -11,6 +11,7 @@ using Continuity.Linux.Namespaces;
 using Continuity.Linux.Netfilter;
 using Continuity.Linux.Network;
 using Continuity.Linux.Processes;
+using Continuity.Linux.Supervision;
 using Continuity.Linux.Tests.Criu;
 
 namespace Continuity.Linux.Tests.Switch;
@@ -193,7 +194,7 @@ internal sealed class SwitchLab : IDisposable
             new VipIn(Standby, new VirtualIp()),
             new CriuCheckpointer(new CriuOptions { NetNsPath = NetNs.PathOf(Standby) },
                 (_, line) => ServerOutput.Enqueue("restored: " + line)),
-            channel, PacketInspector.Instance, sender);
+            channel, PacketInspector.Instance, sender, new ProcSocketTable());
         var report = await new Switchover(platform, options, _out)
             .RunAsync(app, _imageDir, mark, log, beforeOpen, new SyncProgress(progress));
         _restoredPid = report.RestoredPid;

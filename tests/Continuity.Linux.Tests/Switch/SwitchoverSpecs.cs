@@ -1,5 +1,7 @@
 using Continuity.Core.Apps;
 using Continuity.Core.Switch;
+using Continuity.Linux.Injection;
+using Continuity.Core.Platform;
 using Continuity.Linux.Tests.Criu;
 using Xunit;
 using Xunit.Abstractions;
@@ -47,6 +49,44 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
         if (promptClients) Assert.Equal(20, report.ConnectionsPrompted);
         Assert.Equal(SwitchPhase.Done, progress[^1].Phase);
         Assert.Equal(report.PacketsReplayed, progress[^1].Replayed);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Clients_with_nothing_logged_since_the_checkpoint_are_prompted_too(bool promptClients)
+    {
+        using var lab = new SwitchLab(output.WriteLine);
+        var app = SwitchLab.App(RecoveryPolicy.Replay);
+        lab.StartPrimary(app);
+        // A request every 3 s per connection, the four staggered: most of them send nothing between the checkpoint
+        // and the crash, and their next request goes into the outage, where only a prompt spares it the back-off.
+        var client = lab.StartClient("--connections 4 --interval-ms 3000 --duration-s 0 --timeout-s 60 --verbose");
+        WaitForTraffic(client);
+
+        var mark = await lab.CheckpointAsync(app);
+        // Every checkpoint leaves each connection a logged ACK after the mark: the client's answer to the window probe
+        // a socket sends when CRIU lets it go. Take those away, as a crash in the middle of the dump would have (they
+        // carry no byte, so the restored program misses nothing), and what is left is a log that says nothing of the
+        // connections that sent no request since.
+        var log = lab.Crash().Where(l => l.Seq <= mark || !IsBareTcpAck(l)).ToList();
+        var logged = log.Where(l => l.Seq > mark)
+            .Select(l => PacketInspector.Instance.TryReadInbound(l.Packet, out var f) ? f.Connection : default)
+            .Where(k => k.Protocol == PacketFields.Tcp)
+            .Distinct().Count();
+        // Seconds of outage, as a failure detector takes: long enough for the clients' retransmissions to back off.
+        await Task.Delay(TimeSpan.FromSeconds(6));
+        var report = await lab.SwitchAsync(app, mark, log, new SwitchOptions { PromptClients = promptClients }, []);
+        output.WriteLine($"switch: {report}; {logged} of 4 connections had packets logged after the mark");
+
+        var result = FinishAfterSwitch(client);
+        output.WriteLine($"stall beyond the switch (prompt clients: {promptClients}): " +
+                         $"{long.Parse(result["longest_stall_ms"]) - (long)lab.CrashToOpen.TotalMilliseconds} ms");
+        Assert.True(logged < 4, "the test needs a connection with nothing logged after the mark; every one had some");
+        Assert.Equal(promptClients ? 4 : 0, report.ConnectionsPrompted);
+        Assert.Equal("1", result["ok"]);
+        Assert.Equal("0", result["mismatches"]);
+        Assert.Equal("0", result["resets"]);
     }
 
     [Fact]
@@ -173,6 +213,9 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
 
         AssertServesNewClients(lab);
     }
+
+    private static bool IsBareTcpAck(Core.Log.LoggedPacket l) =>
+        PacketInspector.Instance.TryReadInbound(l.Packet, out var f) && f.TcpFlags == PacketFields.Ack && f.PayloadLength == 0;
 
     private static void WaitForTraffic(CriuLab.Client client) =>
         CriuLab.Eventually(() => client.Lines.Any(l => l.Contains("t=1s")), TimeSpan.FromSeconds(10),
