@@ -322,10 +322,15 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             lines.Add($"mkdir -p {q(source)} {q(path)}");
             lines.Add($"mount --bind {q(source)} {q(path)}");
         }
+        // The chaos runner arms the node's fail points by dropping files here (see FailpointsDir).
+        lines.Add($"export {Linux.Failpoints.FileFailpoints.EnvironmentVariable}={q(FailpointsDir(nodeDir))}");
         lines.Add($"echo $$ > {q(Path.Combine(nodeDir, "node.pid"))}");
         lines.Add($"exec nsenter --net={q(Network.NetnsPath(node.Namespace))} -- {q(nodeProgram)} --config {q(Path.Combine(nodeDir, "node.hocon"))}");
         return string.Join("\n", lines) + "\n";
     }
+
+    /// <summary>The directory a lab node watches for armed fail points (<c>CONTINUITY_FAILPOINTS</c>).</summary>
+    internal static string FailpointsDir(string nodeDir) => Path.Combine(nodeDir, "failpoints");
 
     private void WaitForCluster(LabState state, string token, TimeSpan timeout)
     {

@@ -129,6 +129,9 @@ internal static class Os
         return long.TryParse(stat.Value.Fields[19], out var t) ? t : null;
     }
 
+    /// <summary>The state letter of /proc/PID/stat ('T' for stopped), or null if gone.</summary>
+    public static char? State(int pid) => ReadStat(pid)?.State;
+
     /// <summary>True if the process exists, is not a zombie and (when known) is the one started at <paramref name="startTime"/>.</summary>
     public static bool IsAlive(int pid, long? startTime)
     {

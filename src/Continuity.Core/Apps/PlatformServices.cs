@@ -25,4 +25,7 @@ public sealed record PlatformServices(
 
     /// <summary>The kernel-enforced lease on each primary's VIP (see <see cref="IVipFence"/>); none by default.</summary>
     public IVipFence Fence { get; init; } = NoVipFence.Instance;
+
+    /// <summary>Where fault injection can stop this node (see <see cref="IFailpoints"/>); none by default.</summary>
+    public IFailpoints Failpoints { get; init; } = NoFailpoints.Instance;
 }

@@ -92,9 +92,13 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
 
     private sealed class SettleCheck { public static readonly SettleCheck Instance = new(); }
 
-    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys)
+    private readonly IFailpoints _failpoints;
+
+    public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys,
+        IFailpoints? failpoints = null)
     {
         _app = app;
+        _failpoints = failpoints ?? NoFailpoints.Instance;
         _epoch = epoch;
         _queueFactory = queueFactory;
         _nextSeq = firstSeq;
@@ -292,6 +296,9 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
         }
         if (verdict is { } packetId)
         {
+            if (_standbys.Count > 0)
+                _failpoints.Reach(Failpoints.AckedNotReleased, () =>
+                    $"[{_app.Name}] packets up to {_lastReleased} of epoch {_epoch} are logged by every standby and not released to the program");
             _queue!.AcceptUpTo(packetId);
             _lastReleaseAt = DateTime.UtcNow;
             _ledger.Retire(_lastReleased, System.Diagnostics.Stopwatch.GetTimestamp(), _releaseStage, _holdStage);

@@ -251,6 +251,33 @@ public interface IPacketSender
     void Send(ReadOnlySpan<byte> ipPacket);
 }
 
+/// <summary>
+/// Places in the algorithm where a fault-injection run can stop this node at a moment no outside fault can aim at
+/// (as FreeBSD's fail points or etcd's gofail do): the chaos lab arms one, the node freezes there, the lab crashes it.
+/// Off unless the node is started with <c>CONTINUITY_FAILPOINTS</c>.
+/// </summary>
+public interface IFailpoints
+{
+    /// <summary>Returns at once unless <paramref name="name"/> is armed; then records <paramref name="describe"/>'s text
+    /// and stops the whole process, to be resumed or killed from outside.</summary>
+    void Reach(string name, Func<string> describe);
+}
+
+/// <summary>The fail points the product defines.</summary>
+public static class Failpoints
+{
+    /// <summary>In the primary's capture, when every standby has logged packets the program has not been given yet:
+    /// just before their verdict.</summary>
+    public const string AckedNotReleased = "acked-not-released";
+}
+
+/// <summary>No fail point is ever armed: the production default.</summary>
+public sealed class NoFailpoints : IFailpoints
+{
+    public static readonly NoFailpoints Instance = new();
+    public void Reach(string name, Func<string> describe) { }
+}
+
 /// <summary>The kernel's table of TCP sockets, as a restored program sees it.</summary>
 public interface ISocketTable
 {

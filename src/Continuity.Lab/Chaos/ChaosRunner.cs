@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Continuity.Core.Platform;
 using Continuity.Lab.Apps;
 
 namespace Continuity.Lab.Chaos;
@@ -252,6 +253,32 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                 lab.Crash(new CrashCommand(primary, null));
                 AwaitFailoverFrom(primary);
                 return $"crashed primary {primary}";
+
+            case FaultKind.CrashPrimaryBetweenAckAndVerdict:
+            {
+                var node = state.Host(primary);
+                var failpoints = Lab.FailpointsDir(Path.Combine(_stateDir, primary));
+                var reached = Path.Combine(failpoints, Failpoints.AckedNotReleased + ".reached");
+                File.Delete(reached);
+                File.WriteAllText(Path.Combine(failpoints, Failpoints.AckedNotReleased), "");
+                var clock = Stopwatch.StartNew();
+                while (!(File.Exists(reached) && node.Pid is { } pid && Os.State(pid) == 'T'))
+                {
+                    if (clock.Elapsed > TimeSpan.FromSeconds(30))
+                    {
+                        File.Delete(Path.Combine(failpoints, Failpoints.AckedNotReleased));
+                        throw new RunFailed($"{primary}'s node did not stop at fail point {Failpoints.AckedNotReleased} within 30 s " +
+                                            "(no packet released under load?)");
+                    }
+                    Thread.Sleep(5);
+                }
+                var held = File.ReadAllText(reached).Trim();
+                Log($"{primary} stopped at its fail point after {clock.ElapsedMilliseconds} ms: {held}");
+                lab.Crash(new CrashCommand(primary, null));
+                File.Delete(reached);
+                AwaitFailoverFrom(primary);
+                return $"crashed primary {primary} between acknowledgement and verdict ({held})";
+            }
 
             case FaultKind.CrashPrimaryDuringCheckpoint:
             {

@@ -33,6 +33,9 @@ internal enum FaultKind
     FloodQueue,
     /// <summary>A standby's state file system (its journal's) filled to the last block, freed later.</summary>
     FillStandbyJournal,
+    /// <summary>The primary crashes with packets every standby has logged and the program has not been given: a fail
+    /// point freezes its node just before their verdict, then the lab crash follows.</summary>
+    CrashPrimaryBetweenAckAndVerdict,
 }
 
 /// <param name="Idle">The clients send one request a second on few connections instead of a steady load.</param>
@@ -59,6 +62,7 @@ internal static class Scenarios
         new("split-minority", FaultKind.SplitPrimaryInMinority, false, "split: primary and one standby vs the other standby and the witness (a tie the witness's side wins), then healed"),
         new("queue-full", FaultKind.FloodQueue, false, "UDP flood of the VIP's logged port from the client namespace: the primary's NFQUEUE fills"),
         new("journal-full", FaultKind.FillStandbyJournal, false, "a standby's journal disk filled to the last block, then freed"),
+        new("crash-ack-verdict", FaultKind.CrashPrimaryBetweenAckAndVerdict, false, "primary crash between the standbys' acknowledgement of packets and their release to the program (a fail point stops the node there)"),
     ];
 
     public static Scenario? Find(string name) => All.FirstOrDefault(s => s.Name == name);

@@ -68,6 +68,12 @@ public sealed class NodeHost : IAsyncDisposable
             var appLog = Akka.Event.Logging.GetLogger(system, "continuity.apps");
             var platform = LinuxPlatform.Create(line => appLog.Info(line), (pid, line) => appLog.Info("[program {0}] {1}", pid, line),
                 fencing: fencing.Enabled);
+            if (Linux.Failpoints.FileFailpoints.FromEnvironment() is { } failpoints)
+            {
+                log.Warning("fail points are enabled ({0} = {1}): a file there stops this node on purpose; for fault injection only",
+                    Linux.Failpoints.FileFailpoints.EnvironmentVariable, failpoints.Directory);
+                platform = platform with { Failpoints = failpoints };
+            }
             apps = ContinuityApps.Start(system, settings.Apps, platform, settings.StateDir, settings.NodeName, settings.Placement, settings.ResourceRules);
             log.Info("protecting {0} application(s): {1}", settings.Apps.Count, string.Join(", ", settings.Apps.Select(a => $"{a.Name} (vip {a.Vip}, ports {string.Join(" ", a.Ports)})")));
         }

@@ -41,6 +41,36 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
     }
 
     [Fact]
+    public void The_acked_not_released_fail_point_is_reached_after_every_acknowledgement_and_before_the_verdict()
+    {
+        var b = CreateTestProbe();
+        var queue = new FakePacketQueue();
+        var failpoints = new RecordingFailpoints(() => queue.AnyAccepted);
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
+            new[] { new StandbyRef("b", b.Ref) }, failpoints)));
+        AwaitCondition(() => queue.Started);
+
+        var ids = queue.Push([1], [2]);
+        b.ExpectMsg<ReplicationProtocol.Append>();
+        Assert.Empty(failpoints.Calls); // nothing is acknowledged yet
+
+        capture.Tell(new ReplicationProtocol.Appended("kv", 1, "b", 2));
+        AwaitCondition(() => queue.Accepted == ids[1]);
+        var (name, what, anyAcceptedThen) = Assert.Single(failpoints.Calls);
+        Assert.Equal(Platform.Failpoints.AckedNotReleased, name);
+        Assert.False(anyAcceptedThen, "the fail point must come before the verdict");
+        Assert.Contains("packets up to 2 of epoch 1", what);
+    }
+
+    /// <summary>Records each fail point reached, with whether any verdict had been given at that moment.</summary>
+    private sealed class RecordingFailpoints(Func<bool> anyAccepted) : Platform.IFailpoints
+    {
+        public List<(string Name, string What, bool AnyAcceptedThen)> Calls { get; } = [];
+
+        public void Reach(string name, Func<string> describe) => Calls.Add((name, describe(), anyAccepted()));
+    }
+
+    [Fact]
     public void A_standby_dropped_by_the_owner_no_longer_holds_packets_but_the_remaining_one_still_does()
     {
         var b = CreateTestProbe();
