@@ -257,15 +257,40 @@ public static class ConfigValues
         catch { return v.ToString() ?? "?"; }
     }
 
-    public static string String(LoadedConfig c, string key, bool required = true)
+    /// <summary>What a value is, for an error saying what was found instead of what was expected.</summary>
+    public static string KindOf(HoconValue v)
+    {
+        if (v.IsString()) return "a string";
+        var parts = v.Values.Where(e => !(e is HoconLiteral l && string.IsNullOrWhiteSpace(l.Value))).ToList();
+        if (parts.Count > 0 && parts.All(e => e is HoconArray)) return "an array";
+        if (parts.Count > 0 && parts.All(e => e is HoconObject)) return "an object";
+        return "a mix of text, arrays and objects";
+    }
+
+    /// <summary>
+    /// A key's value as one string (numbers, booleans and durations are strings to HOCON). An array or object is
+    /// refused naming the key and what was found: read every single-valued key through here, never with Akka's
+    /// <c>Config.GetString</c>, which returns null for them.
+    /// </summary>
+    /// <param name="required">When false, an unset key or null reads as "" (the caller's "not set").</param>
+    /// <param name="expected">What the value should be, for the error ("on or off", "a duration such as 5s").</param>
+    public static string String(LoadedConfig c, string key, bool required = true, string expected = "a string")
     {
         var v = Raw(c, key);
-        if (v is null || v.IsEmpty)
+        // An empty object ("key = {}") is empty to Akka, but it is not a missing value.
+        if (v is null || (v.IsEmpty && !v.Values.Any(e => e is HoconObject or HoconArray)))
         {
-            if (required) throw Bad(c, key, "is missing: expected a string");
+            if (required) throw Bad(c, key, $"is missing: expected {expected}");
             return "";
         }
-        if (!v.IsString()) throw Bad(c, key, $"= {Show(key, v)} is invalid: expected a single value (a string)");
+        // An array or object where one value is expected: Akka's own getter returns null for it, and a caller
+        // that took null for "unset" ignored the setting without a word (tls.certificate = [1, [2]] served plain HTTP).
+        if (!v.IsString())
+        {
+            var (kind, shown) = (KindOf(v), Show(key, v));
+            throw Bad(c, key, $"{(shown == kind ? "" : $"= {shown} ")}is {kind} where {expected} is expected: " +
+                              "write one value, in double quotes if it contains spaces or special characters");
+        }
         // 'key = null' parses as a string value whose text is null.
         if (v.GetString() is not { } text)
         {
@@ -295,7 +320,7 @@ public static class ConfigValues
 
     public static bool Bool(LoadedConfig c, string key)
     {
-        var s = String(c, key);
+        var s = String(c, key, expected: "on or off");
         return s.ToLowerInvariant() switch
         {
             "on" or "true" or "yes" => true,
@@ -306,7 +331,7 @@ public static class ConfigValues
 
     public static TimeSpan Duration(LoadedConfig c, string key, TimeSpan min, string example)
     {
-        var s = String(c, key);
+        var s = String(c, key, expected: $"a duration such as {example}");
         if (!TryParseDuration(s, out var d))
             throw Bad(c, key, $"= \"{s}\" is invalid: expected a duration such as {example} (units: ms, s, m, h, d)");
         if (d < min)

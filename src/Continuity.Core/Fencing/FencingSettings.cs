@@ -26,7 +26,9 @@ public sealed record FencingSettings(bool Enabled, TimeSpan Lease, TimeSpan Rene
                 "a lease must last at least three renew intervals, e.g. lease = 4s, renew-interval = 500ms");
         // The majority downs an unreachable node no sooner than stable-after after the last change it saw; a lease
         // that outlived that would let the old primary's VIP live beside its successor's.
-        var stableAfter = config.Config.HasPath(StableAfterKey) ? config.Config.GetTimeSpan(StableAfterKey) : TimeSpan.FromSeconds(5);
+        var stableAfter = config.Config.HasPath(StableAfterKey)
+            ? ConfigValues.Duration(config, StableAfterKey, TimeSpan.Zero, "5s")
+            : TimeSpan.FromSeconds(5);
         if (lease >= stableAfter)
             throw ConfigValues.Bad(config, Key + "lease",
                 $"= \"{ConfigValues.String(config, Key + "lease")}\" must be shorter than {StableAfterKey} ({stableAfter.TotalSeconds:0.###}s): " +

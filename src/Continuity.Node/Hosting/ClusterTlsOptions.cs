@@ -30,7 +30,9 @@ public sealed record ClusterTlsOptions(X509Certificate2? Certificate, string? Ce
     public static ClusterTlsOptions From(LoadedConfig config)
     {
         if (!ConfigValues.Bool(config, EnabledKey)) return Off;
-        var file = config.Config.GetString(CertificateKey, DefaultCertificateFile) ?? "";
+        var file = config.Config.HasPath(CertificateKey)
+            ? ConfigValues.String(config, CertificateKey, required: false, expected: "the absolute path of the cluster certificate (PKCS#12)")
+            : DefaultCertificateFile;
         var create = $"create it once with 'continuity-node --create-cluster-cert {(file.Length == 0 ? DefaultCertificateFile : file)}' " +
                      "(deploy/build.sh does for this machine) and copy that same file to every node (mode 0600), " +
                      $"or set {EnabledKey} = off on every node to run node-to-node traffic in clear";

@@ -41,7 +41,10 @@ public sealed record HostSettings(
         var clusterTls = ClusterTlsOptions.From(loaded);
         var fencing = Continuity.Core.Fencing.FencingSettings.Parse(loaded);
         var config = loaded.Config;
-        var roles = config.GetStringList("akka.cluster.roles", []).ToList();
+        // Akka's GetStringList throws its own exception (no file, no line) for a role that is not a list.
+        var roles = config.HasPath("akka.cluster.roles")
+            ? ConfigValues.StringList(loaded, "akka.cluster.roles", "a list of role names, e.g. [data]").ToList()
+            : [];
 
         // The naming role lets every member show this node by name (see NodeNames).
         var extra = new List<string> { $"akka.cluster.roles = [{string.Join(", ", roles.Append(NodeNames.RoleFor(node.Name)).Select(Quote))}]" };

@@ -26,12 +26,16 @@ public sealed record ManagementApiOptions(long AuditMaxFileBytes, X509Certificat
         const string cert = "continuity.management.tls.certificate";
         const string key = "continuity.management.tls.key";
 
-        var sizeText = config.Config.GetString(audit, "1048576") ?? "1048576";
+        // Read through the checked getter: Akka's GetString returns null for an array or object, which read as "not set"
+        // and silently kept the default (or, for the certificate, served plain HTTP).
+        const string size = "a size from 4 KiB to 1 GiB, e.g. 1048576 or \"1 MiB\"";
+        const string pem = "the absolute path of a PEM file (or \"\" for plain HTTP)";
+        var sizeText = config.Config.HasPath(audit) ? ConfigValues.String(config, audit, expected: size) : "1048576";
         if (!TryParseBytes(sizeText, out var bytes) || bytes < MinAuditBytes || bytes > MaxAuditBytes)
             throw Bad(config, audit, $"= \"{sizeText}\" is invalid: expected a size from 4 KiB to 1 GiB, in bytes or with a unit, e.g. 1048576 or \"1 MiB\"");
 
-        var certFile = config.Config.GetString(cert, "") ?? "";
-        var keyFile = config.Config.GetString(key, "") ?? "";
+        var certFile = ConfigValues.String(config, cert, required: false, expected: pem);
+        var keyFile = ConfigValues.String(config, key, required: false, expected: pem);
         if (certFile.Length == 0 && keyFile.Length == 0) return new ManagementApiOptions(bytes, null);
         if (certFile.Length == 0)
             throw Bad(config, cert, $"is empty while {key} is set: set both (PEM files) to serve HTTPS, or neither for plain HTTP");

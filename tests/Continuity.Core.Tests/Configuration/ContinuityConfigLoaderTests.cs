@@ -37,6 +37,47 @@ public class ContinuityConfigLoaderTests
         Assert.Equal("5s", fine.Config.GetString("c.d"));
     }
 
+    [Theory]
+    [InlineData("[1, [2]]", "= [\"1\", [\"2\"]] is an array where a string is expected")]
+    [InlineData("[]", "is an array where a string is expected")]
+    [InlineData("{ a = 1 }", "is an object where a string is expected")]
+    [InlineData("{}", "is an object where a string is expected")]
+    public void A_string_key_given_an_array_or_object_is_refused_naming_the_key_what_was_found_and_what_is_expected(string value, string problem)
+    {
+        var c = ContinuityConfigLoader.LoadFromString($"# node\ncontinuity.node.state-dir = {value}\n", "node.hocon");
+
+        var e = Assert.Throws<ConfigurationException>(() => ConfigValues.String(c, "continuity.node.state-dir"));
+
+        Assert.Equal("continuity.node.state-dir", e.Key);
+        Assert.Equal($"node.hocon:2:1: 'continuity.node.state-dir' {problem}: write one value, in double quotes if it contains spaces or special characters",
+            e.Message);
+        // Optional keys too: an array is not "unset".
+        Assert.Throws<ConfigurationException>(() => ConfigValues.String(c, "continuity.node.state-dir", required: false));
+    }
+
+    [Fact]
+    public void A_switch_or_duration_given_an_array_is_refused_saying_what_it_expects()
+    {
+        var c = ContinuityConfigLoader.LoadFromString("continuity.management.enabled = [on]\ncontinuity.node.join-timeout = { s = 60 }\n", "node.hocon");
+
+        var onOff = Assert.Throws<ConfigurationException>(() => ConfigValues.Bool(c, "continuity.management.enabled"));
+        var duration = Assert.Throws<ConfigurationException>(() => ConfigValues.Duration(c, "continuity.node.join-timeout", TimeSpan.Zero, "60s"));
+
+        Assert.Contains("'continuity.management.enabled' = [\"on\"] is an array where on or off is expected", onOff.Message);
+        Assert.Contains("'continuity.node.join-timeout' is an object where a duration such as 60s is expected", duration.Message);
+    }
+
+    [Fact]
+    public void A_password_key_given_an_array_is_refused_without_showing_the_value()
+    {
+        var c = ContinuityConfigLoader.LoadFromString("continuity.persistence.postgresql.connection-string = [\"Password=hunter2\"]\n", "node.hocon");
+
+        var e = Assert.Throws<ConfigurationException>(() => ConfigValues.String(c, "continuity.persistence.postgresql.connection-string"));
+
+        Assert.Contains("is an array where a string is expected", e.Message);
+        Assert.DoesNotContain("hunter2", e.Message);
+    }
+
     [Fact]
     public void A_null_value_on_a_required_key_is_refused_naming_the_key()
     {

@@ -122,6 +122,40 @@ public sealed class CheckCommandSpecs(ITestOutputHelper log) : IDisposable
         Assert.Contains("apps [kv]", stdout);
     }
 
+    /// <summary>Found by configuration fuzzing: this took --check 28 s and 1 GB before it was refused by depth.</summary>
+    [Fact]
+    public void Check_refuses_a_key_thousands_of_segments_deep_at_once_naming_its_line_and_the_limit()
+    {
+        var (code, stdout, stderr) = Run(Node + string.Join('.', Enumerable.Repeat("a", 20_000)) + " = 1\n", "--check");
+        Assert.Equal(2, code);
+        Assert.StartsWith("continuity-node: configuration error: bad.hocon:4:1: key 'a.a.a.a.a.a.…' is 20000 segments deep, " +
+                          "more than the limit of 64", stderr);
+        Assert.Contains("write the setting's real path", stderr);
+        Assert.DoesNotContain("is valid", stdout);
+    }
+
+    public static TheoryData<string, string> WrongTypes => new()
+    {
+        // Found by configuration fuzzing: accepted silently, and the node served its API in plain HTTP.
+        { "continuity.management.tls.certificate = [1, [2]]", "'continuity.management.tls.certificate' = [\"1\", [\"2\"]] is an array where the absolute path of a PEM file (or \"\" for plain HTTP) is expected" },
+        { "continuity.management.tls.key = { path = \"/etc/k.pem\" }", "'continuity.management.tls.key' is an object where the absolute path of a PEM file" },
+        { "continuity.management.audit.max-file-bytes = [4096]", "'continuity.management.audit.max-file-bytes' = [\"4096\"] is an array where a size from 4 KiB to 1 GiB" },
+        { "continuity.fencing.lease = [4s]", "'continuity.fencing.lease' = [\"4s\"] is an array where a duration such as 4s is expected" },
+        { "continuity.fencing.enabled = { on = yes }", "'continuity.fencing.enabled' is an object where on or off is expected" },
+        { "akka.cluster.split-brain-resolver.stable-after = [5s]", "'akka.cluster.split-brain-resolver.stable-after' = [\"5s\"] is an array where a duration such as 5s is expected" },
+        { "akka.cluster.roles = data", "'akka.cluster.roles' = \"data\" is invalid: expected a list of role names, e.g. [data]" },
+    };
+
+    [Theory]
+    [MemberData(nameof(WrongTypes))]
+    public void Check_refuses_an_array_or_object_on_a_single_valued_key_naming_the_key_what_was_found_and_what_is_expected(string line, string message)
+    {
+        var (code, stdout, stderr) = Run(Node + line + "\n", "--check");
+        Assert.Equal(2, code);
+        Assert.StartsWith("continuity-node: configuration error: bad.hocon:4:1: " + message, stderr);
+        Assert.DoesNotContain("is valid", stdout);
+    }
+
     [Fact]
     public void Starting_a_node_with_a_bad_application_fails_the_same_way_before_anything_starts()
     {

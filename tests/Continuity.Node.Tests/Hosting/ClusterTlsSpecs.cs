@@ -92,6 +92,14 @@ public sealed class ClusterTlsSpecs : IDisposable
     }
 
     [Fact]
+    public void A_certificate_given_as_a_list_is_refused_naming_the_key_and_what_was_found()
+    {
+        var e = LoadFails($"continuity.cluster-tls.certificate = [\"{_dir}/a.pfx\", \"{_dir}/b.pfx\"]");
+        Assert.Equal("continuity.cluster-tls.certificate", e.Key);
+        Assert.Contains("is an array where the absolute path of the cluster certificate (PKCS#12) is expected", e.Message);
+    }
+
+    [Fact]
     public void A_relative_certificate_path_is_refused()
     {
         var e = LoadFails("continuity.cluster-tls.certificate = \"cluster.pfx\"");

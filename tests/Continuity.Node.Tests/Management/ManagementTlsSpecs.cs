@@ -132,6 +132,25 @@ public sealed class ManagementTlsSpecs : IDisposable
         Assert.Contains(expected, e.Message);
     }
 
+    /// <summary>
+    /// Found by configuration fuzzing: the certificate was read with Akka's GetString, which returns null for an array,
+    /// and null read as "not set", so the node served plain HTTP without a word.
+    /// </summary>
+    [Theory]
+    [InlineData("continuity.management.tls.certificate = [1, [2]]", "continuity.management.tls.certificate", "= [\"1\", [\"2\"]] is an array")]
+    [InlineData("continuity.management.tls.key = { file = k.pem }", "continuity.management.tls.key", "is an object")]
+    [InlineData("continuity.management.audit.max-file-bytes = [1048576]", "continuity.management.audit.max-file-bytes", "= [\"1048576\"] is an array")]
+    public void A_tls_or_audit_setting_given_an_array_or_object_is_refused_naming_the_key_and_what_was_found(string line, string key, string found)
+    {
+        var e = LoadFails(line);
+
+        Assert.Equal(key, e.Key);
+        Assert.Contains("node.hocon:2:", e.Message);
+        Assert.Contains($"'{key}' {found} where ", e.Message);
+        Assert.Contains(key.EndsWith("max-file-bytes") ? "where a size from 4 KiB to 1 GiB" : "where the absolute path of a PEM file", e.Message);
+        Assert.Contains("write one value", e.Message);
+    }
+
     private static string ClusterCert => $"continuity.cluster-tls.certificate = \"{TestClusterCertificate.File}\"";
 
     [Fact]
