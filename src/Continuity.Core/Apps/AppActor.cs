@@ -679,7 +679,8 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         var (app, node, name, self, role, epoch) = (_app.Name, _node, _nodeName, Self, _role, _epoch);
         var (failure, awaiting, paused, behind) = (_journalFailure, _awaitingFreshCheckpoint, _recoveryPaused, _behind?.Reason);
         var disk = _platform.Disk(_appDir)?.FreePercent;
-        var timeout = TimeSpan.FromSeconds(3);
+        // Shorter than the 3 s the view's builder gives this reply (see ReplyPrimaryStatus).
+        var timeout = TimeSpan.FromSeconds(2);
         if (role == AppRole.Primary && _checkpointer is not null)
         {
             var checkpoint = _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout);
@@ -718,7 +719,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             Sender.Tell(new AppActorProtocol.PrimaryStatus(app, node, role, epoch, null, null, [], true, 0, 0));
             return;
         }
-        var timeout = TimeSpan.FromSeconds(3);
+        // Shorter than the 3 s the view's builder gives this reply: a slow child costs its part of the status, not
+        // the whole of it (the primary would read as "unknown").
+        var timeout = TimeSpan.FromSeconds(2);
         var cp = _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout);
         var cap = _capture.Ask<CaptureProtocol.Status>(new CaptureProtocol.GetStatus(), timeout);
         Task.WhenAll(cp, cap).ContinueWith(_ =>

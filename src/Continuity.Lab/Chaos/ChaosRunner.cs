@@ -39,6 +39,9 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
     /// <summary>Failure detection on a loaded 2-core machine takes 10-35 s; these bounds are far above it.</summary>
     private static readonly TimeSpan ProtectTimeout = TimeSpan.FromSeconds(150);
     private static readonly TimeSpan FailoverTimeout = TimeSpan.FromSeconds(120);
+    // The management API's own ask timeout. A node starved of CPU (a lab checkpointing 16 MB every 2 s on 2 shared
+    // cores) answers its views seconds late; the runner judges the cluster's state, not the API's speed.
+    private static readonly TimeSpan ViewTimeout = TimeSpan.FromSeconds(10);
     /// <summary>A reply may wait through a hang (up to 30 s) followed by a failover (up to 35 s).</summary>
     private const int ReplyTimeoutSeconds = 100;
 
@@ -676,7 +679,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
     /// <summary>What every live data node says of the app (nodes that do not answer are left out).</summary>
     private List<(string Node, AppStatus App)> Ask()
     {
-        using var mgmt = new Management(Management.ReadToken(_stateDir), TimeSpan.FromSeconds(3));
+        using var mgmt = new Management(Management.ReadToken(_stateDir), ViewTimeout);
         var answers = new List<(string, AppStatus)>();
         foreach (var node in State().Members.Where(m => m.Kind == HostKind.Node && Alive(m)))
             if (mgmt.App(node, AppName).Value is { } app) answers.Add((node.Name, app));
@@ -698,7 +701,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         {
             var state = State();
             var members = state.Members.ToList();
-            using var mgmt = new Management(Management.ReadToken(_stateDir), TimeSpan.FromSeconds(3));
+            using var mgmt = new Management(Management.ReadToken(_stateDir), ViewTimeout);
             var views = members.Where(Alive).Select(m => (m.Name, Data: m.Kind == HostKind.Node, Cluster: mgmt.Cluster(m).Value,
                 App: m.Kind == HostKind.Node ? mgmt.App(m, AppName).Value : null)).ToList();
             var data = views.Where(v => v.Data).ToList();
@@ -762,7 +765,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             Thread.Sleep(100);
         }
         var answered = client.AllAnsweredAt.Value;
-        using var mgmt = new Management(Management.ReadToken(_stateDir), TimeSpan.FromSeconds(3));
+        using var mgmt = new Management(Management.ReadToken(_stateDir), ViewTimeout);
         var node = State().Host(primary);
         while (true)
         {

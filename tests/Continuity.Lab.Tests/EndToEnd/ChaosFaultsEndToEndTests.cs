@@ -22,4 +22,10 @@ public sealed class ChaosFaultsEndToEndTests(ITestOutputHelper output) : ChaosSe
     public void The_faults_of_issue_6_lose_no_byte_and_the_cluster_comes_back_whole_after_each() =>
         RunEachOnceWithoutFailure(Seed,
             ["replication-reorder", "crash-restore", "crash-replay", "split-majority", "split-minority", "queue-full", "journal-full"]);
+
+    /// <summary>The two scenarios no other seed of the suite covers: the node process killed while its program lives,
+    /// and a crash stopped by a fail point between the standbys' acknowledgement and the verdict.</summary>
+    [RootFact]
+    public void A_killed_node_process_and_a_crash_between_acknowledgement_and_verdict_lose_no_byte() =>
+        RunEachOnceWithoutFailure(5, ["node-kill", "crash-ack-verdict"]);
 }
