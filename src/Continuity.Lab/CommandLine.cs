@@ -74,8 +74,8 @@ internal static class CommandLine
                         replays it. Scenarios: crash-idle, crash-load, crash-checkpoint, hang,
                         standby-crash, partition-primary, replication-loss, replication-dup,
                         node-kill, replication-reorder, crash-restore, crash-replay,
-                        split-majority, split-minority, queue-full, journal-full. The lab is
-                        taken down at the end.
+                        split-majority, split-minority, queue-full, journal-full,
+                        crash-ack-verdict. The lab is taken down at the end.
 
         Options:
           --instance N      Lab instance 0-255 (default: $CONTINUITY_LAB_INSTANCE or 0). Instance N

@@ -276,7 +276,8 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         var dir = Path.Combine(StateDir, node.Name);
         var pidFile = Path.Combine(dir, "node.pid");
         File.Delete(pidFile);
-        var script = BuildNodeScript(node, dir, nodeProgram, stateDirs, stateSize);
+        if (stateSize is not null) MountState(dir, stateSize);
+        var script = BuildNodeScript(node, dir, nodeProgram, stateDirs);
         Os.StartDetached("unshare", ["-m", "--propagation", "private", "--", "bash", "-c", script]);
 
         // The script reports its own pid, which exec keeps for the node: robust even if setsid forked.
@@ -293,10 +294,29 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         node.Crashed = false;
     }
 
-    /// <param name="stateSize">Mount a tmpfs of this size (tmpfs syntax) on the node's state directory, visible in its
-    /// mount namespace only (so it goes away with the node), or null for none.</param>
-    internal static string BuildNodeScript(LabHost node, string nodeDir, string nodeProgram, IReadOnlyList<string> stateDirs,
-        string? stateSize = null)
+    /// <summary>
+    /// The node's state directory on a tmpfs of its own (<c>up --state-size</c>), mounted in the host's mount namespace
+    /// before the node's private one is made: a node process restarted alone (chaos node-kill) finds its files as on a
+    /// disk, program.pid included, and the state goes with the machine (crash, down). Already mounted: kept.
+    /// </summary>
+    private static void MountState(string nodeDir, string size)
+    {
+        var state = Path.Combine(nodeDir, "state");
+        Directory.CreateDirectory(state);
+        if (Os.Run("mountpoint", "-q", state).Succeeded) return;
+        var mount = Os.Run("mount", "-t", "tmpfs", "-o", $"size={size},mode=0700", "continuity-state", state);
+        if (!mount.Succeeded)
+            throw new LabException($"could not mount a {size} tmpfs on {state}: {mount.Stderr.Trim()}");
+    }
+
+    /// <summary>Drops a node's state tmpfs, if it has one (lazily: the killed node's namespace may still hold it).</summary>
+    private static void UnmountState(string nodeDir)
+    {
+        var state = Path.Combine(nodeDir, "state");
+        if (Directory.Exists(state) && Os.Run("mountpoint", "-q", state).Succeeded) Os.Run("umount", "-l", state);
+    }
+
+    internal static string BuildNodeScript(LabHost node, string nodeDir, string nodeProgram, IReadOnlyList<string> stateDirs)
     {
         var q = Os.ShellQuote;
         var log = Path.Combine(nodeDir, "node.log");
@@ -310,12 +330,6 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             "set -e",
             $"echo \"--- continuity-lab: starting {node.Name} at $(date -u +%Y-%m-%dT%H:%M:%SZ) ---\"",
         };
-        if (stateSize is not null)
-        {
-            var state = Path.Combine(nodeDir, "state");
-            lines.Add($"mkdir -p {q(state)}");
-            lines.Add($"mount -t tmpfs -o size={q(stateSize)},mode=0700 continuity-state {q(state)}");
-        }
         foreach (var path in stateDirs)
         {
             var source = Path.Combine(nodeDir, "fs") + path;
@@ -463,6 +477,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         Network.SetLinks(node, up: false);
         var roots = node.Pid is { } pid && Os.IsAlive(pid, node.StartTime) ? [pid] : Array.Empty<int>();
         var killed = Network.KillAll(node.Namespace, roots);
+        UnmountState(Path.Combine(StateDir, node.Name));
         node.Pid = null;
         node.StartTime = null;
         node.Crashed = true;
@@ -596,6 +611,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             if (h.Pid is { } pid && Os.IsAlive(pid, h.StartTime) && !namespaces.Contains(h.Namespace))
                 killed += Network.KillAll(h.Namespace, [pid]);
 
+        foreach (var h in state?.Hosts ?? []) UnmountState(Path.Combine(StateDir, h.Name));
         foreach (var ns in namespaces) Os.Run("ip", "netns", "del", ns);
         var links = Network.LabLinks(Topology);
         // Bridge ports first: deleting a veth end also removes its peer.

@@ -147,16 +147,12 @@ public class NodeConfigTests : IDisposable
     }
 
     [Fact]
-    public void With_a_state_size_the_node_script_mounts_a_tmpfs_of_that_size_on_the_state_directory_first()
+    public void The_node_script_mounts_no_state_of_its_own_so_a_restarted_node_process_keeps_its_files()
     {
         var n1 = Topology.Default.Hosts(1, witness: false)[0];
-        var lines = Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", ["/var/lib/kv"], "64M").TrimEnd().Split('\n').ToList();
-
-        var mount = lines.IndexOf("mount -t tmpfs -o size='64M',mode=0700 continuity-state '/lab/n1/state'");
-        Assert.True(mount > 0, string.Join("\n", lines));
-        Assert.Equal("mkdir -p '/lab/n1/state'", lines[mount - 1]);
-        Assert.True(mount < lines.IndexOf("mount --bind '/lab/n1/fs/var/lib/kv' '/var/lib/kv'"));
-        Assert.DoesNotContain("tmpfs", Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", []));
+        var script = Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", ["/var/lib/kv"]);
+        Assert.DoesNotContain("tmpfs", script);
+        Assert.Contains("mount --bind '/lab/n1/fs/var/lib/kv' '/var/lib/kv'", script);
     }
 
     [Fact]
