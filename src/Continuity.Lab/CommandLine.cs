@@ -13,7 +13,7 @@ internal abstract record LabCommand
 
 /// <param name="StateSize">Size of a tmpfs each node gets as its state directory (tmpfs syntax, e.g. 256M), or null for
 /// the lab's directory on the host's disk.</param>
-internal sealed record UpCommand(int Nodes, string? ConfigFile, bool Witness, bool NoNodes, TimeSpan Timeout, string? StateSize = null) : LabCommand;
+internal sealed record UpCommand(int Nodes, string? ConfigFile, int Witnesses, bool NoNodes, TimeSpan Timeout, string? StateSize = null) : LabCommand;
 internal sealed record StatusCommand(bool Json) : LabCommand;
 internal sealed record ExecCommand(string Host, IReadOnlyList<string> Command) : LabCommand;
 internal sealed record CrashCommand(string? Node, string? PrimaryOfApp) : LabCommand;
@@ -42,11 +42,13 @@ internal static class CommandLine
         Runs a whole Continuity cluster on this machine, one network namespace per node.
 
         Commands:
-          up --nodes N [--config FILE] [--witness] [--no-nodes] [--timeout SECONDS] [--state-size SIZE]
+          up --nodes N [--config FILE] [--witness | --witnesses N] [--no-nodes] [--timeout SECONDS] [--state-size SIZE]
                         Create the lab network (bridge ctbr0 198.18.0.1/24, nodes ct-n1.. at
                         198.18.0.11.., client ct-client at 198.18.0.100), start a node in each
                         namespace and wait until every node sees all members Up.
-                        --witness adds w1 (198.18.0.10, role witness). --no-nodes creates the
+                        --witness adds w1 (198.18.0.10, role witness); --witnesses N adds w1..wN
+                        (198.18.0.10 downwards, N up to 9), e.g. to make the member count odd
+                        (nodes + witnesses: a split then never ties). --no-nodes creates the
                         network only. --timeout defaults to 60. --state-size gives each node
                         a file system of its own for its state directory: a tmpfs of SIZE
                         (e.g. 256M) in the node's mount namespace, so one node's disk can be
@@ -64,8 +66,9 @@ internal static class CommandLine
           heal          Remove every partition.
           down          Remove everything the lab created; safe to run at any time.
           chaos --runs N --seed S [--report FILE] [--scenario NAME]...
-                        Build a lab of 3 data nodes and a witness running ct-kv (each node's
-                        state a 256M tmpfs) and, N times, inject one seeded random
+                        Build a lab of 3 data nodes and 2 witnesses (5 members: a split never
+                        ties) running ct-kv (each node's state a 256M tmpfs) and, N times,
+                        inject one seeded random
                         fault under verifying clients, then check that no acknowledged byte was
                         lost or duplicated, no connection reset, at most one node held the VIP
                         and the cluster came back to one primary and two standbys. Prints a
@@ -151,7 +154,8 @@ internal static class CommandLine
     {
         int? nodes = null;
         string? config = null;
-        bool witness = false, noNodes = false;
+        int? witnesses = null;
+        var noNodes = false;
         string? stateSize = null;
         var timeout = TimeSpan.FromSeconds(60);
         for (var i = 0; i < args.Count; i++)
@@ -174,7 +178,17 @@ internal static class CommandLine
                     break;
                 case "--witness":
                     NoValue(a, "--witness");
-                    witness = true;
+                    if (witnesses is not null && witnesses != 1)
+                        throw new UsageException($"up: --witness (one witness) contradicts --witnesses {witnesses}: give one of them");
+                    witnesses = 1;
+                    break;
+                case "--witnesses":
+                    var w = TakeValue(args, ref i, "--witnesses");
+                    if (!int.TryParse(w, NumberStyles.None, CultureInfo.InvariantCulture, out var wc) || wc > Topology.MaxWitnesses)
+                        throw new UsageException($"--witnesses must be a whole number from 0 to {Topology.MaxWitnesses}, got '{w}'");
+                    if (witnesses is not null && witnesses != wc)
+                        throw new UsageException($"up: --witnesses {wc} contradicts --witness (one witness): give one of them");
+                    witnesses = wc;
                     break;
                 case "--no-nodes":
                     NoValue(a, "--no-nodes");
@@ -190,7 +204,7 @@ internal static class CommandLine
             }
         }
         if (nodes is null) throw new UsageException("up: --nodes N is required (for example: up --nodes 3)");
-        return new UpCommand(nodes.Value, config, witness, noNodes, timeout, stateSize);
+        return new UpCommand(nodes.Value, config, witnesses ?? 0, noNodes, timeout, stateSize);
     }
 
     public const int MaxChaosRuns = 100_000;

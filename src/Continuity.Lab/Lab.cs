@@ -135,7 +135,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
 
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(StateDir);
-        var hosts = Topology.Hosts(c.Nodes, c.Witness);
+        var hosts = Topology.Hosts(c.Nodes, c.Witnesses);
         foreach (var h in hosts.Where(h => h.IsClusterMember))
             ResetDirectory(Path.Combine(StateDir, h.Name));
         var token = WriteToken();

@@ -18,7 +18,8 @@ internal sealed class Topology
     public const int MaxInstance = 255; // 198.18.N.0/24 must stay inside 198.18.0.0/15
     public const int PrefixLength = 24;
     public const string ClientName = "client";
-    public const string WitnessName = "w1";
+    /// <summary>Witnesses take the free addresses below the first node's, w1 at .10 down to w9 at .2 (.1 is the bridge).</summary>
+    public const int MaxWitnesses = 9;
     public const int ClusterPort = 4053;
     public const int ManagementPort = 8558;
     /// <summary>The interface name inside every namespace.</summary>
@@ -56,7 +57,6 @@ internal sealed class Topology
     public string Subnet => $"198.18.{Instance}.0/{PrefixLength}";
     public string BridgeAddress => Address(1);
     public string ClientAddress => Address(100);
-    public string WitnessAddress => Address(10);
     /// <summary>A free address of the subnet the lab never hands out (.50-.99 are left for VIPs).</summary>
     public string Address(int host) => $"198.18.{Instance}.{host}";
 
@@ -70,14 +70,21 @@ internal sealed class Topology
     public string BridgePortOf(string host) => _portPrefix + host;
     public static string NodeName(int index) => "n" + index;
     public string NodeAddress(int index) => Address(10 + index);
+    public static string WitnessName(int index) => "w" + index;
+    /// <summary>w1 at .10 (as before there could be more than one), w2 at .9, and so on down to .2.</summary>
+    public string WitnessAddress(int index) =>
+        index is >= 1 and <= MaxWitnesses
+            ? Address(11 - index)
+            : throw new LabException($"witness {index} is out of range: expected 1-{MaxWitnesses}");
 
     public Regex LabNamespace() => _labNamespace;
     public Regex LabLink() => _labLink;
 
-    public List<LabHost> Hosts(int nodes, bool witness)
+    public List<LabHost> Hosts(int nodes, int witnesses)
     {
         var hosts = new List<LabHost>();
-        if (witness) hosts.Add(new LabHost { Name = WitnessName, Kind = HostKind.Witness, Address = WitnessAddress, Instance = Instance });
+        for (var i = 1; i <= witnesses; i++)
+            hosts.Add(new LabHost { Name = WitnessName(i), Kind = HostKind.Witness, Address = WitnessAddress(i), Instance = Instance });
         for (var i = 1; i <= nodes; i++)
             hosts.Add(new LabHost { Name = NodeName(i), Kind = HostKind.Node, Address = NodeAddress(i), Instance = Instance });
         hosts.Add(new LabHost { Name = ClientName, Kind = HostKind.Client, Address = ClientAddress, Instance = Instance });

@@ -12,9 +12,18 @@ public class CommandLineTests
         var c = Assert.IsType<UpCommand>(Parse("up", "--nodes", "3", "--config", "kv.hocon", "--witness", "--timeout", "90"));
         Assert.Equal(3, c.Nodes);
         Assert.Equal("kv.hocon", c.ConfigFile);
-        Assert.True(c.Witness);
+        Assert.Equal(1, c.Witnesses);
         Assert.False(c.NoNodes);
         Assert.Equal(TimeSpan.FromSeconds(90), c.Timeout);
+    }
+
+    [Fact]
+    public void Up_can_add_several_witnesses_so_that_the_member_count_is_odd()
+    {
+        var c = Assert.IsType<UpCommand>(Parse("up", "--nodes", "3", "--witnesses", "2"));
+        Assert.Equal(2, c.Witnesses);
+        Assert.Equal(0, Assert.IsType<UpCommand>(Parse("up", "--nodes", "3")).Witnesses);
+        Assert.Equal(1, Assert.IsType<UpCommand>(Parse("up", "--nodes", "3", "--witness", "--witnesses=1")).Witnesses);
     }
 
     [Fact]
@@ -51,6 +60,9 @@ public class CommandLineTests
     [InlineData(new[] { "up", "--nodes", "89" }, "from 1 to 88")]
     [InlineData(new[] { "up", "--nodes", "3", "--timeout", "soon" }, "positive duration")]
     [InlineData(new[] { "up", "--nodes", "3", "--witness=yes" }, "--witness takes no value")]
+    [InlineData(new[] { "up", "--nodes", "3", "--witnesses", "10" }, "--witnesses must be a whole number from 0 to 9")]
+    [InlineData(new[] { "up", "--nodes", "3", "--witnesses", "two" }, "--witnesses must be a whole number from 0 to 9")]
+    [InlineData(new[] { "up", "--nodes", "3", "--witness", "--witnesses", "2" }, "contradicts")]
     [InlineData(new[] { "up", "--nodes", "3", "--frobnicate" }, "unknown argument '--frobnicate'")]
     [InlineData(new[] { "up", "--nodes", "3", "--state-size", "lots" }, "--state-size must be a size like 256M")]
     [InlineData(new[] { "up", "--nodes", "3", "--state-size", "256M,uid=0" }, "--state-size must be a size like 256M")]

@@ -18,7 +18,7 @@ public class NodeConfigTests : IDisposable
     [Fact]
     public void The_node_file_includes_the_configs_and_then_sets_the_lab_settings()
     {
-        var hosts = Topology.Default.Hosts(3, witness: false);
+        var hosts = Topology.Default.Hosts(3, witnesses: 0);
         var n2 = hosts.Single(h => h.Name == "n2");
         var text = NodeConfig.Generate(n2, Topology.Seeds(hosts), ["/repo/hocon/lab.hocon", "/home/me/kv.hocon"], "/var/lib/continuity-lab");
 
@@ -43,7 +43,7 @@ public class NodeConfigTests : IDisposable
     public void The_node_file_parses_as_HOCON_and_its_own_settings_win_over_the_includes()
     {
         var user = Write("user.hocon", "continuity.node.name = \"wrong\"\nakka.cluster.roles = [\"x\"]\ncontinuity.app-defaults.recovery = restore-only\n");
-        var hosts = Topology.Default.Hosts(1, witness: false);
+        var hosts = Topology.Default.Hosts(1, witnesses: 0);
         var node = Write("node.hocon", NodeConfig.Generate(hosts[0], Topology.Seeds(hosts), [user], "/s"));
 
         var config = NodeConfig.Load([node]);
@@ -56,7 +56,7 @@ public class NodeConfigTests : IDisposable
     [Fact]
     public void A_witness_gets_the_witness_role_and_address_but_is_not_a_seed()
     {
-        var hosts = Topology.Default.Hosts(3, witness: true);
+        var hosts = Topology.Default.Hosts(3, witnesses: 1);
         var w1 = hosts.Single(h => h.Kind == HostKind.Witness);
         Assert.Equal(("w1", "198.18.0.10"), (w1.Name, w1.Address));
         Assert.Equal(["n1", "n2"], Topology.Seeds(hosts).Select(s => s.Name));
@@ -70,14 +70,14 @@ public class NodeConfigTests : IDisposable
     [Fact]
     public void A_single_node_lab_seeds_from_itself_or_from_the_witness()
     {
-        Assert.Equal(["n1"], Topology.Seeds(Topology.Default.Hosts(1, witness: false)).Select(s => s.Name));
-        Assert.Equal(["n1", "w1"], Topology.Seeds(Topology.Default.Hosts(1, witness: true)).Select(s => s.Name));
+        Assert.Equal(["n1"], Topology.Seeds(Topology.Default.Hosts(1, witnesses: 0)).Select(s => s.Name));
+        Assert.Equal(["n1", "w1"], Topology.Seeds(Topology.Default.Hosts(1, witnesses: 1)).Select(s => s.Name));
     }
 
     [Fact]
     public void Hosts_are_numbered_from_198_18_0_11_with_the_client_at_100()
     {
-        var hosts = Topology.Default.Hosts(4, witness: false);
+        var hosts = Topology.Default.Hosts(4, witnesses: 0);
         Assert.Equal(["n1", "n2", "n3", "n4", "client"], hosts.Select(h => h.Name));
         Assert.Equal(["198.18.0.11", "198.18.0.12", "198.18.0.13", "198.18.0.14", "198.18.0.100"], hosts.Select(h => h.Address));
         Assert.Equal(["ct-n1", "ct-client"], new[] { hosts[0].Namespace, hosts[4].Namespace });
@@ -135,7 +135,7 @@ public class NodeConfigTests : IDisposable
     [Fact]
     public void The_node_script_mounts_each_state_dir_privately_and_enters_only_the_network_namespace()
     {
-        var n1 = Topology.Default.Hosts(1, witness: false)[0];
+        var n1 = Topology.Default.Hosts(1, witnesses: 0)[0];
         var script = Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", ["/var/lib/kv"]);
         var lines = script.TrimEnd().Split('\n');
         Assert.Equal("exec </dev/null >>'/lab/n1/node.log' 2>&1", lines[0]);
@@ -149,7 +149,7 @@ public class NodeConfigTests : IDisposable
     [Fact]
     public void The_node_script_mounts_no_state_of_its_own_so_a_restarted_node_process_keeps_its_files()
     {
-        var n1 = Topology.Default.Hosts(1, witness: false)[0];
+        var n1 = Topology.Default.Hosts(1, witnesses: 0)[0];
         var script = Lab.BuildNodeScript(n1, "/lab/n1", "/repo/bin/continuity-node", ["/var/lib/kv"]);
         Assert.DoesNotContain("tmpfs", script);
         Assert.Contains("mount --bind '/lab/n1/fs/var/lib/kv' '/var/lib/kv'", script);

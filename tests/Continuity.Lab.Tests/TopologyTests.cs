@@ -15,7 +15,7 @@ public class TopologyTests
         Assert.Equal("ct-n1", t.NamespaceOf("n1"));
         Assert.Equal("ctv-client", t.BridgePortOf("client"));
         Assert.Equal("198.18.0.11", t.NodeAddress(1));
-        Assert.Equal("198.18.0.10", t.WitnessAddress);
+        Assert.Equal("198.18.0.10", t.WitnessAddress(1));
         Assert.Equal("198.18.0.100", t.ClientAddress);
         Assert.Equal("continuity-lab", t.RuleComment);
         Assert.Equal("/var/lib/continuity-lab", t.DefaultStateDir);
@@ -39,11 +39,26 @@ public class TopologyTests
     [Fact]
     public void Hosts_of_an_instance_carry_its_namespaces_and_addresses()
     {
-        var hosts = Topology.Of(7).Hosts(2, witness: true);
+        var hosts = Topology.Of(7).Hosts(2, witnesses: 1);
         Assert.Equal(["w1", "n1", "n2", "client"], hosts.Select(h => h.Name));
         Assert.Equal(["198.18.7.10", "198.18.7.11", "198.18.7.12", "198.18.7.100"], hosts.Select(h => h.Address));
         Assert.Equal(["ct7-w1", "ct7-n1", "ct7-n2", "ct7-client"], hosts.Select(h => h.Namespace));
         Assert.All(hosts, h => Assert.Equal(7, h.Instance));
+    }
+
+    [Fact]
+    public void Further_witnesses_take_the_addresses_below_w1_and_never_meet_the_bridge_or_a_node()
+    {
+        var hosts = Topology.Of(2).Hosts(3, witnesses: 2);
+        Assert.Equal(["w1", "w2", "n1", "n2", "n3", "client"], hosts.Select(h => h.Name));
+        Assert.Equal(["198.18.2.10", "198.18.2.9", "198.18.2.11", "198.18.2.12", "198.18.2.13", "198.18.2.100"], hosts.Select(h => h.Address));
+        Assert.All(hosts.Where(h => h.Kind == HostKind.Witness), w => Assert.Equal("witness", w.Role));
+
+        var most = Topology.Of(2).Hosts(1, witnesses: Topology.MaxWitnesses);
+        Assert.Equal("198.18.2.2", most.Single(h => h.Name == "w" + Topology.MaxWitnesses).Address);
+        Assert.Equal(most.Count, most.Select(h => h.Address).Distinct().Count());
+        Assert.DoesNotContain(Topology.Of(2).BridgeAddress, most.Select(h => h.Address));
+        Assert.Matches(Topology.Of(2).LabNamespace(), Topology.Of(2).NamespaceOf("w9"));
     }
 
     [Fact]
@@ -73,7 +88,7 @@ public class TopologyTests
     {
         var me = Topology.Of(mine);
         var them = Topology.Of(other);
-        var theirHosts = them.Hosts(3, witness: true);
+        var theirHosts = them.Hosts(3, witnesses: 1);
         foreach (var h in theirHosts)
         {
             Assert.DoesNotMatch(me.LabNamespace(), h.Namespace);
@@ -81,7 +96,7 @@ public class TopologyTests
         }
         Assert.DoesNotMatch(me.LabLink(), them.Bridge);
 
-        foreach (var h in me.Hosts(3, witness: true))
+        foreach (var h in me.Hosts(3, witnesses: 1))
         {
             Assert.Matches(me.LabNamespace(), h.Namespace);
             Assert.Matches(me.LabLink(), h.BridgePort);
@@ -112,7 +127,7 @@ public class TopologyTests
         // ctv-*, root rules whose comment starts with continuity-lab. Another worktree may still run it.
         var old = new System.Text.RegularExpressions.Regex(@"^(ct-(n\d+|w\d+|client)|ctbr\d+|ctv-(n\d+|w\d+|client))$");
         var t = Topology.Of(1);
-        foreach (var h in t.Hosts(3, witness: true))
+        foreach (var h in t.Hosts(3, witnesses: 1))
         {
             Assert.DoesNotMatch(old, h.Namespace);
             Assert.DoesNotMatch(old, h.BridgePort);
@@ -166,7 +181,7 @@ public class InstanceStateTests
         var dir = Directory.CreateTempSubdirectory("ct-lab-instance-").FullName;
         try
         {
-            new LabState { StateDir = dir, Instance = 0, Hosts = Topology.Default.Hosts(1, witness: false) }.Save();
+            new LabState { StateDir = dir, Instance = 0, Hosts = Topology.Default.Hosts(1, witnesses: 0) }.Save();
             var output = new StringWriter();
             var error = new StringWriter();
             var code = Program.Run(["--instance", "1", "--state-dir", dir, "status"], output, error);

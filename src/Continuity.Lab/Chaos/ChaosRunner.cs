@@ -20,7 +20,7 @@ internal sealed record RunResult(PlannedRun Run, IReadOnlyList<string> Problems,
 internal sealed class RunFailed(string message) : Exception(message);
 
 /// <summary>
-/// 'continuity-lab chaos': a lab of 3 data nodes and a witness protecting ct-kv, and for each planned run a verifying client, a fault at a
+/// 'continuity-lab chaos': a lab of 3 data nodes and 2 witnesses (5 members) protecting ct-kv, and for each planned run a verifying client, a fault at a
 /// seeded moment, and the checks: the client's verdict (every acknowledged byte exactly once, no reset, no EOF, no
 /// reply timeout), at most one node carrying the VIP at every sample, and the cluster back to one primary and two
 /// ready standbys. The lab is reused from run to run (the recovery is part of what is checked) and rebuilt after a
@@ -30,7 +30,14 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
 {
     public const string AppName = "kv";
     private const int TcpPort = 7000, UdpPort = 7001;
-    private const int DataNodes = 3;
+    internal const int DataNodes = 3;
+    /// <summary>
+    /// Two witnesses make five members, an odd number: every split has a side with a majority, never a tie decided by
+    /// keep-majority's address tie-break (with one witness, split-minority was a 2-2 tie, and late heartbeats on a
+    /// loaded machine then made every member down itself). After two data nodes are lost (crash-restore,
+    /// crash-replay) the third and the witnesses are still three of five.
+    /// </summary>
+    internal const int Witnesses = 2;
     /// <summary>
     /// Each node's state directory is a tmpfs of its own (up --state-size), so journal-full can fill one standby's
     /// disk and no other; room for the journal and a few checkpoints of ct-kv's 16 MB.
@@ -160,9 +167,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             if (!_labIsUp)
             {
                 Log("bringing the lab up");
-                // The witness makes four members: after one data node is lost, a second loss (crash-restore,
-                // crash-replay) still leaves a majority, and a split can put two data nodes on either side.
-                if (NewLab(_log).Up(new UpCommand(DataNodes, config, Witness: true, NoNodes: false, TimeSpan.FromSeconds(150), StateSize)) != 0)
+                if (NewLab(_log).Up(new UpCommand(DataNodes, config, Witnesses, NoNodes: false, TimeSpan.FromSeconds(150), StateSize)) != 0)
                     throw new RunFailed("the lab did not come up");
                 _labIsUp = true;
             }
@@ -404,12 +409,9 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             case FaultKind.SplitPrimaryInMinority:
             {
                 var majority = run.Scenario.Fault == FaultKind.SplitPrimaryInMajority;
-                var standbys = Standbys(primary);
-                var with = standbys[run.Standby % standbys.Count];
-                var other = standbys.Single(n => n != with);
-                var witness = state.Members.Single(m => m.Kind == HostKind.Witness).Name;
+                var witnesses = state.Members.Where(m => m.Kind == HostKind.Witness).Select(m => m.Name).Order(StringComparer.Ordinal).ToList();
+                var side = PrimarySide(majority, primary, Standbys(primary), witnesses, run.Standby);
                 // Partition cuts the group named off from every member outside it: one cut, two sides.
-                List<string> side = majority ? [primary, with, witness] : [primary, with];
                 lab.Partition(new PartitionCommand(side));
                 Thread.Sleep(length);
                 // Who the split made stop (a downed node's process exits), read before the heal lets anything rejoin.
@@ -631,6 +633,18 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
         Os.Run("nsenter", "-t", pid.ToString(System.Globalization.CultureInfo.InvariantCulture), "-m", "--", "sh", "-c",
             $"rm -f {Os.ShellQuote(f.Dir)}/chaos-ballast-*");
         Log($"freed {node.Name}'s state file system");
+    }
+
+    /// <summary>
+    /// The primary's side of a split-majority or split-minority run; the other side is every other member. With the
+    /// chaos lab's five members: the primary, one standby (picked by <paramref name="standbyPick"/>) and the first
+    /// witness (3) against the other standby and the second witness (2), or the primary and one standby (2) against the
+    /// other standby and both witnesses (3). Never a tie, which keep-majority would decide by address.
+    /// </summary>
+    internal static List<string> PrimarySide(bool majority, string primary, IReadOnlyList<string> standbys, IReadOnlyList<string> witnesses, int standbyPick)
+    {
+        var with = standbys[standbyPick % standbys.Count];
+        return majority ? [primary, with, witnesses[0]] : [primary, with];
     }
 
     private static string Describe(int pid)

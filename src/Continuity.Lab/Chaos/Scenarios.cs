@@ -25,9 +25,9 @@ internal enum FaultKind
     CrashTakeoverDuringRestore,
     /// <summary>The primary crashes, then the standby taking over crashes while it replays the log (after the restore).</summary>
     CrashTakeoverDuringReplay,
-    /// <summary>{primary, one standby, witness} cut off from {the other standby}: the primary keeps the majority.</summary>
+    /// <summary>{primary, one standby, w1} (3 of 5) cut off from {the other standby, w2}: the primary keeps the majority.</summary>
     SplitPrimaryInMajority,
-    /// <summary>{primary, one standby} cut off from {the other standby, witness}: a tie the witness's side wins.</summary>
+    /// <summary>{primary, one standby} (2 of 5) cut off from {the other standby, w1, w2}: the primary is in the minority.</summary>
     SplitPrimaryInMinority,
     /// <summary>A UDP flood from the client namespace to the VIP's logged port, faster than the capture can release it.</summary>
     FloodQueue,
@@ -58,8 +58,8 @@ internal static class Scenarios
         new("replication-reorder", FaultKind.ReorderReplication, false, "small cluster-port segments between nodes delayed at random behind later ones (reordering)"),
         new("crash-restore", FaultKind.CrashTakeoverDuringRestore, false, "primary crash, then the standby taking over crashes during its CRIU restore; the third data node takes over"),
         new("crash-replay", FaultKind.CrashTakeoverDuringReplay, false, "primary crash, then the standby taking over crashes during its log replay; the third data node takes over"),
-        new("split-majority", FaultKind.SplitPrimaryInMajority, false, "split: primary, one standby and the witness vs the other standby, then healed"),
-        new("split-minority", FaultKind.SplitPrimaryInMinority, false, "split: primary and one standby vs the other standby and the witness (a tie the witness's side wins), then healed"),
+        new("split-majority", FaultKind.SplitPrimaryInMajority, false, "split: primary, one standby and a witness (3 of 5) vs the other standby and the other witness, then healed"),
+        new("split-minority", FaultKind.SplitPrimaryInMinority, false, "split: primary and one standby (2 of 5) vs the other standby and both witnesses, then healed"),
         new("queue-full", FaultKind.FloodQueue, false, "UDP flood of the VIP's logged port from the client namespace: the primary's NFQUEUE fills"),
         new("journal-full", FaultKind.FillStandbyJournal, false, "a standby's journal disk filled to the last block, then freed"),
         new("crash-ack-verdict", FaultKind.CrashPrimaryBetweenAckAndVerdict, false, "primary crash between the standbys' acknowledgement of packets and their release to the program (a fail point stops the node there)"),
