@@ -74,6 +74,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     // the node's lease (LeaseKeeper) as last heard, in Environment.TickCount64 milliseconds.
     private bool _fenceArmed;
     private long _leaseExpiresAt;
+    private long _slowRenewWarnedAt = long.MinValue / 2;
     private IActorRef? _capture;
     private IActorRef? _checkpointer;
     private IActorRef? _standbyLog;
@@ -783,7 +784,15 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         var left = _leaseExpiresAt - Environment.TickCount64;
         if (!_fenceArmed || left <= 0) return;
+        var started = Environment.TickCount64;
         Try(() => _platform.Fence.Renew(_app.Vip, _app.QueueNumber, TimeSpan.FromMilliseconds(left)), "renewing the VIP's lease");
+        // A renewal is due every renew-interval: one that takes a good part of it leaves this actor behind on them.
+        var took = Environment.TickCount64 - started;
+        if (took > 200 && started - _slowRenewWarnedAt > 10_000)
+        {
+            _slowRenewWarnedAt = started;
+            _log.Warning("[{0}] renewing the VIP's lease in the kernel took {1} ms: the lease may lapse under this load", _app.Name, took);
+        }
     }
 
     private void OnLeaseRenewed(LeaseProtocol.LeaseRenewed l)
@@ -795,7 +804,14 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (wasFenced && _fenceArmed && _vipUp && _role == AppRole.Primary)
         {
             _log.Info("[{0}] the lease is back: announcing the VIP {1} again", _app.Name, _app.Vip);
-            Try(() => _platform.VirtualIp.Announce(_app.Vip), "announcing the VIP");
+            // Off this actor: arping takes half a second or more on a loaded machine, and an actor that falls behind
+            // on its lease renewals lets the fence lapse again, announcing again (seen: 219 times in minutes).
+            var (vip, log, name, virtualIp) = (_app.Vip, _log, _app.Name, _platform.VirtualIp);
+            Task.Run(() =>
+            {
+                try { virtualIp.Announce(vip); }
+                catch (Exception e) { log.Warning("[{0}] announcing the VIP failed: {1}", name, e.Message); }
+            });
         }
     }
 
