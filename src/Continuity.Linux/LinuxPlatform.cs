@@ -41,6 +41,8 @@ public static class LinuxPlatform
         {
             OpenConnections = app => Supervision.TcpConnections.Count(app.Vip,
                 app.Ports.Where(p => p.Protocol == "tcp").Select(p => p.Port).ToList()),
+            UnreadDatagrams = app => Supervision.UdpReceiveQueues.Unread(app.Vip,
+                app.Ports.Where(p => p.Protocol == "udp").Select(p => p.Port).ToList()),
             Fence = fencing ? new NftVipFence() : Core.Platform.NoVipFence.Instance,
         };
     }

@@ -766,8 +766,10 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private void StartCapture()
     {
         if (_capture is not null) return;
-        var (app, epoch, factory, standbys, failpoints) = (_app, _epoch, _platform.PacketQueue, _standbys, _platform.Failpoints);
-        _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, factory, standbys, failpoints)), $"capture-{epoch}");
+        var (app, epoch, factory, standbys, failpoints, unread) =
+            (_app, _epoch, _platform.PacketQueue, _standbys, _platform.Failpoints, _platform.UnreadDatagrams);
+        _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, factory, standbys, failpoints, unread)),
+            $"capture-{epoch}");
         _platform.Filter.QueueInbound(_app.Traffic, _app.QueueNumber);
         _queueing = true;
     }

@@ -23,6 +23,10 @@ public sealed record PlatformServices(
     /// connections, asked of the primary); null where the platform cannot tell.</summary>
     public Func<AppSpec, int?> OpenConnections { get; init; } = _ => null;
 
+    /// <summary>Bytes of datagrams released to the application and still unread in its UDP sockets on this node; 0
+    /// where the platform cannot tell. A checkpoint waits for 0: CRIU does not keep a UDP socket's queue.</summary>
+    public Func<AppSpec, long> UnreadDatagrams { get; init; } = _ => 0;
+
     /// <summary>The kernel-enforced lease on each primary's VIP (see <see cref="IVipFence"/>); none by default.</summary>
     public IVipFence Fence { get; init; } = NoVipFence.Instance;
 

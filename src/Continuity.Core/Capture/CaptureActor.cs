@@ -93,12 +93,19 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     private sealed class SettleCheck { public static readonly SettleCheck Instance = new(); }
 
     private readonly IFailpoints _failpoints;
+    private readonly Func<AppSpec, long> _unreadDatagrams;
+    // How long a checkpoint waits for the program to read the datagrams released to it before freezing it anyway.
+    private static readonly TimeSpan MaxReadSettle = TimeSpan.FromSeconds(2);
+    private DateTime _pausedAt;
 
+    /// <param name="unreadDatagrams">Bytes of released datagrams the program has not read yet (see
+    /// <see cref="PlatformServices.UnreadDatagrams"/>); none by default.</param>
     public CaptureActor(AppSpec app, long epoch, long firstSeq, Func<AppSpec, IPacketQueue> queueFactory, IReadOnlyList<StandbyRef> standbys,
-        IFailpoints? failpoints = null)
+        IFailpoints? failpoints = null, Func<AppSpec, long>? unreadDatagrams = null)
     {
         _app = app;
         _failpoints = failpoints ?? NoFailpoints.Instance;
+        _unreadDatagrams = unreadDatagrams ?? (_ => 0);
         _epoch = epoch;
         _queueFactory = queueFactory;
         _nextSeq = firstSeq;
@@ -119,6 +126,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
             // up after 60 s without a reply (seen on the lab, twice, as "a reply lost for good").
             _paused = true;
             _pauseRequester = Sender;
+            _pausedAt = DateTime.UtcNow;
             Self.Tell(SettleCheck.Instance);
         });
         Receive<SettleCheck>(_ =>
@@ -127,11 +135,17 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
             // A datagram released just before the pause may still wait in its socket: CRIU keeps a TCP socket's queues
             // but not a UDP socket's, so the program must have read it before the freeze or the checkpoint would lose
             // a datagram at or before its mark.
-            if (DateTime.UtcNow - _lastReleaseAt < ReadSettle)
+            // ReadSettle alone is not enough on a loaded machine, where the program may not run for longer than that
+            // (seen: a datagram lost across a double takeover at load 28); the kernel says when its sockets are empty.
+            var waited = DateTime.UtcNow - _pausedAt;
+            if (DateTime.UtcNow - _lastReleaseAt < ReadSettle || (UnreadDatagrams() > 0 && waited < MaxReadSettle))
             {
                 Context.System.Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(5), Self, SettleCheck.Instance, Self);
                 return;
             }
+            if (waited >= MaxReadSettle && UnreadDatagrams() is var unread and > 0)
+                _log.Warning("[{0}] the program left {1} bytes of datagrams unread for {2} ms: this checkpoint is taken without them, " +
+                             "and a failover to it would lose them", _app.Name, unread, (int)waited.TotalMilliseconds);
             _pauseRequester.Tell(new CaptureProtocol.Paused(_lastReleased));
             _pauseRequester = null;
         });
@@ -164,6 +178,16 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
             }
             self.Tell(new Captured(packets, ids, readAt));
         });
+    }
+
+    private long UnreadDatagrams()
+    {
+        try { return _unreadDatagrams(_app); }
+        catch (Exception e)
+        {
+            _log.Warning("[{0}] reading the program's UDP receive queues failed: {1}", _app.Name, e.Message);
+            return 0;
+        }
     }
 
     protected override void PostStop()

@@ -53,6 +53,9 @@ public static class TcpConnections
         return (V4(parts[0]), port);
     }
 
+    /// <summary>Whether a table's hex address (plain IPv4 or IPv4-mapped IPv6) is <paramref name="address"/>.</summary>
+    internal static bool IsAddress(string hex, IPAddress address) => V4(hex) is { } v4 && v4.SequenceEqual(address.GetAddressBytes());
+
     /// <summary>The kernel prints each 32-bit word of the address in host byte order (little-endian here).</summary>
     private static byte[]? V4(string hex)
     {
@@ -69,7 +72,8 @@ public static class TcpConnections
         return BitConverter.IsLittleEndian ? bytes : [.. bytes.Reverse()];
     }
 
-    private static string Read(string path)
+    /// <summary>A kernel table's text, or "" when it cannot be read (no such namespace or process).</summary>
+    internal static string Read(string path)
     {
         try { return File.ReadAllText(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return ""; }

@@ -62,6 +62,24 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
         Assert.Contains("packets up to 2 of epoch 1", what);
     }
 
+    [Fact]
+    public void A_checkpoint_waits_until_the_program_has_read_the_datagrams_released_to_it()
+    {
+        var queue = new FakePacketQueue();
+        long unread = 120; // bytes of one datagram the program has not read yet
+        var capture = Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue,
+            Array.Empty<StandbyRef>(), null, _ => Interlocked.Read(ref unread))));
+        AwaitCondition(() => queue.Started);
+        queue.Push([1]);
+        AwaitCondition(() => queue.AnyAccepted);
+
+        capture.Tell(new CaptureProtocol.Pause());
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // CRIU would drop the datagram with the socket's queue
+
+        Interlocked.Exchange(ref unread, 0);
+        Assert.Equal(1, ExpectMsg<CaptureProtocol.Paused>().Mark);
+    }
+
     /// <summary>Records each fail point reached, with whether any verdict had been given at that moment.</summary>
     private sealed class RecordingFailpoints(Func<bool> anyAccepted) : Platform.IFailpoints
     {
