@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -398,6 +399,7 @@ class Bench:
         sw = new["lastSwitch"]
         return {"from": primary, "to": new["primary"], "stall_ms": r["longest_stall_ms"], "survived": r["survived"],
                 "connections": r["connections"], "failed": r["failed"], "replayed": sw.get("packetsReplayed"),
+                "failures": {k: r.get(k, 0) for k in ("resets", "eofs", "timeouts", "mismatches", "connect_failures")},
                 "phases": sw.get("phases", {}), "switch_seen_after_s": round(switched_after, 2),
                 "timeline": self.crash_timeline(others, app, primary, crash_at, new["epoch"])}
 
@@ -410,7 +412,10 @@ class Bench:
         addr = f"@{self.addr(primary)}:"
         pats = {
             "unreachable": lambda l: "UNREACHABLE" in l and addr in l.split("UNREACHABLE", 1)[1],
-            "removed": lambda l: f"[{app}] primary {primary} was removed from the cluster" in l,
+            # The leader removing the downed node, or the app owner seeing it gone (an owner that moved off the
+            # crashed node starts after the removal and never logs the second).
+            "removed": lambda l: ("Leader is removing" in l and addr in l)
+                                 or f"[{app}] primary {primary} was removed from the cluster" in l,
             "takeover": lambda l: epoch is not None and f"[{app}] taking over as primary of epoch {epoch} " in l,
         }
         found = {}
@@ -496,8 +501,19 @@ class Bench:
                 point["checkpoint_log"] = self.checkpoint_trouble(app)
                 log(f"    not measured: {point['error'][:300]}")
                 self.current_lab = None
+            self.keep_logs(f"sweep-{p['ballast']}mb-{p['conns']}c-{p['interval']}")
             self.save_partial()
         self.current_lab = None
+
+    def keep_logs(self, name):
+        """The nodes' logs of a point, kept under the bench's work directory: the next lab starts them afresh."""
+        dest = os.path.join(self.work, "logs", name)
+        os.makedirs(dest, exist_ok=True)
+        for n in ("n1", "n2", "n3"):
+            try:
+                shutil.copyfile(os.path.join(self.state_dir, n, "node.log"), os.path.join(dest, f"{n}.log"))
+            except OSError:
+                pass
 
     def save_partial(self):
         """results.json so far (bench.py --report-only can write a report from it if the run is stopped)."""

@@ -163,12 +163,14 @@ def write(r, out, fig_dir, root):
                      f"{fmt(s99 / 1000, 1)}× the target"))
     target_pt = next((p for p in r.get("sweep") or [] if "target" in p.get("axes", [])), None)
     if target_pt:
-        done = [c for c in target_pt["crashes"] if c.get("stall_ms") is not None]
+        done = [c for c in target_pt["crashes"] if stalled(c)]
         name = f"Longest client stall, {target_pt['ballast_mb']} MB program, {target_pt['conns']} connections (sweep)"
         if done:
             s99 = pctl([c["stall_ms"] for c in done], 99)
             rows.append((f"{name}, p99 of {len(done)} crash(es)", "≤ 1 s", f"{fmt(s99)} ms", s99 <= TARGETS["stall_p99_ms"],
                          f"{fmt(s99 / 1000, 1)}× the target, {fmt(s99 - 1000)} ms over (see Failover sweep)"))
+        elif any(c.get("stall_ms") is not None for c in target_pt["crashes"]):
+            rows.append((name, "≤ 1 s", "no connection survived", False, "not measurable: every connection failed (see Failover sweep)"))
         elif target_pt["crashes"]:
             rows.append((name, "≤ 1 s", f"no switch within {target_pt['crashes'][0].get('no_switch_within_s')} s", False,
                          "not measurable: the takeover did not finish (see Failover sweep)"))
@@ -447,6 +449,11 @@ def limits(r, fo, noisy):
     return L
 
 
+def stalled(c):
+    """A crash with a stall to report: the switch finished and some connection survived it."""
+    return c.get("stall_ms") is not None and c.get("survived", 1) > 0
+
+
 def sweep_parts(c):
     """A crash's stall split into SWEEP_PARTS (ms; None where a log line was not found), from its timeline and phases."""
     tl, ph = c.get("timeline") or {}, c.get("phases") or {}
@@ -516,8 +523,11 @@ def sweep_section(r, figs):
                          + " |" * (len(SWEEP_PARTS) + 1) + f" 0/{c['connections']} |")
                 continue
             parts = sweep_parts(c)
-            L.append(head + f" {c['crash']} | {fmt(c['stall_ms'])} | " + " | ".join(fmt(parts.get(k)) for k, _ in SWEEP_PARTS)
-                     + f" | {fmt(c.get('replayed'))} | {c['survived']}/{c['connections']} |")
+            why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in (c.get("failures") or {}).items() if v)
+            # The stall is the longest wait of a connection that survived: with none, there is none to report.
+            stall = fmt(c["stall_ms"]) if c["survived"] else "**none survived**"
+            L.append(head + f" {c['crash']} | {stall} | " + " | ".join(fmt(parts.get(k)) for k, _ in SWEEP_PARTS)
+                     + f" | {fmt(c.get('replayed'))} | {c['survived']}/{c['connections']}{f' ({why})' if why else ''} |")
     for p in failed:
         if p.get("error"):
             why = p["error"].replace("|", "/").replace("\n", " ")
@@ -549,9 +559,10 @@ def sweep_section(r, figs):
                           key=lambda p: (p["ballast_mb"], p["conns"], interval_key(p["interval"])))
             labels = [xl(p) for p in mine]
             for i, p in enumerate(mine):
-                done = sorted([c for c in p["crashes"] if c.get("stall_ms") is not None], key=lambda c: c["stall_ms"])
+                done = sorted([c for c in p["crashes"] if stalled(c)], key=lambda c: c["stall_ms"])
                 if not done:
-                    ax.text(i, 1, "not measured" if p.get("error") else "no switch", rotation=90, ha="center", va="bottom", fontsize=8)
+                    ax.text(i, 1, "not measured" if p.get("error") else
+                            "none survived" if any(c.get("stall_ms") is not None for c in p["crashes"]) else "no switch", rotation=90, ha="center", va="bottom", fontsize=8)
                     continue
                 c = done[(len(done) - 1) // 2]
                 parts = sweep_parts(c)
@@ -592,13 +603,13 @@ def sweep_section(r, figs):
 
 def sweep_limits(r):
     """What bounds the stall at the sweep's points, the target's above all."""
-    pts = [p for p in r.get("sweep") or [] if any(c.get("stall_ms") is not None for c in p["crashes"])]
+    pts = [p for p in r.get("sweep") or [] if any(stalled(c) for c in p["crashes"])]
     if not pts:
         return []
     L = []
     target = next((p for p in pts if "target" in p["axes"]), None)
     for p in ([target] if target else []) + [p for p in pts if p is not target]:
-        done = sorted([c for c in p["crashes"] if c.get("stall_ms") is not None], key=lambda c: c["stall_ms"])
+        done = sorted([c for c in p["crashes"] if stalled(c)], key=lambda c: c["stall_ms"])
         c = done[-1]  # the worst crash of the point: what its p99 is
         parts = {k: v for k, v in sweep_parts(c).items() if v is not None and k != "before_switch"}
         if not parts:
@@ -618,7 +629,7 @@ def sweep_limits(r):
         if len(mine) < 2:
             continue
         def med(p, k):
-            done = sorted([c for c in p["crashes"] if c.get("stall_ms") is not None], key=lambda c: c["stall_ms"])
+            done = sorted([c for c in p["crashes"] if stalled(c)], key=lambda c: c["stall_ms"])
             v = sweep_parts(done[(len(done) - 1) // 2]).get(k) if k != "stall" else done[(len(done) - 1) // 2]["stall_ms"]
             return v
         seq = "; ".join(f"{sweep_label(p).split(', every')[0] if axis != 'interval' else 'every ' + p['interval']}: stall {fmt(med(p, 'stall'))} ms, "
