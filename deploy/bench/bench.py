@@ -158,10 +158,14 @@ class Bench:
         last = None
         while time.time() < deadline:
             v = self.app(nodes, name)
+            if v and v.get("primary") in nodes and not v.get("lastCheckpoint"):
+                # The first node to answer may be a standby, whose view has no lastCheckpoint (on a loaded machine the
+                # primary's API can miss the 3 s timeout): the primary's own view has it.
+                v = self.api(v["primary"], f"/v1/apps/{name}", timeout=10) or v
             if v:
                 last = v
-                ready = sum(1 for s in v.get("standbys", []) if s.get("ready"))
-                if v.get("primary") and ready >= standbys and v.get("lastCheckpoint"):
+                ready = [s for s in v.get("standbys", []) if s.get("ready")]
+                if v.get("primary") and len(ready) >= standbys and (v.get("lastCheckpoint") or all(s.get("checkpointId") for s in ready)):
                     return v
             time.sleep(0.5)
         raise BenchError(f"{name} was not protected by {standbys} ready standbys within {timeout} s; last view: {json.dumps(last)}; "
@@ -238,7 +242,10 @@ class Bench:
         proc.send_signal(signal.SIGUSR1)
         try:
             out, err = proc.communicate(timeout=timeout_s)
-            return self.parse_bench(out, err, cmd)
+            r = self.parse_bench(out, err, cmd)
+            # Why connections failed, in the client's words (its first few 'connection N failed: ...' lines).
+            r["errors"] = [l for l in err.splitlines() if "failed:" in l][:3]
+            return r
         except subprocess.TimeoutExpired:
             return self.stop_client(proc_cmd)
 
@@ -400,6 +407,7 @@ class Bench:
         return {"from": primary, "to": new["primary"], "stall_ms": r["longest_stall_ms"], "survived": r["survived"],
                 "connections": r["connections"], "failed": r["failed"], "replayed": sw.get("packetsReplayed"),
                 "failures": {k: r.get(k, 0) for k in ("resets", "eofs", "timeouts", "mismatches", "connect_failures")},
+                "client_errors": r.get("errors", []),
                 "phases": sw.get("phases", {}), "switch_seen_after_s": round(switched_after, 2),
                 "timeline": self.crash_timeline(others, app, primary, crash_at, new["epoch"])}
 
@@ -477,7 +485,7 @@ class Bench:
                 view = self.wait_protected(nodes, app, 2, 180 + p["ballast"] // 2)
                 point["rss_bytes"] = self.rss_of(view["primary"], APP_PORT)
                 point["nofile"] = self.nofile_of(view["primary"], APP_PORT)
-                cp = view.get("lastCheckpoint") or {}
+                cp = view.get("lastCheckpoint") or (self.api(view["primary"], f"/v1/apps/{app}", timeout=10) or {}).get("lastCheckpoint") or {}
                 point["checkpoint_bytes"] = cp.get("bytes")
                 point["freeze_ms"] = cp.get("freezeMs")
                 point["ship_ms"] = view.get("lastShipMs")

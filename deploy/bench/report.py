@@ -539,6 +539,11 @@ def sweep_section(r, figs):
             tl = c.get("timeline") or {}
             L += ["", f"**{sweep_label(p)}: no switch within {c.get('no_switch_within_s')} s of the crash**; from the logs: "
                   + (", ".join(f"{k[:-3]} after {fmt(v)} ms" for k, v in tl.items()) or "no detection line found") + "."]
+    for p in pts:
+        for c in p["crashes"]:
+            if c.get("client_errors") and c.get("stall_ms") is not None and c["survived"] < c["connections"]:
+                L += ["", f"{sweep_label(p)}, crash {c['crash']}: {c['connections'] - c['survived']} connection(s) failed; the client's "
+                      "first reasons: " + "; ".join(f"`{e}`" for e in c["client_errors"]) + "."]
     limits = [p for p in pts if p.get("nofile")]
     if limits:
         L += ["", "The program's open-files limit (soft, `/proc/PID/limits`) was "
@@ -592,8 +597,9 @@ def sweep_section(r, figs):
                     handles.append(h)
                     names.append(n)
         order = [k for k, _ in SWEEP_PARTS if k in names] + [k for k in ("not split",) if k in names]
-        fig.legend([handles[names.index(k)] for k in order], order, fontsize=7, loc="upper center", ncol=len(order),
-                   bbox_to_anchor=(0.5, 1.0))
+        if order:  # none when no point was measured
+            fig.legend([handles[names.index(k)] for k in order], order, fontsize=7, loc="upper center", ncol=len(order),
+                       bbox_to_anchor=(0.5, 1.0))
         fig.suptitle("Failover stall by program memory, connections and checkpoint interval (dotted: the 1 s target)", y=0.93, fontsize=10)
         fig.tight_layout(rect=(0, 0, 1, 0.88))
         figs["failover-sweep.png"] = fig
