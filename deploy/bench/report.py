@@ -20,7 +20,8 @@ PHASES = ["vipMs", "restoreMs", "replayMs", "openMs"]
 # The sweep's breakdown of a stall, in order: three from the nodes' logs (crash_timeline in bench.py), the switch's
 # four phases, and what is left of the client's stall.
 SWEEP_PARTS = [("detection", "crash → a survivor marks it UNREACHABLE (Akka's failure detector)"),
-               ("downing", "→ the app owner sees the primary removed (Split Brain Resolver, stable-after)"),
+               ("downing", "→ the cluster's leader removes it, or the app owner sees it removed, whichever is logged first "
+                           "(the Split Brain Resolver's stable-after, then downing)"),
                ("election", "→ the new primary starts its takeover (election, the order reaching it)"),
                ("vip", "VIP moved"), ("restore", "CRIU restore of the checkpoint"), ("replay", "log replayed"),
                ("open", "capture reopened, traffic released"),
@@ -532,14 +533,22 @@ def sweep_section(r, figs):
         if p.get("error"):
             why = p["error"].replace("|", "/").replace("\n", " ")
             L += ["", f"**{sweep_label(p)} was not measured** (gave up after {p.get('error_after_s', '?')} s): {why}"]
-            for line in p.get("checkpoint_log") or []:
-                L.append(f"    {line.replace('|', '/')}")
+            if p.get("checkpoint_log"):
+                L += ["", "Its last warnings in the nodes' logs:", ""]
+                L += [f"- `{line.replace('|', '/').replace('`', '')}`" for line in p["checkpoint_log"]]
         elif any(c.get("stall_ms") is None for c in p["crashes"]):
             c = next(c for c in p["crashes"] if c.get("stall_ms") is None)
             tl = c.get("timeline") or {}
             L += ["", f"**{sweep_label(p)}: no switch within {c.get('no_switch_within_s')} s of the crash**; from the logs: "
                   + (", ".join(f"{k[:-3]} after {fmt(v)} ms" for k, v in tl.items()) or "no detection line found") + "."]
     for p in pts:
+        for a in p.get("earlier_attempts") or []:
+            why = (a.get("error") or "?").replace("|", "/").replace("\n", " ")
+            L += ["", f"{sweep_label(p)}: a first lab was given up after {a.get('error_after_s', '?')} s before any crash, and the "
+                  f"point was tried once more in a fresh lab: {why}"]
+            if a.get("checkpoint_log"):
+                L += ["", "Its last warnings in the nodes' logs:", ""]
+                L += [f"- `{line.replace('|', '/').replace('`', '')}`" for line in a["checkpoint_log"]]
         for c in p["crashes"]:
             if c.get("client_errors") and c.get("stall_ms") is not None and c["survived"] < c["connections"]:
                 L += ["", f"{sweep_label(p)}, crash {c['crash']}: {c['connections'] - c['survived']} connection(s) failed; the client's "
