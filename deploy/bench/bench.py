@@ -376,9 +376,22 @@ class Bench:
         Returns the record; stall_ms is None when no switch finished within SWEEP_NO_SWITCH_S (the client is stopped)."""
         view = self.wait_protected(nodes, app, 2, 180)
         primary, epoch = view["primary"], view["epoch"]
+        client_at = time.time()
         client = self.start_client(f"{VIP}:{APP_PORT}", conns, interval_ms)
         # Every connection established and inside a checkpoint (a SYN dropped by a freeze is resent after 1 s).
         time.sleep(settle_s)
+        # On a loaded machine a checkpoint can take longer than its interval: wait (at most 60 s more) until the primary's
+        # last checkpoint was taken after the connections were up, so the crash tests replay from a checkpoint that
+        # holds them, as intended, rather than from one taken before the client started.
+        cp_wait = time.time()
+        cp_after = None
+        while time.time() - cp_wait < 60:
+            cp = (self.api(primary, f"/v1/apps/{app}", timeout=5) or {}).get("lastCheckpoint") or {}
+            at = iso_time(cp.get("at"))
+            if at is not None and at >= client_at + 2:
+                cp_after = round(at - client_at, 1)
+                break
+            time.sleep(0.5)
         self.load_samples.append(self.loadavg())
         t0 = time.time()
         out = self.lab("crash", primary, quiet=True).stdout
@@ -409,6 +422,7 @@ class Bench:
                 "failures": {k: r.get(k, 0) for k in ("resets", "eofs", "timeouts", "mismatches", "connect_failures")},
                 "client_errors": r.get("errors", []),
                 "phases": sw.get("phases", {}), "switch_seen_after_s": round(switched_after, 2),
+                "checkpoint_after_client_s": cp_after,
                 "timeline": self.crash_timeline(others, app, primary, crash_at, new["epoch"])}
 
     def crash_timeline(self, nodes, app, primary, crash_at, epoch):
@@ -775,6 +789,16 @@ def log_time(line):
     mo, d, y, h, mi, sec = m.groups()
     whole = datetime.datetime(int(y), int(mo), int(d), int(h), int(mi), tzinfo=datetime.timezone.utc).timestamp()
     return whole + float(sec)
+
+
+def iso_time(text):
+    """'2026-11-30T12:42:04.8433445+00:00' (.NET's round-trip format) as epoch seconds, or None."""
+    m = re.match(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", text or "")
+    if not m:
+        return None
+    tz = m.group(3) or "+00:00"
+    base = datetime.datetime.fromisoformat(m.group(1) + ("+00:00" if tz == "Z" else tz))
+    return base.timestamp() + (float(m.group(2)) if m.group(2) else 0.0)
 
 
 def interval_s(text):

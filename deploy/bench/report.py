@@ -497,7 +497,9 @@ def sweep_section(r, figs):
          f"varied at a time around a base point (100 MB, 100 connections, a checkpoint every 5s), plus the stall target's "
          "point (256 MB, 1000 connections). Each point is its own 3-node lab (one primary, two standbys) in this run, crashed "
          "as in *Failover*; each connection sends one request every max(50, N) ms (N connections), so the offered load stays "
-         "at or under 1000 requests/s and some connection sends within about 50 ms of the crash. The stall is split into:", ""]
+         "at or under 1000 requests/s and some connection sends within about 50 ms of the crash. The crash waits until the "
+         "primary's last checkpoint was taken after the connections were up (at most 60 s more), so the takeover restores "
+         "them and replays what came after. The stall is split into:", ""]
     for k, text in SWEEP_PARTS:
         L.append(f"- *{k}*: {text};")
     L += ["", "*detection*, *downing* and *election* come from the surviving nodes' logs (the first line of each kind after "
@@ -550,6 +552,9 @@ def sweep_section(r, figs):
                 L += ["", "Its last warnings in the nodes' logs:", ""]
                 L += [f"- `{line.replace('|', '/').replace('`', '')}`" for line in a["checkpoint_log"]]
         for c in p["crashes"]:
+            if "checkpoint_after_client_s" in c and c["checkpoint_after_client_s"] is None and c.get("stall_ms") is not None:
+                L += ["", f"{sweep_label(p)}, crash {c['crash']}: no checkpoint was taken within 60 s after the connections "
+                      "were up, so the takeover restored a checkpoint from before them and replayed their whole lives."]
             if c.get("client_errors") and c.get("stall_ms") is not None and c["survived"] < c["connections"]:
                 L += ["", f"{sweep_label(p)}, crash {c['crash']}: {c['connections'] - c['survived']} connection(s) failed; the client's "
                       "first reasons: " + "; ".join(f"`{e}`" for e in c["client_errors"]) + "."]
