@@ -438,8 +438,12 @@ class Bench:
             # crashed node starts after the removal and never logs the second).
             "removed": lambda l: ("Leader is removing" in l and addr in l)
                                  or f"[{app}] primary {primary} was removed from the cluster" in l,
-            "takeover": lambda l: epoch is not None and f"[{app}] taking over as primary of epoch {epoch} " in l,
+            "takeover": lambda l: f"[{app}] taking over as primary of epoch {epoch} " in l if epoch is not None
+                                  else f"[{app}] taking over as primary of epoch " in l,
         }
+        # The replay's pacing: a connection whose restored socket sent nothing within the pacing timeout is logged
+        # once ('Replay of N: the restored program sent nothing on ...') after costing that wait.
+        silent, reached = 0, None
         found = {}
         for n in nodes:
             try:
@@ -451,9 +455,17 @@ class Bench:
                         for k, match in pats.items():
                             if match(line) and (k not in found or t < found[k]):
                                 found[k] = t
+                        m = REPLAY_LINE.search(line)
+                        if m:
+                            silent += "sent nothing" in line
+                            reached = max(reached or 0, int(m.group(1)))
             except OSError:
                 continue
-        return {k + "_ms": round((t - crash_at) * 1000) for k, t in found.items()}
+        out = {k + "_ms": round((t - crash_at) * 1000) for k, t in found.items()}
+        if silent:
+            out["replay_silent_connections"] = silent
+            out["replay_reached_packet"] = reached
+        return out
 
     # ------------------------------------------------------------------ b2. failover sweep
 
@@ -778,6 +790,7 @@ class Bench:
         log(f"wrote {self.out} in {self.results['elapsed_s']} s")
 
 
+REPLAY_LINE = re.compile(r"Replay of (\d+): the restored program sent")
 LOG_TIME = re.compile(r"\]\[(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2}):(\d{2}\.\d+)Z\]")
 
 

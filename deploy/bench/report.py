@@ -542,7 +542,17 @@ def sweep_section(r, figs):
             c = next(c for c in p["crashes"] if c.get("stall_ms") is None)
             tl = c.get("timeline") or {}
             L += ["", f"**{sweep_label(p)}: no switch within {c.get('no_switch_within_s')} s of the crash**; from the logs: "
-                  + (", ".join(f"{k[:-3]} after {fmt(v)} ms" for k, v in tl.items()) or "no detection line found") + "."]
+                  + (", ".join(f"{k[:-3]} after {fmt(v)} ms" for k, v in tl.items() if k.endswith("_ms")) or "no detection line found") + "."]
+        for c in p["crashes"]:
+            tl = c.get("timeline") or {}
+            if tl.get("replay_silent_connections"):
+                L += ["", f"{sweep_label(p)}, crash {c['crash']}: during the replay, {tl['replay_silent_connections']} connection(s) "
+                      "kept the new primary waiting for the restored program to answer a replayed packet until the pacing "
+                      "timeout (`Replay of N: the restored program sent nothing on ...`, logged once per connection; up to two "
+                      "waits of `PacingTimeout`, 200 ms, each for a connection opened after the checkpoint: its SYN-ACK, then "
+                      "its first reply)"
+                      + (f"; the replay had reached logged packet {tl['replay_reached_packet']}" if tl.get("replay_reached_packet") else "")
+                      + ". These waits are serial: with many connections opened after the last checkpoint they bound the replay."]
     for p in pts:
         for a in p.get("earlier_attempts") or []:
             why = (a.get("error") or "?").replace("|", "/").replace("\n", " ")
