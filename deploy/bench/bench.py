@@ -470,8 +470,8 @@ class Bench:
     # ------------------------------------------------------------------ b2. failover sweep
 
     def sweep_points(self):
-        """The points of the sweep, one axis varied at a time around SWEEP_BASE, the stall target's point last but one
-        and the largest program last (the one most likely not to fit: it must not starve the others of time)."""
+        """The points of the sweep, one axis varied at a time around SWEEP_BASE plus the stall target's point; the largest
+        program last (the one most likely not to fit: it must not starve the others of time)."""
         sw = self.p["sweep"]
         base = SWEEP_BASE
         pts = []
@@ -489,9 +489,11 @@ class Bench:
                 same["axes"] += p["axes"]
             else:
                 merged.append(p)
-        # One lab per (memory, interval); connections vary within it. Largest program last.
+        # One lab per (memory, interval); connections vary within it. The product's default interval first (the
+        # stall target's point among them), other intervals next, the largest program last.
         largest = max(sw["memory"])
-        merged.sort(key=lambda p: (p["ballast"] >= largest, "target" in p["axes"], p["ballast"], p["interval"], p["conns"]))
+        merged.sort(key=lambda p: (p["ballast"] >= largest, p["interval"] != CHECKPOINT_INTERVAL, "target" in p["axes"],
+                                   p["ballast"], interval_s(p["interval"]), p["conns"]))
         return merged
 
     def sweep(self):

@@ -464,7 +464,7 @@ def sweep_parts(c):
     for k in PHASES:
         out[k[:-2]] = ph.get(k)
     switch = sum(ph.get(k, 0) for k in PHASES)
-    if c.get("stall_ms") is not None:
+    if c.get("stall_ms") is not None and c.get("survived", 1) > 0:  # no survivor, no stall to split
         out["client"] = c["stall_ms"] - switch - to if to is not None else None
         out["before_switch"] = c["stall_ms"] - switch
     return out
@@ -518,6 +518,9 @@ def sweep_section(r, figs):
         if p.get("error") and not p["crashes"]:
             failed.append(p)
             L.append(head + " | **not measured** |" + " |" * (len(SWEEP_PARTS) + 2))
+            continue
+        if not p["crashes"]:  # the run was stopped while this point was being prepared
+            L.append(head + " | **run stopped before its crash** |" + " |" * (len(SWEEP_PARTS) + 2))
             continue
         for c in p["crashes"]:
             if c.get("stall_ms") is None:
