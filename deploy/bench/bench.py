@@ -153,15 +153,19 @@ class Bench:
                 return v
         return None
 
+    def primary_view(self, nodes, name):
+        """The app's view, from its primary when the first node to answer was a standby: a standby's view has no
+        lastCheckpoint, and on a loaded machine the primary's API can miss app()'s 3 s timeout."""
+        v = self.app(nodes, name)
+        if v and v.get("primary") in nodes and not v.get("lastCheckpoint"):
+            v = self.api(v["primary"], f"/v1/apps/{name}", timeout=10) or v
+        return v
+
     def wait_protected(self, nodes, name, standbys, timeout):
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
-            v = self.app(nodes, name)
-            if v and v.get("primary") in nodes and not v.get("lastCheckpoint"):
-                # The first node to answer may be a standby, whose view has no lastCheckpoint (on a loaded machine the
-                # primary's API can miss the 3 s timeout): the primary's own view has it.
-                v = self.api(v["primary"], f"/v1/apps/{name}", timeout=10) or v
+            v = self.primary_view(nodes, name)
             if v:
                 last = v
                 ready = [s for s in v.get("standbys", []) if s.get("ready")]
@@ -682,7 +686,7 @@ class Bench:
         deadline = time.time() + 60 + 20 * self.p["cp_samples"]
         while time.time() < deadline and any(len(s) < self.p["cp_samples"] for s in seen.values()):
             for a in apps:
-                v = self.app(nodes, a["name"])
+                v = self.primary_view(nodes, a["name"])
                 cp = v.get("lastCheckpoint") if v else None
                 if not cp or cp["id"] in seen[a["name"]] or len(seen[a["name"]]) >= self.p["cp_samples"]:
                     continue
