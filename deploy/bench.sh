@@ -3,12 +3,12 @@
 # alternatives, and checkpoint costs, all measured in one run on lab instance 1 (ct1-*, ct1br,
 # 198.18.1.0/24: never the end-to-end tests' instance 0). Writes docs/benchmarks.md and its plots.
 #
-#   sudo deploy/bench.sh            # full: longer runs, 20 crashes (about 30 minutes)
-#   sudo deploy/bench.sh --quick    # a few minutes, 3 crashes
+#   sudo deploy/bench.sh            # full: longer runs, 20 crashes, a failover sweep of 3 crashes a point
+#   sudo deploy/bench.sh --quick    # short runs, 3 crashes, a sweep of 1 crash a point (the sweep alone: --only sweep)
 #   sudo deploy/bench.sh --smoke    # the test suite's check that the benchmark still runs (< 3 min)
 #   options: --out FILE (default docs/benchmarks.md), --crashes N, --state-dir DIR (the lab's state,
 #   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs),
-#   --only SECTIONS (comma-separated: cost, failover, alternatives, checkpoints; to iterate on one of them),
+#   --only SECTIONS (comma-separated: cost, failover, alternatives, checkpoints, sweep; to iterate on one of them),
 #   --extra-config FILE (HOCON added to every node's configuration: to compare a setting in the same build)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

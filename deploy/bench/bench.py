@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -42,13 +43,27 @@ TARGETS = {
 PROFILES = {
     # smoke: proves the pipeline end to end (the test suite runs it); numbers mean little.
     "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, fail_interval_ms=50, alt_rounds=1, alt_conns=5, alt_timeout_s=8,
-                  ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1),
+                  ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1, sweep=None),
     "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, fail_interval_ms=50, alt_rounds=1, alt_conns=20, alt_timeout_s=30,
-                  ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1),
+                  ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1,
+                  sweep=dict(crashes=1, memory=[10, 100, 1024], connections=[1, 100, 1000], intervals=["1s", "2s", "5s"])),
     # full: the stall target's conditions, a 256 MB program and 1000 connections (one request a second each).
     "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=1000, fail_interval_ms=1000, alt_rounds=3, alt_conns=200, alt_timeout_s=30,
-                 ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2),
+                 ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2,
+                 sweep=dict(crashes=3, memory=[10, 100, 1024], connections=[1, 100, 1000], intervals=["1s", "2s", "5s"])),
 }
+# The failover sweep (issue 5, item 2): one axis varied at a time around a base point, plus the stall target's point.
+SWEEP_BASE = dict(ballast=100, conns=100, interval=CHECKPOINT_INTERVAL)
+SWEEP_TARGET = dict(ballast=256, conns=1000, interval=CHECKPOINT_INTERVAL)
+SWEEP_NO_SWITCH_S = 120   # as the failover section: a takeover not done by then is reported as such
+SECTIONS = ["cost", "failover", "alternatives", "checkpoints", "sweep"]
+
+
+def sweep_interval_ms(conns):
+    """Each connection's request interval in the sweep: one request every max(50, N) ms, so the offered load stays at
+    or under 1000 requests/s whatever N, and some connection sends within about 50 ms of any instant (the stall of
+    the connection that sent last before the crash is then close to the outage itself)."""
+    return max(50, conns)
 
 
 def log(msg):
@@ -74,7 +89,7 @@ class Bench:
         self.fig_dir = os.path.dirname(self.out)
         self.work = os.path.join(self.state_dir, "bench")
         self.results = {"mode": args.mode, "cost": {}, "failover": [], "alternatives": {}, "checkpoints": [],
-                        "log_path": {}, "notes": []}
+                        "sweep": [], "log_path": {}, "notes": []}
         self.started = time.time()
         self.load_samples = []
 
@@ -138,15 +153,23 @@ class Bench:
                 return v
         return None
 
+    def primary_view(self, nodes, name):
+        """The app's view, from its primary when the first node to answer was a standby: a standby's view has no
+        lastCheckpoint, and on a loaded machine the primary's API can miss app()'s 3 s timeout."""
+        v = self.app(nodes, name)
+        if v and v.get("primary") in nodes and not v.get("lastCheckpoint"):
+            v = self.api(v["primary"], f"/v1/apps/{name}", timeout=10) or v
+        return v
+
     def wait_protected(self, nodes, name, standbys, timeout):
         deadline = time.time() + timeout
         last = None
         while time.time() < deadline:
-            v = self.app(nodes, name)
+            v = self.primary_view(nodes, name)
             if v:
                 last = v
-                ready = sum(1 for s in v.get("standbys", []) if s.get("ready"))
-                if v.get("primary") and ready >= standbys and v.get("lastCheckpoint"):
+                ready = [s for s in v.get("standbys", []) if s.get("ready")]
+                if v.get("primary") and len(ready) >= standbys and (v.get("lastCheckpoint") or all(s.get("checkpointId") for s in ready)):
                     return v
             time.sleep(0.5)
         raise BenchError(f"{name} was not protected by {standbys} ready standbys within {timeout} s; last view: {json.dumps(last)}; "
@@ -223,7 +246,10 @@ class Bench:
         proc.send_signal(signal.SIGUSR1)
         try:
             out, err = proc.communicate(timeout=timeout_s)
-            return self.parse_bench(out, err, cmd)
+            r = self.parse_bench(out, err, cmd)
+            # Why connections failed, in the client's words (its first few 'connection N failed: ...' lines).
+            r["errors"] = [l for l in err.splitlines() if "failed:" in l][:3]
+            return r
         except subprocess.TimeoutExpired:
             return self.stop_client(proc_cmd)
 
@@ -333,48 +359,257 @@ class Bench:
     def failover(self):
         nodes = self.up(3, [dict(name="kv", port=APP_PORT, vip=VIP, ballast=self.p["ballast"])])
         for i in range(self.p["crashes"]):
-            view = self.wait_protected(nodes, "kv", 2, 180)
-            primary, epoch = view["primary"], view["epoch"]
-            client = self.start_client(f"{VIP}:{APP_PORT}", self.p["fail_conns"], self.p["fail_interval_ms"])
-            # Every connection established and inside a checkpoint (checkpoints every 5 s; a SYN dropped by a freeze
-            # is resent after 1 s).
-            time.sleep(7)
-            self.load_samples.append(self.loadavg())
-            crash_at = time.time()
-            self.lab("crash", primary, quiet=True)
-            others = [n for n in nodes if n != primary]
-            new = None
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                v = self.app(others, "kv")
-                if v and v.get("epoch", 0) > epoch and v.get("primary") in others and v.get("lastSwitch") \
-                        and v["lastSwitch"].get("epoch") == v["epoch"] and v.get("state") != "switching":
-                    new = v
-                    break
-                time.sleep(0.3)
-            switched_after = time.time() - crash_at
-            if new is None:
+            rec = self.crash_once(nodes, "kv", self.p["fail_conns"], self.p["fail_interval_ms"], settle_s=7)
+            rec["crash"] = i + 1
+            self.results["failover"].append(rec)
+            if rec["stall_ms"] is None:
                 # A result, not a bench failure: the report shows it, and later crashes would say nothing more.
-                r = self.stop_client(client)
-                self.results["failover"].append({"crash": i + 1, "from": primary, "to": None, "stall_ms": None,
-                                                 "no_switch_within_s": 120, "survived": 0, "connections": r["connections"],
-                                                 "failed": r["failed"], "replayed": None, "phases": {}})
-                log(f"  crash {i + 1}: no switch within 120 s of crashing {primary}; failover phase stopped "
+                log(f"  crash {i + 1}: no switch within {SWEEP_NO_SWITCH_S} s of crashing {rec['from']}; failover phase stopped "
                     f"(node logs in {self.state_dir}/<node>/node.log)")
                 self.notes_no_switch = True
                 break
-            r = self.settle_client(client, 120)
-            sw = new["lastSwitch"]
-            rec = {"crash": i + 1, "from": primary, "to": new["primary"], "stall_ms": r["longest_stall_ms"],
-                   "survived": r["survived"], "connections": r["connections"], "failed": r["failed"],
-                   "replayed": sw.get("packetsReplayed"), "phases": sw.get("phases", {}),
-                   "switch_seen_after_s": round(switched_after, 2)}
-            self.results["failover"].append(rec)
-            log(f"  crash {i + 1}/{self.p['crashes']}: {primary} -> {new['primary']}, longest stall {r['longest_stall_ms']} ms, "
-                f"{r['survived']}/{r['connections']} connections survived, phases {sw.get('phases')}")
+            log(f"  crash {i + 1}/{self.p['crashes']}: {rec['from']} -> {rec['to']}, longest stall {rec['stall_ms']} ms, "
+                f"{rec['survived']}/{rec['connections']} connections survived, phases {rec['phases']}, timeline {rec.get('timeline')}")
             if i + 1 < self.p["crashes"]:
-                self.lab("revive", primary, quiet=True)  # revive clears the VIP and rules, as a reboot would
+                self.lab("revive", rec["from"], quiet=True)  # revive clears the VIP and rules, as a reboot would
         self.current_lab = None  # crashed and revived: never reused as a fresh lab
+
+    def crash_once(self, nodes, app, conns, interval_ms, settle_s):
+        """One crash of the app's primary under a paced client: the client's longest stall, the switch's phases (the new
+        primary's lastSwitch) and, from the nodes' logs, when the crash was detected, acted on and the takeover began.
+        Returns the record; stall_ms is None when no switch finished within SWEEP_NO_SWITCH_S (the client is stopped)."""
+        view = self.wait_protected(nodes, app, 2, 180)
+        primary, epoch = view["primary"], view["epoch"]
+        client_at = time.time()
+        client = self.start_client(f"{VIP}:{APP_PORT}", conns, interval_ms)
+        # Every connection established and inside a checkpoint (a SYN dropped by a freeze is resent after 1 s).
+        time.sleep(settle_s)
+        # On a loaded machine a checkpoint can take longer than its interval: wait (at most 60 s more) until the primary's
+        # last checkpoint was taken after the connections were up, so the crash tests replay from a checkpoint that
+        # holds them, as intended, rather than from one taken before the client started.
+        cp_wait = time.time()
+        cp_after = None
+        while time.time() - cp_wait < 60:
+            cp = (self.api(primary, f"/v1/apps/{app}", timeout=5) or {}).get("lastCheckpoint") or {}
+            at = iso_time(cp.get("at"))
+            if at is not None and at >= client_at + 2:
+                cp_after = round(at - client_at, 1)
+                break
+            time.sleep(0.5)
+        self.load_samples.append(self.loadavg())
+        t0 = time.time()
+        out = self.lab("crash", primary, quiet=True).stdout
+        t1 = time.time()
+        # 'Crashed n1 (...) in N ms: links down, ...': the lab's clock starts just before the links go down.
+        m = re.search(r"in (\d+) ms", out)
+        crash_at = max(t0, t1 - int(m.group(1)) / 1000) if m else (t0 + t1) / 2
+        others = [n for n in nodes if n != primary]
+        new = None
+        deadline = crash_at + SWEEP_NO_SWITCH_S
+        while time.time() < deadline:
+            v = self.app(others, app)
+            if v and v.get("epoch", 0) > epoch and v.get("primary") in others and v.get("lastSwitch") \
+                    and v["lastSwitch"].get("epoch") == v["epoch"] and v.get("state") != "switching":
+                new = v
+                break
+            time.sleep(0.3)
+        switched_after = time.time() - crash_at
+        if new is None:
+            r = self.stop_client(client)
+            return {"from": primary, "to": None, "stall_ms": None, "no_switch_within_s": SWEEP_NO_SWITCH_S, "survived": 0,
+                    "connections": r["connections"], "failed": r["failed"], "replayed": None, "phases": {},
+                    "timeline": self.crash_timeline(others, app, primary, crash_at, None)}
+        r = self.settle_client(client, 120)
+        sw = new["lastSwitch"]
+        return {"from": primary, "to": new["primary"], "stall_ms": r["longest_stall_ms"], "survived": r["survived"],
+                "connections": r["connections"], "failed": r["failed"], "replayed": sw.get("packetsReplayed"),
+                "failures": {k: r.get(k, 0) for k in ("resets", "eofs", "timeouts", "mismatches", "connect_failures")},
+                "client_errors": r.get("errors", []),
+                "phases": sw.get("phases", {}), "switch_seen_after_s": round(switched_after, 2),
+                "checkpoint_after_client_s": cp_after,
+                "timeline": self.crash_timeline(others, app, primary, crash_at, new["epoch"])}
+
+    def crash_timeline(self, nodes, app, primary, crash_at, epoch):
+        """Milliseconds from the crash to three lines of the surviving nodes' logs (the earliest of each, at or after the
+        crash; every node runs on this machine's clock): Akka's failure detector marking the crashed node UNREACHABLE
+        (detection), the app owner seeing the primary removed from the cluster (the Split Brain Resolver's downing,
+        stable-after included), and the new primary starting its takeover (the election and the order reaching it).
+        A line not found is left out."""
+        addr = f"@{self.addr(primary)}:"
+        pats = {
+            "unreachable": lambda l: "UNREACHABLE" in l and addr in l.split("UNREACHABLE", 1)[1],
+            # The leader removing the downed node, or the app owner seeing it gone (an owner that moved off the
+            # crashed node starts after the removal and never logs the second).
+            "removed": lambda l: ("Leader is removing" in l and addr in l)
+                                 or f"[{app}] primary {primary} was removed from the cluster" in l,
+            "takeover": lambda l: f"[{app}] taking over as primary of epoch {epoch} " in l if epoch is not None
+                                  else f"[{app}] taking over as primary of epoch " in l,
+        }
+        # The replay's pacing: a connection whose restored socket sent nothing within the pacing timeout is logged
+        # once ('Replay of N: the restored program sent nothing on ...') after costing that wait.
+        silent, reached = 0, None
+        found = {}
+        for n in nodes:
+            try:
+                with open(os.path.join(self.state_dir, n, "node.log"), errors="replace") as f:
+                    for line in f:
+                        t = log_time(line)
+                        if t is None or t < crash_at - 0.5:
+                            continue
+                        for k, match in pats.items():
+                            if match(line) and (k not in found or t < found[k]):
+                                found[k] = t
+                        m = REPLAY_LINE.search(line)
+                        if m:
+                            silent += "sent nothing" in line
+                            reached = max(reached or 0, int(m.group(1)))
+            except OSError:
+                continue
+        out = {k + "_ms": round((t - crash_at) * 1000) for k, t in found.items()}
+        if silent:
+            out["replay_silent_connections"] = silent
+            out["replay_reached_packet"] = reached
+        return out
+
+    # ------------------------------------------------------------------ b2. failover sweep
+
+    def sweep_points(self):
+        """The points of the sweep, one axis varied at a time around SWEEP_BASE plus the stall target's point; the largest
+        program last (the one most likely not to fit: it must not starve the others of time)."""
+        sw = self.p["sweep"]
+        base = SWEEP_BASE
+        pts = []
+        for mb in sw["memory"]:
+            pts.append(dict(base, ballast=mb, axes=["memory"]))
+        for c in sw["connections"]:
+            pts.append(dict(base, conns=c, axes=["connections"]))
+        for iv in sw["intervals"]:
+            pts.append(dict(base, interval=iv, axes=["interval"]))
+        pts.append(dict(SWEEP_TARGET, axes=["target"]))
+        merged = []
+        for p in pts:  # the base point belongs to every axis: measured once
+            same = next((q for q in merged if all(q[k] == p[k] for k in ("ballast", "conns", "interval"))), None)
+            if same:
+                same["axes"] += p["axes"]
+            else:
+                merged.append(p)
+        # One lab per (memory, interval); connections vary within it. The product's default interval first (the
+        # stall target's point among them), other intervals next, the largest program last.
+        largest = max(sw["memory"])
+        merged.sort(key=lambda p: (p["ballast"] >= largest, p["interval"] != CHECKPOINT_INTERVAL, "target" in p["axes"],
+                                   p["ballast"], interval_s(p["interval"]), p["conns"]))
+        return merged
+
+    def sweep(self):
+        crashes = self.p["sweep"]["crashes"]
+        for p in self.sweep_points():
+            app = "kv"
+            label = f"{p['ballast']} MB, {p['conns']} connection(s), checkpoint every {p['interval']}"
+            log(f"  sweep point: {label} ({', '.join(p['axes'])})")
+            point = {"ballast_mb": p["ballast"], "conns": p["conns"], "interval": p["interval"], "axes": p["axes"],
+                     "interval_ms": sweep_interval_ms(p["conns"]), "crashes": [], "error": None, "earlier_attempts": []}
+            self.results["sweep"].append(point)
+            # A lab that is not protected before its first crash (on this shared machine, a starved cluster can down
+            # its own members) measured nothing about failover: one fresh lab more, and the first failure is reported.
+            for attempt in range(2):
+                if self.sweep_point(p, point, app, crashes) or point["crashes"]:
+                    break
+                if attempt == 0:
+                    point["earlier_attempts"].append({k: point.pop(k) for k in ("error", "error_after_s", "checkpoint_log") if k in point})
+                    point["error"] = None
+                    log("    trying once more in a fresh lab")
+            self.save_partial()
+        self.current_lab = None
+
+    def sweep_point(self, p, point, app, crashes):
+        """One attempt at a point: True once it was measured (or its takeover did not finish), False when its lab was
+        never protected (point["error"] says why)."""
+        cfg = dict(name=app, port=APP_PORT, vip=VIP, ballast=p["ballast"], interval=p["interval"])
+        name = f"sweep-{p['ballast']}mb-{p['conns']}c-{p['interval']}-{len(point['earlier_attempts']) + 1}"
+        started = time.time()
+        try:
+            nodes = self.up(3, [cfg])
+            # A large program's first checkpoint (dump, archive, ship to two standbys) takes a while here.
+            view = self.wait_protected(nodes, app, 2, 180 + p["ballast"] // 2)
+            point["rss_bytes"] = self.rss_of(view["primary"], APP_PORT)
+            point["nofile"] = self.nofile_of(view["primary"], APP_PORT)
+            cp = view.get("lastCheckpoint") or (self.api(view["primary"], f"/v1/apps/{app}", timeout=10) or {}).get("lastCheckpoint") or {}
+            point["checkpoint_bytes"] = cp.get("bytes")
+            point["freeze_ms"] = cp.get("freezeMs")
+            point["ship_ms"] = view.get("lastShipMs")
+            for i in range(crashes):
+                rec = self.crash_once(nodes, app, p["conns"], point["interval_ms"], settle_s=max(7, 2 + interval_s(p["interval"])))
+                rec["crash"] = i + 1
+                point["crashes"].append(rec)
+                if rec["stall_ms"] is None:
+                    log(f"    crash {i + 1}: no switch within {SWEEP_NO_SWITCH_S} s of crashing {rec['from']}; "
+                        f"timeline {rec['timeline']}")
+                    self.current_lab = None  # in an unknown state: the next point brings a fresh lab up
+                    break
+                log(f"    crash {i + 1}/{crashes}: {rec['from']} -> {rec['to']}, longest stall {rec['stall_ms']} ms, "
+                    f"{rec['survived']}/{rec['connections']} survived, phases {rec['phases']}, timeline {rec['timeline']}")
+                self.lab("revive", rec["from"], quiet=True)  # the next crash (or point) waits until it is a ready standby
+                self.save_partial()
+            return True
+        except BenchError as e:
+            # A point that does not fit (e.g. its program is not protected in time) is a result: said, not faked.
+            point["error"] = str(e)[:600]
+            point["error_after_s"] = round(time.time() - started)
+            point["checkpoint_log"] = self.checkpoint_trouble(app)
+            log(f"    not measured: {point['error'][:300]}")
+            self.current_lab = None
+            return False
+        finally:
+            self.keep_logs(name)
+
+    def keep_logs(self, name):
+        """The nodes' logs of a point, kept under the bench's work directory: the next lab starts them afresh."""
+        dest = os.path.join(self.work, "logs", name)
+        os.makedirs(dest, exist_ok=True)
+        for n in ("n1", "n2", "n3"):
+            try:
+                shutil.copyfile(os.path.join(self.state_dir, n, "node.log"), os.path.join(dest, f"{n}.log"))
+            except OSError:
+                pass
+
+    def save_partial(self):
+        """results.json so far (bench.py --report-only can write a report from it if the run is stopped)."""
+        with open(os.path.join(self.work, "results.partial.json"), "w") as f:
+            json.dump(dict(self.results, elapsed_s=round(time.time() - self.started), ballast_mb=self.p["ballast"],
+                           fail_conns=self.p["fail_conns"], fail_interval_ms=self.p["fail_interval_ms"],
+                           checkpoint_interval=CHECKPOINT_INTERVAL, alt_timeout_s=self.p["alt_timeout_s"],
+                           crashes=self.p["crashes"], loadavg=self.load_samples), f, indent=2)
+
+    def nofile_of(self, node, port):
+        """The program's open-files limit (soft), from /proc/PID/limits: 1000 connections need 1000 descriptors."""
+        r = subprocess.run(["ip", "netns", "pids", self.ns(node)], capture_output=True, text=True)
+        for pid in r.stdout.split():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+                if argv and argv[0].endswith(b"ct-kv") and str(port).encode() in argv:
+                    with open(f"/proc/{pid}/limits") as f:
+                        for line in f:
+                            if line.startswith("Max open files"):
+                                return int(line.split()[3])
+            except (OSError, ValueError, IndexError):
+                continue
+        return None
+
+    def checkpoint_trouble(self, app):
+        """The last few warnings and errors of the app, and the Split Brain Resolver's decisions, in the nodes' logs: why
+        a point did not get protected."""
+        lines = []
+        for n in ("n1", "n2", "n3"):
+            try:
+                with open(os.path.join(self.state_dir, n, "node.log"), errors="replace") as f:
+                    for line in f:
+                        if (f"[{app}]" in line and ("WARNING" in line or "ERROR" in line)) or "SBR took decision" in line:
+                            # The cluster downing a member that was not crashed: heartbeats lost on a starved machine.
+                            lines.append(f"{n}: {line.strip()[:300]}")
+            except OSError:
+                continue
+        return lines[-5:]
 
     # ------------------------------------------------------------------ c. alternatives
 
@@ -451,7 +686,7 @@ class Bench:
         deadline = time.time() + 60 + 20 * self.p["cp_samples"]
         while time.time() < deadline and any(len(s) < self.p["cp_samples"] for s in seen.values()):
             for a in apps:
-                v = self.app(nodes, a["name"])
+                v = self.primary_view(nodes, a["name"])
                 cp = v.get("lastCheckpoint") if v else None
                 if not cp or cp["id"] in seen[a["name"]] or len(seen[a["name"]]) >= self.p["cp_samples"]:
                     continue
@@ -511,11 +746,14 @@ class Bench:
         self.results["sync_write_ms"] = self.sync_write_ms()
         fs = subprocess.run(["stat", "-f", "-c", "%T", self.work], capture_output=True, text=True).stdout.strip()
         self.results["state_dir"] = f"{self.state_dir} ({fs})"
-        only = set(self.args.only.split(",")) if self.args.only else {"cost", "failover", "alternatives", "checkpoints"}
+        only = set(self.args.only.split(",")) if self.args.only else set(SECTIONS)
+        unknown = only - set(SECTIONS)
+        if unknown:
+            raise BenchError(f"--only: no section {', '.join(sorted(unknown))} (sections: {', '.join(SECTIONS)})")
         if self.args.extra_config:
             with open(self.args.extra_config) as f:
                 self.results["notes"].append("every node also had this configuration: `" + " ".join(f.read().split()) + "`")
-        if only != {"cost", "failover", "alternatives", "checkpoints"}:
+        if only != set(SECTIONS):
             self.results["notes"].append(f"only these sections were run: {', '.join(sorted(only))}")
         try:
             if "cost" in only:
@@ -531,6 +769,16 @@ class Bench:
             if "checkpoints" in only:
                 log("d. checkpoints by memory size")
                 self.checkpoints()
+            if "sweep" in only and self.p["sweep"]:
+                log("e. failover sweep: memory, connections, checkpoint interval")
+                self.sweep()
+            elif "sweep" in only:
+                self.results["sweep_skipped"] = f"the failover sweep is not part of --{self.args.mode} (it takes several minutes)"
+        except KeyboardInterrupt:
+            # Ctrl-C (or SIGINT from a deadline): what was measured is still written, and the report says it stopped.
+            log("interrupted: writing the report with what was measured so far")
+            self.results["notes"].append(f"the run was interrupted after {round(time.time() - self.started)} s; "
+                                         "sections after the point reached are missing or partial")
         finally:
             self.lab("down", check=False, quiet=True)
         self.results["elapsed_s"] = round(time.time() - self.started)
@@ -546,6 +794,38 @@ class Bench:
         import report
         report.write(self.results, self.out, self.fig_dir, self.root)
         log(f"wrote {self.out} in {self.results['elapsed_s']} s")
+
+
+REPLAY_LINE = re.compile(r"Replay of (\d+): the restored program sent")
+LOG_TIME = re.compile(r"\]\[(\d{2})/(\d{2})/(\d{4}) (\d{2}):(\d{2}):(\d{2}\.\d+)Z\]")
+
+
+def log_time(line):
+    """The UTC time (epoch seconds) of a node log line '[INFO][11/30/2026 11:56:15.103Z]...', or None."""
+    m = LOG_TIME.search(line[:60])
+    if not m:
+        return None
+    mo, d, y, h, mi, sec = m.groups()
+    whole = datetime.datetime(int(y), int(mo), int(d), int(h), int(mi), tzinfo=datetime.timezone.utc).timestamp()
+    return whole + float(sec)
+
+
+def iso_time(text):
+    """'2026-11-30T12:42:04.8433445+00:00' (.NET's round-trip format) as epoch seconds, or None."""
+    m = re.match(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})?$", text or "")
+    if not m:
+        return None
+    tz = m.group(3) or "+00:00"
+    base = datetime.datetime.fromisoformat(m.group(1) + ("+00:00" if tz == "Z" else tz))
+    return base.timestamp() + (float(m.group(2)) if m.group(2) else 0.0)
+
+
+def interval_s(text):
+    """'5s', '500ms', '1m' as seconds."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m)", text.strip())
+    if not m:
+        return 5.0
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[m.group(2)]
 
 
 STAGE_LINE = re.compile(r'^(continuity_path_stage_seconds|continuity_standby_batch_packets)_(bucket|sum|count)\{([^}]*)\} (\S+)$')
@@ -624,7 +904,7 @@ def main():
     ap.add_argument("--state-dir", default=f"/var/lib/continuity-lab-{INSTANCE}")
     ap.add_argument("--crashes", type=int)
     ap.add_argument("--extra-config", help="a HOCON file added to every node's configuration (to compare a setting)")
-    ap.add_argument("--only", help="comma-separated sections to run (cost, failover, alternatives, checkpoints); default all")
+    ap.add_argument("--only", help="comma-separated sections to run (cost, failover, alternatives, checkpoints, sweep); default all")
     ap.add_argument("--report-only", help="rewrite the report from a results.json")
     args = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

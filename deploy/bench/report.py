@@ -14,8 +14,20 @@ TARGETS = {
     "added_p50_us": 150, "added_p99_us": 1000, "rr_ratio": 0.8, "bulk_ratio": 0.5,
     "stall_p99_ms": 1000, "log_pps": 100_000,
 }
-SECTIONS = ["Machine", "Targets", "Cost while nothing fails", "Where the time goes", "Failover", "Alternatives", "Checkpoints", "Limits of this run"]
+SECTIONS = ["Machine", "Targets", "Cost while nothing fails", "Where the time goes", "Failover", "Failover sweep", "Alternatives",
+            "Checkpoints", "Limits of this run"]
 PHASES = ["vipMs", "restoreMs", "replayMs", "openMs"]
+# The sweep's breakdown of a stall, in order: three from the nodes' logs (crash_timeline in bench.py), the switch's
+# four phases, and what is left of the client's stall.
+SWEEP_PARTS = [("detection", "crash → a survivor marks it UNREACHABLE (Akka's failure detector)"),
+               ("downing", "→ the cluster's leader removes it, or the app owner sees it removed, whichever is logged first "
+                           "(the Split Brain Resolver's stable-after, then downing)"),
+               ("election", "→ the new primary starts its takeover (election, the order reaching it)"),
+               ("vip", "VIP moved"), ("restore", "CRIU restore of the checkpoint"), ("replay", "log replayed"),
+               ("open", "capture reopened, traffic released"),
+               ("client", "rest of the client's stall: its TCP retransmission timer, backed off during the outage")]
+SWEEP_COLORS = {"detection": "tab:red", "downing": "tab:orange", "election": "gold", "vip": "tab:olive", "restore": "tab:green",
+                "replay": "tab:cyan", "open": "tab:blue", "client": "lightgrey"}
 
 
 def pctl(values, p):
@@ -150,6 +162,21 @@ def write(r, out, fig_dir, root):
         s99 = pctl(stalls, 99)
         rows.append((f"Longest client stall on a crash, p99 ({len(stalls)} crashes)", "≤ 1 s", f"{fmt(s99)} ms", s99 <= TARGETS["stall_p99_ms"],
                      f"{fmt(s99 / 1000, 1)}× the target"))
+    target_pt = next((p for p in r.get("sweep") or [] if "target" in p.get("axes", [])), None)
+    if target_pt:
+        done = [c for c in target_pt["crashes"] if stalled(c)]
+        name = f"Longest client stall, {target_pt['ballast_mb']} MB program, {target_pt['conns']} connections (sweep)"
+        if done:
+            s99 = pctl([c["stall_ms"] for c in done], 99)
+            rows.append((f"{name}, p99 of {len(done)} crash(es)", "≤ 1 s", f"{fmt(s99)} ms", s99 <= TARGETS["stall_p99_ms"],
+                         f"{fmt(s99 / 1000, 1)}× the target, {fmt(s99 - 1000)} ms over (see Failover sweep)"))
+        elif any(c.get("stall_ms") is not None for c in target_pt["crashes"]):
+            rows.append((name, "≤ 1 s", "no connection survived", False, "not measurable: every connection failed (see Failover sweep)"))
+        elif target_pt["crashes"]:
+            rows.append((name, "≤ 1 s", f"no switch within {target_pt['crashes'][0].get('no_switch_within_s')} s", False,
+                         "not measurable: the takeover did not finish (see Failover sweep)"))
+        elif target_pt.get("error"):
+            rows.append((name, "≤ 1 s", "not measured", False, "the point could not run here (see Failover sweep)"))
     L += ["", "## Targets", "",
           "The targets of issue 5 and this run's figures. The stall target is stated for a 256 MB program with 1000 "
           f"connections; this run used a {r.get('ballast_mb', '?')} MB program with {r.get('fail_conns', '?')} connections.", "",
@@ -252,6 +279,10 @@ def write(r, out, fig_dir, root):
         ax.legend(fontsize=8)
         figs["failover-phases.png"] = fig
         L += ["", "![Stall per crash by phase](benchmarks/failover-phases.png)"]
+
+    # ---------------------------------------------------------------- b2. failover sweep
+    L += ["", "## Failover sweep", ""]
+    L += sweep_section(r, figs)
 
     # ---------------------------------------------------------------- c. alternatives
     alt = r.get("alternatives", {})
@@ -411,8 +442,244 @@ def limits(r, fo, noisy):
                  "primary releases it (one synced append to the write-ahead log with `continuity.persistence.sqlite.journal-mode "
                  "= wal`, the default; several synced writes with SQLite's rollback journal, `delete`), so the added latency "
                  "cannot go below one of those on this disk.")
+    L += sweep_limits(r)
     if noisy:
         L.append("- **Noise.** The machine is 2 cores shared with other engineers' builds and tests during this run.")
     L.append(f"- Sizes: failover and alternatives used a {r.get('ballast_mb', '?')} MB program and {r.get('fail_conns', '?')} "
              "connections; the checkpoint section shows how freeze and dump grow with memory.")
+    return L
+
+
+def stalled(c):
+    """A crash with a stall to report: the switch finished and some connection survived it."""
+    return c.get("stall_ms") is not None and c.get("survived", 1) > 0
+
+
+def sweep_parts(c):
+    """A crash's stall split into SWEEP_PARTS (ms; None where a log line was not found), from its timeline and phases."""
+    tl, ph = c.get("timeline") or {}, c.get("phases") or {}
+    un, rm, to = tl.get("unreachable_ms"), tl.get("removed_ms"), tl.get("takeover_ms")
+    out = {"detection": un, "downing": rm - un if None not in (rm, un) else None,
+           "election": to - rm if None not in (to, rm) else None}
+    for k in PHASES:
+        out[k[:-2]] = ph.get(k)
+    switch = sum(ph.get(k, 0) for k in PHASES)
+    if c.get("stall_ms") is not None and c.get("survived", 1) > 0:  # no survivor, no stall to split
+        out["client"] = c["stall_ms"] - switch - to if to is not None else None
+        out["before_switch"] = c["stall_ms"] - switch
+    return out
+
+
+def interval_key(text):
+    """'500ms', '2s', '1m' in seconds, to sort by."""
+    t = text.strip()
+    for unit, scale in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if t.endswith(unit):
+            try:
+                return float(t[:-len(unit)]) * scale
+            except ValueError:
+                return 0
+    return 0
+
+
+def sweep_label(p):
+    return f"{p['ballast_mb']} MB, {p['conns']} conn., every {p['interval']}"
+
+
+def sweep_section(r, figs):
+    pts = r.get("sweep") or []
+    if not pts:
+        if r.get("sweep_skipped"):
+            return [f"Not run: {r['sweep_skipped']}; `deploy/bench.sh --quick --only sweep` runs it alone."]
+        return ["Not run in this run (`--only` left it out)."]
+    L = ["How the longest client stall on a crash of the primary grows with the program's memory (`ct-kv --ballast-mb N`: "
+         "N MB of random, incompressible memory), the number of open connections and the checkpoint interval: one axis "
+         f"varied at a time around a base point (100 MB, 100 connections, a checkpoint every 5s), plus the stall target's "
+         "point (256 MB, 1000 connections). Each point is its own 3-node lab (one primary, two standbys) in this run, crashed "
+         "as in *Failover*; each connection sends one request every max(50, N) ms (N connections), so the offered load stays "
+         "at or under 1000 requests/s and some connection sends within about 50 ms of the crash. The crash waits until the "
+         "primary's last checkpoint was taken after the connections were up (at most 60 s more), so the takeover restores "
+         "them and replays what came after. The stall is split into:", ""]
+    for k, text in SWEEP_PARTS:
+        L.append(f"- *{k}*: {text};")
+    L += ["", "*detection*, *downing* and *election* come from the surviving nodes' logs (the first line of each kind after "
+          "the crash; all nodes run on this machine's clock, the crash instant is when `continuity-lab crash` took the "
+          "links down); *vip* to *open* are the new primary's `lastSwitch.phases`; *client* is the stall minus all of those. "
+          "*resident* is the program's VmRSS before the crash, *checkpoint* its last checkpoint's size as shipped.", ""]
+    L += ["| axis | memory MB | resident MB | checkpoint MB | connections | checkpoint every | crash | stall ms | "
+          + " | ".join(k for k, _ in SWEEP_PARTS) + " | packets replayed | survived |",
+          "|" + "---|" * (8 + len(SWEEP_PARTS) + 2)]
+    failed = []
+    axis_order = ["memory", "connections", "interval", "target"]
+    for p in sorted(pts, key=lambda p: (min(axis_order.index(a) for a in p["axes"]), p["ballast_mb"], p["conns"],
+                                        interval_key(p["interval"]))):
+        head = (f"| {', '.join(p['axes'])} | {p['ballast_mb']} | {fmt((p.get('rss_bytes') or 0) / 1e6) if p.get('rss_bytes') else 'n/a'} | "
+                f"{fmt(p['checkpoint_bytes'] / 1e6) if p.get('checkpoint_bytes') else 'n/a'} | {p['conns']} | {p['interval']} |")
+        if p.get("error") and not p["crashes"]:
+            failed.append(p)
+            L.append(head + " | **not measured** |" + " |" * (len(SWEEP_PARTS) + 2))
+            continue
+        if not p["crashes"]:  # the run was stopped while this point was being prepared
+            L.append(head + " | **run stopped before its crash** |" + " |" * (len(SWEEP_PARTS) + 2))
+            continue
+        for c in p["crashes"]:
+            if c.get("stall_ms") is None:
+                failed.append(p)
+                L.append(head + f" {c['crash']} | **no switch within {c.get('no_switch_within_s')} s** |"
+                         + " |" * (len(SWEEP_PARTS) + 1) + f" 0/{c['connections']} |")
+                continue
+            parts = sweep_parts(c)
+            why = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in (c.get("failures") or {}).items() if v)
+            # The stall is the longest wait of a connection that survived: with none, there is none to report.
+            stall = fmt(c["stall_ms"]) if c["survived"] else "**none survived**"
+            L.append(head + f" {c['crash']} | {stall} | " + " | ".join(fmt(parts.get(k)) for k, _ in SWEEP_PARTS)
+                     + f" | {fmt(c.get('replayed'))} | {c['survived']}/{c['connections']}{f' ({why})' if why else ''} |")
+    for p in failed:
+        if p.get("error"):
+            why = p["error"].replace("|", "/").replace("\n", " ")
+            L += ["", f"**{sweep_label(p)} was not measured** (gave up after {p.get('error_after_s', '?')} s): {why}"]
+            if p.get("checkpoint_log"):
+                L += ["", "Its last warnings in the nodes' logs:", ""]
+                L += [f"- `{line.replace('|', '/').replace('`', '')}`" for line in p["checkpoint_log"]]
+        elif any(c.get("stall_ms") is None for c in p["crashes"]):
+            c = next(c for c in p["crashes"] if c.get("stall_ms") is None)
+            tl = c.get("timeline") or {}
+            L += ["", f"**{sweep_label(p)}: no switch within {c.get('no_switch_within_s')} s of the crash**; from the logs: "
+                  + (", ".join(f"{k[:-3]} after {fmt(v)} ms" for k, v in tl.items() if k.endswith("_ms")) or "no detection line found") + "."]
+        for c in p["crashes"]:
+            tl = c.get("timeline") or {}
+            if tl.get("replay_silent_connections"):
+                L += ["", f"{sweep_label(p)}, crash {c['crash']}: during the replay, {tl['replay_silent_connections']} connection(s) "
+                      "kept the new primary waiting for the restored program to answer a replayed packet until the pacing "
+                      "timeout (`Replay of N: the restored program sent nothing on ...`, logged once per connection; up to two "
+                      "waits of `PacingTimeout`, 200 ms, each for a connection opened after the checkpoint: its SYN-ACK, then "
+                      "its first reply)"
+                      + (f"; the replay had reached logged packet {tl['replay_reached_packet']}" if tl.get("replay_reached_packet") else "")
+                      + ". These waits are serial: with many connections opened after the last checkpoint they bound the replay."]
+    for p in pts:
+        for a in p.get("earlier_attempts") or []:
+            why = (a.get("error") or "?").replace("|", "/").replace("\n", " ")
+            L += ["", f"{sweep_label(p)}: a first lab was given up after {a.get('error_after_s', '?')} s before any crash, and the "
+                  f"point was tried once more in a fresh lab: {why}"]
+            if a.get("checkpoint_log"):
+                L += ["", "Its last warnings in the nodes' logs:", ""]
+                L += [f"- `{line.replace('|', '/').replace('`', '')}`" for line in a["checkpoint_log"]]
+        for c in p["crashes"]:
+            if "checkpoint_after_client_s" in c and c["checkpoint_after_client_s"] is None and c.get("stall_ms") is not None:
+                L += ["", f"{sweep_label(p)}, crash {c['crash']}: the primary reported no checkpoint taken after the client "
+                      "started within 60 s more; the crash went ahead anyway."]
+            if c.get("client_errors") and c.get("stall_ms") is not None and c["survived"] < c["connections"]:
+                L += ["", f"{sweep_label(p)}, crash {c['crash']}: {c['connections'] - c['survived']} connection(s) failed; the client's "
+                      "first reasons: " + "; ".join(f"`{e}`" for e in c["client_errors"]) + "."]
+    limits = [p for p in pts if p.get("nofile")]
+    if limits:
+        L += ["", "The program's open-files limit (soft, `/proc/PID/limits`) was "
+              + ", ".join(sorted({fmt(p["nofile"]) for p in limits})) + f"; the largest point needs {max(p['conns'] for p in pts)} "
+              "descriptors for its connections plus a few (`ct-kv` holds at most 1024 connections, `ct-bench` 2000)."]
+
+    # one plot: a panel per axis, a stacked bar per point (its median crash by stall)
+    axes = [("memory", "program memory", lambda p: f"{p['ballast_mb']} MB"),
+            ("connections", "open connections", lambda p: f"{p['conns']}"),
+            ("interval", "checkpoint interval", lambda p: p["interval"]),
+            ("target", "stall target's point", lambda p: f"{p['ballast_mb']} MB\n{p['conns']} conn.")]
+    axes = [a for a in axes if any(a[0] in p["axes"] for p in pts)]
+    if axes:
+        fig, panels = plt.subplots(1, len(axes), figsize=(3 * len(axes) + 1, 4), sharey=True, squeeze=False,
+                                   gridspec_kw={"width_ratios": [max(1, sum(a[0] in p["axes"] for p in pts)) for a in axes]})
+        for (axis, title, xl), ax in zip(axes, panels[0]):
+            mine = sorted([p for p in pts if axis in p["axes"]],
+                          key=lambda p: (p["ballast_mb"], p["conns"], interval_key(p["interval"])))
+            labels = [xl(p) for p in mine]
+            for i, p in enumerate(mine):
+                done = sorted([c for c in p["crashes"] if stalled(c)], key=lambda c: c["stall_ms"])
+                switched = [c for c in p["crashes"] if c.get("stall_ms") is not None]
+                if not done and switched:
+                    # No connection survived, so no client stall: the takeover's own parts, faded, still show where the
+                    # time went on the servers.
+                    parts, bottom = sweep_parts(switched[0]), 0.0
+                    for k, _ in SWEEP_PARTS[:-1]:
+                        v = parts.get(k)
+                        if v:
+                            ax.bar(i, v / 1000, bottom=bottom, color=SWEEP_COLORS[k], alpha=0.45)
+                            bottom += v / 1000
+                    ax.text(i, bottom + 1, "none survived\n(takeover only)", ha="center", va="bottom", fontsize=7)
+                    continue
+                if not done:
+                    ax.text(i, 1, "not measured" if p.get("error") else "run stopped" if not p["crashes"] else "no switch",
+                            rotation=90, ha="center", va="bottom", fontsize=8)
+                    continue
+                c = done[(len(done) - 1) // 2]
+                parts = sweep_parts(c)
+                bottom = 0.0
+                for k, _ in SWEEP_PARTS:
+                    v = parts.get(k)
+                    if k == "client" and v is None:
+                        # A log line was not found: what is left is shown as not split, never counted twice.
+                        v, k = c["stall_ms"] - bottom * 1000, "not split"
+                    if v is None or v <= 0:
+                        continue
+                    seen = ax.get_legend_handles_labels()[1]
+                    ax.bar(i, v / 1000, bottom=bottom, color=SWEEP_COLORS.get(k, "white"), edgecolor="grey" if k == "not split" else None,
+                           hatch="//" if k == "not split" else None, label=k if k not in seen else None)
+                    bottom += v / 1000
+                if len(done) > 1:
+                    ax.plot([i] * len(done), [x["stall_ms"] / 1000 for x in done], "k.", markersize=4)
+            ax.set_xticks(range(len(mine)))
+            ax.set_xticklabels(labels, fontsize=8)
+            ax.set_title(title, fontsize=9)
+            ax.axhline(1.0, color="black", linestyle=":", linewidth=1)
+        panels[0][0].set_ylabel("longest client stall (s)")
+        handles, names = [], []
+        for ax in panels[0]:
+            for h, n in zip(*ax.get_legend_handles_labels()):
+                if n not in names:
+                    handles.append(h)
+                    names.append(n)
+        order = [k for k, _ in SWEEP_PARTS if k in names] + [k for k in ("not split",) if k in names]
+        if order:  # none when no point was measured
+            fig.legend([handles[names.index(k)] for k in order], order, fontsize=7, loc="upper center", ncol=len(order),
+                       bbox_to_anchor=(0.5, 1.0))
+        fig.suptitle("Failover stall by program memory, connections and checkpoint interval (dotted: the 1 s target)", y=0.93, fontsize=10)
+        fig.tight_layout(rect=(0, 0, 1, 0.88))
+        figs["failover-sweep.png"] = fig
+        L += ["", "![Failover stall sweep](benchmarks/failover-sweep.png)"]
+    return L
+
+
+def sweep_limits(r):
+    """What bounds the stall at the sweep's points, the target's above all."""
+    pts = [p for p in r.get("sweep") or [] if any(stalled(c) for c in p["crashes"])]
+    if not pts:
+        return []
+    L = []
+    target = next((p for p in pts if "target" in p["axes"]), None)
+    for p in ([target] if target else []) + [p for p in pts if p is not target]:
+        done = sorted([c for c in p["crashes"] if stalled(c)], key=lambda c: c["stall_ms"])
+        c = done[-1]  # the worst crash of the point: what its p99 is
+        parts = {k: v for k, v in sweep_parts(c).items() if v is not None and k != "before_switch"}
+        if not parts:
+            continue
+        top = sorted(parts.items(), key=lambda kv: -kv[1])[:3]
+        share = ", ".join(f"{k} {fmt(v)} ms" for k, v in top)
+        if p is target:
+            over = c["stall_ms"] - TARGETS["stall_p99_ms"]
+            L.append(f"- **The stall target ({p['ballast_mb']} MB, {p['conns']} connections).** The worst of {len(done)} crash(es) "
+                     f"stalled a client {fmt(c['stall_ms'])} ms: " + (f"{fmt(over)} ms ({fmt(c['stall_ms'] / 1000, 1)}×) over the 1 s "
+                     "target" if over > 0 else "within the 1 s target") + f"; its largest parts: {share}. Detection plus downing "
+                     "alone is the cluster's failure detector and the Split Brain Resolver's stable-after, the same whatever the "
+                     "program; the switch's own phases (vip, restore, replay, open) are what grows with the program.")
+    axis_lines = []
+    for axis, what in (("memory", "memory"), ("connections", "connections"), ("interval", "checkpoint interval")):
+        mine = [p for p in pts if axis in p["axes"]]
+        if len(mine) < 2:
+            continue
+        def med(p, k):
+            done = sorted([c for c in p["crashes"] if stalled(c)], key=lambda c: c["stall_ms"])
+            v = sweep_parts(done[(len(done) - 1) // 2]).get(k) if k != "stall" else done[(len(done) - 1) // 2]["stall_ms"]
+            return v
+        seq = "; ".join(f"{sweep_label(p).split(', every')[0] if axis != 'interval' else 'every ' + p['interval']}: stall {fmt(med(p, 'stall'))} ms, "
+                        f"restore {fmt(med(p, 'restore'))} ms, replay {fmt(med(p, 'replay'))} ms" for p in mine)
+        axis_lines.append(f"by {what}: {seq}")
+    if axis_lines:
+        L.append("- **The sweep, axis by axis** (median crash of each point): " + ". ".join(axis_lines) + ".")
     return L
