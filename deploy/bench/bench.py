@@ -580,20 +580,31 @@ class Bench:
                            checkpoint_interval=CHECKPOINT_INTERVAL, alt_timeout_s=self.p["alt_timeout_s"],
                            crashes=self.p["crashes"], loadavg=self.load_samples), f, indent=2)
 
-    def nofile_of(self, node, port):
-        """The program's open-files limit (soft), from /proc/PID/limits: 1000 connections need 1000 descriptors."""
+    def program_pid(self, node, port):
+        """The pid of the ct-kv serving PORT in NODE's namespace, or None."""
         r = subprocess.run(["ip", "netns", "pids", self.ns(node)], capture_output=True, text=True)
         for pid in r.stdout.split():
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     argv = f.read().split(b"\0")
-                if argv and argv[0].endswith(b"ct-kv") and str(port).encode() in argv:
-                    with open(f"/proc/{pid}/limits") as f:
-                        for line in f:
-                            if line.startswith("Max open files"):
-                                return int(line.split()[3])
-            except (OSError, ValueError, IndexError):
+            except OSError:
                 continue
+            if argv and argv[0].endswith(b"ct-kv") and str(port).encode() in argv:
+                return pid
+        return None
+
+    def nofile_of(self, node, port):
+        """The program's open-files limit (soft), from /proc/PID/limits: 1000 connections need 1000 descriptors."""
+        pid = self.program_pid(node, port)
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/limits") as f:
+                for line in f:
+                    if line.startswith("Max open files"):
+                        return int(line.split()[3])
+        except (OSError, ValueError, IndexError):
+            pass
         return None
 
     def checkpoint_trouble(self, app):
@@ -701,18 +712,16 @@ class Bench:
             time.sleep(0.5)
 
     def rss_of(self, node, port):
-        r = subprocess.run(["ip", "netns", "pids", self.ns(node)], capture_output=True, text=True)
-        for pid in r.stdout.split():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    argv = f.read().split(b"\0")
-                if argv and argv[0].endswith(b"ct-kv") and str(port).encode() in argv:
-                    with open(f"/proc/{pid}/status") as f:
-                        for line in f:
-                            if line.startswith("VmRSS:"):
-                                return int(line.split()[1]) * 1024
-            except OSError:
-                continue
+        pid = self.program_pid(node, port)
+        if pid is None:
+            return 0
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
         return 0
 
     def dump_ms(self, node, app, cp_id):
