@@ -20,6 +20,53 @@ internal static class NodeLogs
         return kept;
     }
 
+    /// <summary>The name of the digest <see cref="WriteDigest"/> leaves beside the kept logs.</summary>
+    public const string DigestFile = "digest.txt";
+
+    // What a reader of a failed run looks at first in a node's log: its warnings and errors, and the events that
+    // move an application (membership, downing, lease, takeover, switch).
+    private static readonly Regex Notable = new(
+        @"^\[(WARNING|ERROR)\]|taking over|takeover of|Member removed|Marking node|Leader is|[Dd]own(ing|ed)|lease|announc|" +
+        @"fence|primary|standby .* (joined|dropped|lagging)|CoordinatedShutdown|exit", RegexOptions.Compiled);
+    private static readonly Regex NodeStamp = new(@"^\[\w+\]\[(\d\d/\d\d/\d{4} \d\d:\d\d:\d\d\.\d+)Z\]", RegexOptions.Compiled);
+
+    /// <summary>
+    /// Writes <see cref="DigestFile"/> into <paramref name="kept"/> and returns it: the runner's account of the run
+    /// (<paramref name="runLog"/>, the client's per-second progress thinned) followed by the notable lines of every
+    /// kept node log since <paramref name="since"/>, merged in time order, at most <paramref name="maxNodeLines"/>
+    /// (the last ones). A failure in a place whose files do not outlive it (a CI clone) is still explained by its output.
+    /// </summary>
+    public static string WriteDigest(string kept, string runLog, DateTime since, int maxNodeLines = 120)
+    {
+        var sb = new System.Text.StringBuilder();
+        var progress = 0;
+        foreach (var line in runLog.Split('\n'))
+        {
+            // One progress line in five is enough to see when the client stalled and when it came back.
+            if (line.StartsWith("ct-kv-client: t=", StringComparison.Ordinal) && progress++ % 5 != 0) continue;
+            sb.AppendLine(line.TrimEnd());
+        }
+        var notable = new List<(DateTime At, string Line)>();
+        foreach (var log in Directory.GetFiles(kept, "node*.log", SearchOption.AllDirectories))
+        {
+            var node = Path.GetFileName(Path.GetDirectoryName(log)!);
+            foreach (var line in File.ReadLines(log))
+            {
+                if (NodeStamp.Match(line) is not { Success: true } m ||
+                    !DateTime.TryParseExact(m.Groups[1].Value, "MM/dd/yyyy HH:mm:ss.FFFFFFF", System.Globalization.CultureInfo.InvariantCulture,
+                        System.Globalization.DateTimeStyles.AdjustToUniversal | System.Globalization.DateTimeStyles.AssumeUniversal, out var at) ||
+                    at < since || !Notable.IsMatch(line)) continue;
+                notable.Add((at, $"{node}: {(line.Length > 400 ? line[..400] + " ..." : line)}"));
+            }
+        }
+        var shown = notable.OrderBy(n => n.At).TakeLast(maxNodeLines).ToList();
+        sb.AppendLine($"--- notable node log lines since {since:HH:mm:ss} UTC ({shown.Count} of {notable.Count}; all in {kept})");
+        foreach (var (_, line) in shown) sb.AppendLine(line);
+        var text = sb.ToString();
+        File.WriteAllText(Path.Combine(kept, DigestFile), text);
+        return text;
+    }
+
     /// <summary>Waits for the next line of <paramref name="node"/>'s log (under <paramref name="stateDir"/>), written after
     /// this call, that matches <paramref name="pattern"/>; null when none did within <paramref name="timeout"/>.</summary>
     public static Match? WaitForLine(string stateDir, string node, Regex pattern, TimeSpan timeout)

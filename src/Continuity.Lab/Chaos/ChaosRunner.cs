@@ -151,6 +151,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
     private RunResult RunOne(PlannedRun run, string config)
     {
         _runClock.Restart();
+        var runStartedAt = DateTime.UtcNow;
         var runLog = new StringWriter();
         using var session = new StreamWriter(SessionLog, append: true) { AutoFlush = true };
         _log = new TeeWriter(runLog, session);
@@ -241,6 +242,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
             kept = NodeLogs.Keep(_repo, _stateDir, $"chaos-{DateTime.UtcNow:yyyyMMdd-HHmmss}-run{run.Number}-{run.Scenario.Name}-seed{run.Seed}");
             Log("problems:\n" + string.Join("\n", problems.Select(p => "  - " + p)));
             File.WriteAllText(Path.Combine(kept, "chaos-run.log"), runLog.ToString());
+            NodeLogs.WriteDigest(kept, runLog.ToString(), runStartedAt);
             // The next run starts from a new lab: whatever state this failure left must not count against it.
             _labIsUp = false;
         }

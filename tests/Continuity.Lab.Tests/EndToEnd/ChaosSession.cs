@@ -20,6 +20,11 @@ public abstract class ChaosSession(ITestOutputHelper output, string prefix) : ID
         GC.SuppressFinalize(this);
     }
 
+    private static string Digests(string stdout) =>
+        string.Join("\n", Regex.Matches(stdout, @"^\s*logs: (\S+)\s*$", RegexOptions.Multiline)
+            .Select(m => Path.Combine(m.Groups[1].Value, Continuity.Lab.Apps.NodeLogs.DigestFile)).Distinct()
+            .Select(f => File.Exists(f) ? $"=== {f}\n{File.ReadAllText(f)}" : $"=== {f}: missing"));
+
     /// <summary>Runs each of <paramref name="covered"/> once (the plan deals each scenario of a round once:
     /// ChaosPlanTests) with <paramref name="seed"/>, and asserts the report shows no failure.</summary>
     protected void RunEachOnceWithoutFailure(int seed, IReadOnlyList<string> covered)
@@ -36,9 +41,11 @@ public abstract class ChaosSession(ITestOutputHelper output, string prefix) : ID
 
         var text = File.ReadAllText(report);
         output.WriteLine(text);
+        var failed = Regex.Match(text, @"\| \*\*total\*\* \| \d+ \| (\d+) \|") is { Success: true } t && t.Groups[1].Value != "0";
+        // The kept logs live in the clone under test, which a CI run deletes: the digests go into the failure itself.
+        Assert.False(failed || code != 0, $"chaos exited {code}:\n{stdout}\n{stderr}\n{Digests(stdout.ToString())}");
         foreach (var scenario in covered)
             Assert.Matches(new Regex($@"\| {Regex.Escape(scenario)} \| 1 \| 0 \| \d+\.\d s \|"), text);
         Assert.Matches(new Regex($@"\| \*\*total\*\* \| {covered.Count} \| 0 \|"), text);
-        Assert.True(code == 0, $"chaos exited {code}:\n{stdout}\n{stderr}");
     }
 }
