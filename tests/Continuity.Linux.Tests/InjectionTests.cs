@@ -90,6 +90,15 @@ public sealed class InjectionTests
         Assert.Equal(expectedEnd, end);
         Assert.True(channel.RepliesDiscarded > 0);
 
+        // A copy of the swallowed reply is kept, ready to be sent to the client as it stands.
+        var kept = channel.UnacknowledgedReplies(key, info.Acknowledgment);
+        Assert.NotEmpty(kept);
+        var reply = PacketRewriter.Parse(kept[0]);
+        Assert.True(PacketRewriter.ChecksumsAreValid(kept[0]), "the kept reply's checksums are not complete");
+        Assert.Equal(info.Acknowledgment, reply.Sequence);
+        Assert.Equal("world", Encoding.ASCII.GetString(kept[0], reply.HeaderLength + reply.TransportHeaderLength, reply.PayloadLength));
+        Assert.Empty(channel.UnacknowledgedReplies(key, expectedEnd));
+
         Assert.False(client.Poll(TimeSpan.FromMilliseconds(500), SelectMode.SelectRead), "a reply escaped the injection channel to the client");
 
         // Released: the server's retransmission of "world" reaches the client through the normal route.

@@ -185,6 +185,14 @@ public interface IInjectionChannel : IDisposable
     /// the client's oldest unacknowledged byte starts.</summary>
     bool TryGetHighestAcknowledged(ConnectionKey connection, out uint acknowledgment);
 
+    /// <summary>
+    /// Copies of the TCP segments the local program sent on <paramref name="connection"/> into the channel that end
+    /// after <paramref name="acknowledged"/>, oldest first, checksums complete: replies to replayed requests the
+    /// client may never have received. Sending them to the client spares it the restored socket's retransmission
+    /// timer, which a takeover leaves at its initial second and the first checkpoints can hold back for several more.
+    /// </summary>
+    IReadOnlyList<byte[]> UnacknowledgedReplies(ConnectionKey connection, uint acknowledged) => [];
+
     /// <summary>Removes the reply routes; replies go to the network again.</summary>
     void ReleaseReplies();
 

@@ -496,6 +496,11 @@ public sealed class Switchover
                 _platform.Sender.Send(clientUnreachable);
             return;
         }
+        // The replies to replayed requests were swallowed during the replay; the restored socket would send them
+        // again only when its retransmission timer fires (seen: 6 s after opening, the first checkpoints holding it
+        // back). A copy that the client already has is dropped by its TCP.
+        foreach (var reply in _platform.Channel.UnacknowledgedReplies(k, c.ClientAcked))
+            _platform.Sender.Send(reply);
         var toServer = _platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
             c.ClientNext, c.InjectedAck, PacketFields.Ack, c.Window);
         // The duplicate ACK towards the client needs the server's next sequence number, known only if the restored

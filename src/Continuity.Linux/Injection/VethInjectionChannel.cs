@@ -49,6 +49,10 @@ public sealed class VethInjectionChannel : IInjectionChannel
     private byte[] _frame = new byte[EthernetHeader + 65535];
     private readonly ConcurrentDictionary<ConnectionKey, uint> _highestSent = new();
     private readonly ConcurrentDictionary<ConnectionKey, uint> _highestAcknowledged = new();
+    // The last data segments of each connection, for UnacknowledgedReplies; bounded so that a long replay of a
+    // chatty connection costs a few of its segments, not all it sent.
+    private readonly ConcurrentDictionary<ConnectionKey, Queue<byte[]>> _lastSegments = new();
+    private const int SegmentsKeptPerConnection = 16;
     private readonly HashSet<IPAddress> _captured = [];
     private readonly Lock _routesLock = new();
     private readonly IPAddress _vip;
@@ -205,6 +209,13 @@ public sealed class VethInjectionChannel : IInjectionChannel
     public bool TryGetHighestAcknowledged(ConnectionKey connection, out uint acknowledgment) =>
         _highestAcknowledged.TryGetValue(connection, out acknowledgment);
 
+    public IReadOnlyList<byte[]> UnacknowledgedReplies(ConnectionKey connection, uint acknowledged)
+    {
+        if (!_lastSegments.TryGetValue(connection, out var kept)) return [];
+        lock (kept)
+            return kept.Where(s => PacketRewriter.IsAfter(PacketRewriter.Parse(s).SequenceEnd, acknowledged)).ToList();
+    }
+
     private void OnFrame(object sender, PacketCapture e)
     {
         var frame = e.Data;
@@ -220,6 +231,18 @@ public sealed class VethInjectionChannel : IInjectionChannel
             var key = PacketRewriter.OutboundKey(p);
             KeepHighest(_highestSent, key, p.SequenceEnd);
             if (p.HasAck) KeepHighest(_highestAcknowledged, key, p.Acknowledgment);
+            if (p.SequenceEnd != p.Sequence && (p.TcpFlags & (IpPacketInfo.Syn | IpPacketInfo.Rst)) == 0)
+            {
+                var segment = frame[EthernetHeader..].ToArray();
+                // Captured on a veth, the stack's output may carry an offloaded (partial) checksum.
+                PacketRewriter.RecomputeChecksums(segment);
+                var kept = _lastSegments.GetOrAdd(key, _ => new Queue<byte[]>());
+                lock (kept)
+                {
+                    kept.Enqueue(segment);
+                    if (kept.Count > SegmentsKeptPerConnection) kept.Dequeue();
+                }
+            }
         }
         catch (MalformedPacketException ex)
         {
