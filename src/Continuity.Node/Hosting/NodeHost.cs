@@ -52,6 +52,8 @@ public sealed class NodeHost : IAsyncDisposable
                 ? $"node-to-node TLS with the cluster certificate {tls.CertificateFile} (thumbprint {tls.Certificate!.Thumbprint[..8]}...)"
                 : "node-to-node traffic IN CLEAR (continuity.cluster-tls.enabled = off)");
 
+        if (settings.ClusterTls is { Enabled: true }) GuardClosingPort(system, cluster.SelfAddress.Port ?? 0, log);
+
         if (settings.SeedNodes.Count == 0)
             log.Warning("akka.cluster.seed-nodes is empty: this node will wait to be joined by 'continuity-cmd cluster join'. Set seed-nodes in {0} to join automatically.", settings.ConfigPath);
 
@@ -96,6 +98,43 @@ public sealed class NodeHost : IAsyncDisposable
         }
         return host;
     }
+
+    /// <summary>
+    /// Just before remoting closes, new connections to the cluster port are refused, and in-flight handshakes are
+    /// given a moment to finish: a peer whose TLS handshake is cut by the closing is shut down by Akka.NET (exit 79),
+    /// and in the chaos runs that peer was the majority's last data node (see <see cref="Linux.Netfilter.ClosingPortGuard"/>).
+    /// </summary>
+    private static void GuardClosingPort(ActorSystem system, int port, ILoggingAdapter log)
+    {
+        if (port <= 0) return;
+        var guard = new Linux.Netfilter.ClosingPortGuard(port);
+        try
+        {
+            if (guard.Clear()) log.Info("removed the refusal of cluster connections on port {0} that an earlier run of this node left", port);
+        }
+        catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception)
+        {
+            log.Warning("cannot manage iptables ({0}): peers dialling this node as it shuts down may fail their TLS handshake", e.Message);
+            return;
+        }
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "refuse-cluster-connections", async () =>
+        {
+            try
+            {
+                guard.Refuse();
+                log.Info("refusing new cluster connections on port {0} while remoting closes", port);
+                await Task.Delay(HandshakeGrace);
+            }
+            catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception)
+            {
+                log.Warning("could not refuse new cluster connections on port {0}: {1}", port, e.Message);
+            }
+            return Akka.Done.Instance;
+        });
+    }
+
+    /// <summary>How long handshakes already under way get to finish before remoting closes.</summary>
+    private static readonly TimeSpan HandshakeGrace = TimeSpan.FromMilliseconds(500);
 
     /// <summary>Completes when the actor system has terminated (left the cluster, downed, or stopped).</summary>
     public Task Terminated => _terminated.Task;
