@@ -22,7 +22,9 @@ internal sealed record PartitionCommand(IReadOnlyList<string> Nodes) : LabComman
 internal sealed record HealCommand : LabCommand;
 internal sealed record DownCommand : LabCommand;
 /// <param name="Scenarios">Only these scenarios (names of Chaos.Scenarios); empty means every one.</param>
-internal sealed record ChaosCommand(int Runs, int Seed, string? ReportFile, IReadOnlyList<string> Scenarios) : LabCommand;
+/// <param name="FaultLength">Every timed fault lasts this long instead of the plan's random length (to explore the
+/// lengths around a failure's, with the rest of its plan).</param>
+internal sealed record ChaosCommand(int Runs, int Seed, string? ReportFile, IReadOnlyList<string> Scenarios, TimeSpan? FaultLength = null) : LabCommand;
 internal sealed record HelpCommand : LabCommand;
 
 /// <summary>A command line the lab cannot accept; the message says what is wrong.</summary>
@@ -65,7 +67,7 @@ internal static class CommandLine
                         client still reach both sides).
           heal          Remove every partition.
           down          Remove everything the lab created; safe to run at any time.
-          chaos --runs N --seed S [--report FILE] [--scenario NAME]...
+          chaos --runs N --seed S [--report FILE] [--scenario NAME]... [--fault-length SECONDS]
                         Build a lab of 3 data nodes and 2 witnesses (5 members: a split never
                         ties) running ct-kv (each node's state a 256M tmpfs) and, N times,
                         inject one seeded random
@@ -78,7 +80,9 @@ internal static class CommandLine
                         standby-crash, partition-primary, replication-loss, replication-dup,
                         node-kill, replication-reorder, crash-restore, crash-replay,
                         split-majority, split-minority, queue-full, journal-full,
-                        crash-ack-verdict. The lab is taken down at the end.
+                        crash-ack-verdict. The lab is taken down at the end. --fault-length
+                        makes every timed fault (hang, partition, standby down, replication
+                        faults) last that long instead of its seeded length.
 
         Options:
           --instance N      Lab instance 0-255 (default: $CONTINUITY_LAB_INSTANCE or 0). Instance N
@@ -213,6 +217,7 @@ internal static class CommandLine
     {
         int? runs = null, seed = null;
         string? report = null;
+        TimeSpan? faultLength = null;
         var scenarios = new List<string>();
         for (var i = 0; i < args.Count; i++)
         {
@@ -240,6 +245,12 @@ internal static class CommandLine
                         throw new UsageException($"chaos: unknown scenario '{name}'; the scenarios are: {string.Join(", ", Chaos.Scenarios.All.Select(x => x.Name))}");
                     if (!scenarios.Contains(name)) scenarios.Add(name);
                     break;
+                case "--fault-length":
+                    var f = TakeValue(args, ref i, "--fault-length");
+                    if (!double.TryParse(f, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) || seconds is < 0.5 or > 600)
+                        throw new UsageException($"chaos: --fault-length must be a number of seconds from 0.5 to 600, got '{f}'");
+                    faultLength = TimeSpan.FromSeconds(seconds);
+                    break;
                 default:
                     throw new UsageException($"chaos: unknown argument '{a}'");
             }
@@ -247,7 +258,7 @@ internal static class CommandLine
         // Both required: a run that cannot be replayed is worth little, and "how many" is the user's time to spend.
         if (runs is null) throw new UsageException("chaos: --runs N is required (for example: chaos --runs 20 --seed 1)");
         if (seed is null) throw new UsageException("chaos: --seed S is required, so that every run can be replayed (for example: chaos --runs 20 --seed 1)");
-        return new ChaosCommand(runs.Value, seed.Value, report, scenarios);
+        return new ChaosCommand(runs.Value, seed.Value, report, scenarios, faultLength);
     }
 
     private static StatusCommand ParseStatus(List<string> args)

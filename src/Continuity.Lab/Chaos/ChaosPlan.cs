@@ -14,7 +14,11 @@ namespace Continuity.Lab.Chaos;
 internal sealed record PlannedRun(
     int Number, int Seed, Scenario Scenario, TimeSpan FaultDelay, TimeSpan FaultLength, int Standby, double Share, string CheckpointPhase)
 {
-    public string ReplayArguments => $"chaos --runs 1 --seed {Seed} --scenario {Scenario.Name}";
+    /// <summary>Set when the session's --fault-length overrode the seeded length: a replay must do the same.</summary>
+    public bool FaultLengthGiven { get; init; }
+
+    public string ReplayArguments => $"chaos --runs 1 --seed {Seed} --scenario {Scenario.Name}" +
+        (FaultLengthGiven ? $" --fault-length {FaultLength.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}" : "");
 }
 
 /// <summary>The seeded plan of a chaos session: the same seed and scenarios always give the same runs.</summary>

@@ -73,6 +73,7 @@ internal sealed class ChaosRunner(Lab lab, ChaosCommand command, TextWriter outp
                                    "chaos builds and removes its own lab, so run it on a free instance (for example --instance 2) " +
                                    $"or remove that lab first with 'continuity-lab --instance {_topology.Instance} down'");
         var plan = ChaosPlan.Make(command.Seed, command.Runs, command.Scenarios);
+        if (command.FaultLength is { } length) plan = plan.Select(r => r with { FaultLength = length, FaultLengthGiven = true }).ToList();
         var report = new ChaosReport(command, _topology.Instance, Replay);
         // Written once before the first run: a report path that cannot be written should cost nothing to fix.
         WriteReport(report);

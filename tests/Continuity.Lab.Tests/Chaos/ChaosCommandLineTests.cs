@@ -28,6 +28,17 @@ public class ChaosCommandLineTests
     }
 
     [Fact]
+    public void A_fault_length_overrides_every_run_and_its_replay_command_keeps_it()
+    {
+        var c = Assert.IsType<ChaosCommand>(Parse("chaos", "--runs", "3", "--seed", "5", "--scenario", "partition-primary", "--fault-length", "5.6"));
+        Assert.Equal(TimeSpan.FromSeconds(5.6), c.FaultLength);
+        Assert.Null(Assert.IsType<ChaosCommand>(Parse("chaos", "--runs", "1", "--seed", "5")).FaultLength);
+
+        var run = ChaosPlan.Make(5, 1, ["partition-primary"])[0] with { FaultLength = TimeSpan.FromSeconds(5.6), FaultLengthGiven = true };
+        Assert.Equal("chaos --runs 1 --seed 5 --scenario partition-primary --fault-length 5.6", run.ReplayArguments);
+    }
+
+    [Fact]
     public void A_scenario_named_twice_runs_as_one()
     {
         var c = Assert.IsType<ChaosCommand>(Parse("chaos", "--runs", "2", "--seed", "1", "--scenario", "hang", "--scenario", "hang"));
@@ -44,6 +55,8 @@ public class ChaosCommandLineTests
     [InlineData(new[] { "chaos", "--runs", "1", "--seed", "1", "--scenario", "meteor" }, "unknown scenario 'meteor'; the scenarios are: crash-idle")]
     [InlineData(new[] { "chaos", "--runs", "1", "--seed", "1", "--report" }, "--report needs a value")]
     [InlineData(new[] { "chaos", "--runs", "1", "--seed", "1", "--nodes", "5" }, "chaos: unknown argument '--nodes'")]
+    [InlineData(new[] { "chaos", "--runs", "1", "--seed", "1", "--fault-length", "0.1" }, "--fault-length must be a number of seconds from 0.5 to 600")]
+    [InlineData(new[] { "chaos", "--runs", "1", "--seed", "1", "--fault-length", "5s" }, "--fault-length must be a number of seconds from 0.5 to 600, got '5s'")]
     public void Bad_chaos_arguments_are_rejected_with_a_message_naming_the_problem(string[] args, string expected)
     {
         var e = Assert.Throws<UsageException>(() => CommandLine.Parse(args));
