@@ -53,6 +53,9 @@ public sealed class VethInjectionChannel : IInjectionChannel
     // chatty connection costs a few of its segments, not all it sent.
     private readonly ConcurrentDictionary<ConnectionKey, Queue<byte[]>> _lastSegments = new();
     private const int SegmentsKeptPerConnection = 16;
+    // And in all: a replay of many bulk senders must not hold gigabytes (a captured segment can be a 64 KiB GSO one).
+    private const long MaxKeptBytes = 64L << 20;
+    private long _keptBytes;
     private readonly HashSet<IPAddress> _captured = [];
     private readonly Lock _routesLock = new();
     private readonly IPAddress _vip;
@@ -233,14 +236,18 @@ public sealed class VethInjectionChannel : IInjectionChannel
             if (p.HasAck) KeepHighest(_highestAcknowledged, key, p.Acknowledgment);
             if (p.SequenceEnd != p.Sequence && (p.TcpFlags & (IpPacketInfo.Syn | IpPacketInfo.Rst)) == 0)
             {
-                var segment = frame[EthernetHeader..].ToArray();
-                // Captured on a veth, the stack's output may carry an offloaded (partial) checksum.
-                PacketRewriter.RecomputeChecksums(segment);
                 var kept = _lastSegments.GetOrAdd(key, _ => new Queue<byte[]>());
                 lock (kept)
                 {
-                    kept.Enqueue(segment);
-                    if (kept.Count > SegmentsKeptPerConnection) kept.Dequeue();
+                    if (kept.Count == SegmentsKeptPerConnection) Interlocked.Add(ref _keptBytes, -kept.Dequeue().Length);
+                    if (Interlocked.Read(ref _keptBytes) + frame.Length <= MaxKeptBytes)
+                    {
+                        var segment = frame[EthernetHeader..].ToArray();
+                        // Captured on a veth, the stack's output may carry an offloaded (partial) checksum.
+                        PacketRewriter.RecomputeChecksums(segment);
+                        kept.Enqueue(segment);
+                        Interlocked.Add(ref _keptBytes, segment.Length);
+                    }
                 }
             }
         }
