@@ -26,6 +26,9 @@ public sealed class ClosingPortGuard(int port)
             throw new InvalidOperationException($"`iptables {string.Join(' ', add)}` failed (exit {result.ExitCode}): {result.StdErr.Trim()}");
     }
 
+    /// <summary>Whether new connections to the port are refused now.</summary>
+    public bool Refusing => Iptables(["-C", .. Rule]).Ok;
+
     /// <summary>Removes the refusal (a node starting again on the port its previous run left refusing); true if one was there.</summary>
     public bool Clear()
     {

@@ -110,7 +110,7 @@ public sealed class NodeHost : IAsyncDisposable
         var guard = new Linux.Netfilter.ClosingPortGuard(port);
         try
         {
-            if (guard.Clear()) log.Info("removed the refusal of cluster connections on port {0} that an earlier run of this node left", port);
+            if (guard.Clear()) log.Info("removed the refusal of cluster connections on port {0} that an earlier run of this node left (it was killed as it shut down)", port);
         }
         catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception)
         {
@@ -130,6 +130,13 @@ public sealed class NodeHost : IAsyncDisposable
                 log.Warning("could not refuse new cluster connections on port {0}: {1}", port, e.Message);
             }
             return Akka.Done.Instance;
+        });
+        // Once remoting is closed the kernel refuses the port by itself: the rule must not outlive the node, or a later
+        // process on the same port (a test's, another node's) would be refused.
+        system.WhenTerminated.ContinueWith(_ =>
+        {
+            try { guard.Clear(); }
+            catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception) { }
         });
     }
 

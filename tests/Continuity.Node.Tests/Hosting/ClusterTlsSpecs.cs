@@ -63,6 +63,30 @@ public sealed class ClusterTlsSpecs : IDisposable
         await AssertStaysAlone(seed);
     }
 
+    [Fact]
+    public async Task A_node_that_shuts_down_refuses_new_cluster_connections_before_its_remoting_closes_and_leaves_no_rule_behind()
+    {
+        var node = await TestNode.StartAsync("n1");
+        var guard = new Continuity.Linux.Netfilter.ClosingPortGuard(node.ClusterPort);
+        Assert.False(guard.Refusing);
+
+        var stopped = node.Host.LeaveAndStopAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        while (!guard.Refusing && clock.Elapsed < TimeSpan.FromSeconds(30)) await Task.Delay(5);
+        Assert.True(guard.Refusing, "the node never refused new connections as it shut down");
+        // Refused (RST), where a peer dialling a closing remoting used to be accepted and then cut mid-handshake.
+        using var peer = new TcpClient();
+        var refused = await Assert.ThrowsAsync<SocketException>(() => peer.ConnectAsync("127.0.0.1", node.ClusterPort));
+        Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+
+        await stopped;
+        await node.Host.Terminated.WaitAsync(TimeSpan.FromSeconds(30));
+        clock.Restart();
+        while (guard.Refusing && clock.Elapsed < TimeSpan.FromSeconds(10)) await Task.Delay(20);
+        Assert.False(guard.Refusing, "the refusal outlived the node");
+        await node.DisposeAsync();
+    }
+
     /// <summary>Ten seconds is several join attempts (seed-node-timeout 5s, retries): long enough for a join that
     /// TLS did not stop to show as a second member.</summary>
     private static async Task AssertStaysAlone(TestNode seed)
