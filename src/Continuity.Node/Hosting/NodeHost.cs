@@ -22,6 +22,7 @@ public sealed class NodeHost : IAsyncDisposable
 
     private readonly HostSettings _settings;
     private ManagementServer? _management;
+    private Linux.Netfilter.ClosingPortGuard? _closingPort;
     private readonly TaskCompletionSource _terminated = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ActorSystem System { get; }
@@ -42,7 +43,13 @@ public sealed class NodeHost : IAsyncDisposable
         var config = ContinuityApps.PersistenceConfig(settings.AkkaConfig, settings.StateDir).WithFallback(settings.AkkaConfig);
         var system = ActorSystem.Create(SystemName, (settings.ClusterTls ?? ClusterTlsOptions.Off).Setup(config));
         var host = new NodeHost(settings, system);
-        system.WhenTerminated.ContinueWith(_ => host._terminated.TrySetResult());
+        system.WhenTerminated.ContinueWith(_ =>
+        {
+            // Once remoting is closed the kernel refuses the port by itself: the refusal must not outlive the node, or a
+            // later process on the same port (a test's, another node's) would be refused.
+            host._closingPort?.Clear();
+            host._terminated.TrySetResult();
+        });
 
         var log = Akka.Event.Logging.GetLogger(system, "continuity.node");
         var cluster = Akka.Cluster.Cluster.Get(system);
@@ -52,7 +59,8 @@ public sealed class NodeHost : IAsyncDisposable
                 ? $"node-to-node TLS with the cluster certificate {tls.CertificateFile} (thumbprint {tls.Certificate!.Thumbprint[..8]}...)"
                 : "node-to-node traffic IN CLEAR (continuity.cluster-tls.enabled = off)");
 
-        if (settings.ClusterTls is { Enabled: true }) GuardClosingPort(system, cluster.SelfAddress.Port ?? 0, log);
+        if (settings.ClusterTls is { Enabled: true } && cluster.SelfAddress.Port is { } port)
+            host._closingPort = GuardClosingPort(system, port, log);
 
         if (settings.SeedNodes.Count == 0)
             log.Warning("akka.cluster.seed-nodes is empty: this node will wait to be joined by 'continuity-cmd cluster join'. Set seed-nodes in {0} to join automatically.", settings.ConfigPath);
@@ -104,19 +112,10 @@ public sealed class NodeHost : IAsyncDisposable
     /// given a moment to finish: a peer whose TLS handshake is cut by the closing is shut down by Akka.NET (exit 79),
     /// and in the chaos runs that peer was the majority's last data node (see <see cref="Linux.Netfilter.ClosingPortGuard"/>).
     /// </summary>
-    private static void GuardClosingPort(ActorSystem system, int port, ILoggingAdapter log)
+    private static Linux.Netfilter.ClosingPortGuard GuardClosingPort(ActorSystem system, int port, ILoggingAdapter log)
     {
-        if (port <= 0) return;
         var guard = new Linux.Netfilter.ClosingPortGuard(port);
-        try
-        {
-            if (guard.Clear()) log.Info("removed the refusal of cluster connections on port {0} that an earlier run of this node left (it was killed as it shut down)", port);
-        }
-        catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception)
-        {
-            log.Warning("cannot manage iptables ({0}): peers dialling this node as it shuts down may fail their TLS handshake", e.Message);
-            return;
-        }
+        if (guard.Clear()) log.Info("removed the refusal of cluster connections on port {0} that an earlier run of this node left (it was killed as it shut down)", port);
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeActorSystemTerminate, "refuse-cluster-connections", async () =>
         {
             try
@@ -125,19 +124,13 @@ public sealed class NodeHost : IAsyncDisposable
                 log.Info("refusing new cluster connections on port {0} while remoting closes", port);
                 await Task.Delay(HandshakeGrace);
             }
-            catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception)
+            catch (InvalidOperationException e)
             {
-                log.Warning("could not refuse new cluster connections on port {0}: {1}", port, e.Message);
+                log.Warning("could not refuse new cluster connections on port {0} ({1}): a peer dialling this node now may fail its TLS handshake", port, e.Message);
             }
             return Akka.Done.Instance;
         });
-        // Once remoting is closed the kernel refuses the port by itself: the rule must not outlive the node, or a later
-        // process on the same port (a test's, another node's) would be refused.
-        system.WhenTerminated.ContinueWith(_ =>
-        {
-            try { guard.Clear(); }
-            catch (Exception e) when (e is InvalidOperationException or global::System.ComponentModel.Win32Exception) { }
-        });
+        return guard;
     }
 
     /// <summary>How long handshakes already under way get to finish before remoting closes.</summary>
