@@ -18,7 +18,11 @@ internal sealed record PlannedRun(
     public bool FaultLengthGiven { get; init; }
 
     public string ReplayArguments => $"chaos --runs 1 --seed {Seed} --scenario {Scenario.Name}" +
-        (FaultLengthGiven ? $" --fault-length {FaultLength.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}" : "");
+        (FaultLengthGiven ? FaultLengthArgument(FaultLength) : "");
+
+    /// <summary>" --fault-length S", as the command line takes it back.</summary>
+    public static string FaultLengthArgument(TimeSpan length) =>
+        $" --fault-length {length.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}";
 }
 
 /// <summary>The seeded plan of a chaos session: the same seed and scenarios always give the same runs.</summary>

@@ -47,7 +47,7 @@ internal sealed class ChaosReport(ChaosCommand command, int instance, Func<Plann
         sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"`continuity-lab --instance {instance} chaos --runs {command.Runs} --seed {command.Seed}" +
             $"{string.Concat(command.Scenarios.Select(s => " --scenario " + s))}" +
-            $"{(command.FaultLength is { } length ? $" --fault-length {length.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)}" : "")}`: {_results.Count} of {command.Runs} runs done, " +
+            $"{(command.FaultLength is { } length ? PlannedRun.FaultLengthArgument(length) : "")}`: {_results.Count} of {command.Runs} runs done, " +
             $"started {_started:yyyy-MM-dd HH:mm} UTC, {(DateTime.UtcNow - _started).TotalMinutes:0} min, {Environment.ProcessorCount} cores."));
         sb.AppendLine();
         sb.AppendLine("| scenario | runs | failures | worst stall | failovers | mean run |");
