@@ -1,0 +1,135 @@
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Remote;
+using Akka.Remote.Transport;
+using Akka.TestKit.Xunit2;
+using Continuity.Core.Membership;
+using Xunit;
+
+namespace Continuity.Core.Tests.Membership;
+
+/// <summary>
+/// Four members in one process over real Akka.Remote, with the project's downing provider (reference.conf). Links are
+/// cut with Akka's throttler transport; a cut link leaves heartbeats unanswered both ways, so each end records the
+/// other unreachable.
+/// </summary>
+[Collection("cluster")]
+public sealed class StableReachabilityDowningSpecs : TestKit, IAsyncLifetime
+{
+    // Long enough that the staggered heal below lands well inside the windows it aims at on a loaded machine.
+    private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(8);
+    private readonly List<ActorSystem> _members = new();
+
+    public StableReachabilityDowningSpecs() : base(Config()) { }
+
+    private static Akka.Configuration.Config Config() => TestConfig.Node($$"""
+        akka.loglevel = WARNING
+        akka.coordinated-shutdown.run-by-actor-system-terminate = off
+        akka.remote.dot-netty.tcp.applied-adapters = [trttl]
+        akka.cluster.split-brain-resolver.stable-after = {{(int)StableAfter.TotalSeconds}}s
+        """);
+
+    public async Task InitializeAsync()
+    {
+        _members.Add(Sys);
+        var first = Cluster.Get(Sys);
+        await first.JoinAsync(first.SelfAddress);
+        for (var i = 0; i < 3; i++)
+        {
+            var system = ActorSystem.Create(Sys.Name, Config());
+            await Cluster.Get(system).JoinAsync(first.SelfAddress);
+            _members.Add(system);
+        }
+        AwaitCondition(() => _members.All(s => Cluster.Get(s).State.Members.Count(m => m.Status == MemberStatus.Up) == 4
+                                                && Cluster.Get(s).State.Leader is not null),
+            TimeSpan.FromSeconds(30));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var s in _members.Skip(1))
+            await s.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
+    }
+
+    [Fact]
+    public async Task Members_whose_partition_heals_as_the_resolver_would_decide_are_not_downed()
+    {
+        var (leader, x, a, b) = Roles();
+        var downed = WatchDowning(leader);
+
+        // A triangle of cut links among three members, all of which still reach the leader: each of them is the
+        // subject of two records, and all three are "indirectly connected" (observers and subjects both).
+        await Cut(x, a);
+        await Cut(x, b);
+        await Cut(a, b);
+        var seenUnreachable = AwaitUnreachable(leader, [x, a, b]);
+
+        // One link heals well before the resolver's first deadline: four records heal, yet each member is still the
+        // subject of another record, so the set of members someone sees unreachable does not change. Akka's
+        // resolver alone would decide at seenUnreachable + stable-after, while the other links heal, and down all
+        // three, three members of four.
+        await Until(seenUnreachable + StableAfter - TimeSpan.FromSeconds(3));
+        await Mend(x, a);
+        await Until(seenUnreachable + StableAfter + TimeSpan.FromSeconds(2));
+        await Mend(x, b);
+        await Mend(a, b);
+
+        AwaitCondition(() => Cluster.Get(leader).State.Unreachable.IsEmpty, TimeSpan.FromSeconds(15));
+        // Past the latest moment a decision taken on the restarted wait could come.
+        await Until(seenUnreachable + StableAfter + StableAfter);
+        downed.ExpectNoMsg(TimeSpan.FromSeconds(2));
+        Assert.Equal(4, Cluster.Get(leader).State.Members.Count(m => m.Status == MemberStatus.Up));
+    }
+
+    [Fact]
+    public async Task A_member_cut_off_for_good_is_downed_and_no_other()
+    {
+        var (leader, cut, observer, other) = Roles();
+        var downed = WatchDowning(leader);
+
+        foreach (var peer in new[] { leader, observer, other }) await Cut(cut, peer);
+
+        var decision = downed.ExpectMsg<ClusterEvent.MemberDowned>(StableAfter + TimeSpan.FromSeconds(20));
+        Assert.Equal(Cluster.Get(cut).SelfAddress, decision.Member.Address);
+        downed.ExpectNoMsg(TimeSpan.FromSeconds(3));
+    }
+
+    /// <summary>The leader, which decides, and the three other members.</summary>
+    private (ActorSystem Leader, ActorSystem First, ActorSystem Second, ActorSystem Third) Roles()
+    {
+        var leaderAddress = Cluster.Get(Sys).State.Leader;
+        var leader = _members.Single(s => Cluster.Get(s).SelfAddress.Equals(leaderAddress));
+        var rest = _members.Where(s => s != leader).ToList();
+        return (leader, rest[0], rest[1], rest[2]);
+    }
+
+    private Akka.TestKit.TestProbe WatchDowning(ActorSystem leader)
+    {
+        var probe = CreateTestProbe();
+        Cluster.Get(leader).Subscribe(probe.Ref, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+            typeof(ClusterEvent.MemberDowned));
+        return probe;
+    }
+
+    /// <summary>Drops everything between the two members, both ways.</summary>
+    private static Task<bool> Cut(ActorSystem one, ActorSystem other) => Throttle(one, other, Blackhole.Instance);
+
+    private static Task<bool> Mend(ActorSystem one, ActorSystem other) => Throttle(one, other, Unthrottled.Instance);
+
+    private static Task<bool> Throttle(ActorSystem one, ActorSystem other, ThrottleMode mode) =>
+        ((RemoteActorRefProvider)((ExtendedActorSystem)one).Provider).Transport
+            .ManagementCommand(new SetThrottle(Cluster.Get(other).SelfAddress, ThrottleTransportAdapter.Direction.Both, mode));
+
+    private DateTime AwaitUnreachable(ActorSystem observer, IReadOnlyList<ActorSystem> subjects)
+    {
+        var addresses = subjects.Select(s => Cluster.Get(s).SelfAddress).ToList();
+        AwaitCondition(() => addresses.All(a => Cluster.Get(observer).State.Unreachable.Any(m => m.Address.Equals(a))),
+            TimeSpan.FromSeconds(15), TimeSpan.FromMilliseconds(50));
+        return DateTime.UtcNow;
+    }
+    private static Task Until(DateTime moment)
+    {
+        var wait = moment - DateTime.UtcNow;
+        return wait > TimeSpan.Zero ? Task.Delay(wait) : Task.CompletedTask;
+    }
+}
