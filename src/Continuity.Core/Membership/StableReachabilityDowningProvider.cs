@@ -7,8 +7,8 @@ using Akka.Event;
 namespace Continuity.Core.Membership;
 
 /// <summary>
-/// Akka.NET's split brain resolver, deciding only once the reachability <em>records</em> have been stable for
-/// <c>stable-after</c>, not merely the set of members someone sees unreachable.
+/// Akka.NET's split brain resolver, deciding only once no record of unreachability has healed for <c>stable-after</c>,
+/// not merely once the set of members someone sees unreachable has been stable that long.
 /// <para>
 /// Akka.NET 1.5.73's resolver restarts its stable-after wait when a member enters or leaves that set. A member stays
 /// in it until the last observer's record of it heals, so while a partition heals (one observer after another marks
@@ -30,7 +30,7 @@ public sealed class StableReachabilityDowningProvider : IDowningProvider
     {
         // Here, while the cluster extension starts, so that an Akka.Cluster without the event stops the node at once
         // instead of failing later inside the cluster daemon and leaving it with no downing at all.
-        _ = ReachabilityRecordsWatch.ReachabilityChangedEvent;
+        ReachabilityRecords.EnsureReadable();
         _resolver = new SplitBrainResolverProvider(system, cluster);
     }
 
@@ -40,27 +40,20 @@ public sealed class StableReachabilityDowningProvider : IDowningProvider
 }
 
 /// <summary>
-/// Runs the resolver as its child and restarts the resolver's stable-after wait on every change of the reachability
-/// records. The resolver's only public lever for that wait is a membership event; a <see cref="ClusterEvent.MemberUp"/>
-/// of this node, sent while this node is Up, restarts the wait and changes nothing else it knows.
+/// Runs the resolver as its child and restarts the resolver's stable-after wait whenever a record of unreachability
+/// heals (or is dropped). New records of a member already unreachable do not restart it: they only confirm what the
+/// wait already counts from, and waiting for every observer's own detection would lengthen every failover. The
+/// resolver's only public lever for that wait is a membership event; a <see cref="ClusterEvent.MemberUp"/> of this
+/// node, sent while this node is Up, restarts the wait and changes nothing else it knows.
 /// </summary>
 internal sealed class ReachabilityRecordsWatch : UntypedActor
 {
-    /// <summary>
-    /// Akka publishes <c>ClusterEvent.ReachabilityChanged</c> (internal) whenever any observer's record changes.
-    /// If an Akka upgrade renames it, the node refuses to start rather than run the resolver without this guard.
-    /// </summary>
-    internal static readonly Type ReachabilityChangedEvent =
-        typeof(ClusterEvent).GetNestedType("ReachabilityChanged", BindingFlags.Public | BindingFlags.NonPublic)
-        ?? throw new InvalidOperationException(
-            "Akka.Cluster no longer has ClusterEvent.ReachabilityChanged, which the downing provider " +
-            "Continuity.Core.Membership.StableReachabilityDowningProvider watches. Check the split brain resolver of this " +
-            "Akka.Cluster version for the healing-partition hazard, then adapt the provider.");
-
     private readonly Props _resolverProps;
     private readonly Cluster _cluster = Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private IActorRef _resolver = ActorRefs.Nobody;
+    private IReadOnlySet<(UniqueAddress Observer, UniqueAddress Subject)> _unreachable =
+        new HashSet<(UniqueAddress, UniqueAddress)>();
 
     public static Props Props(Props resolverProps) =>
         Akka.Actor.Props.Create(() => new ReachabilityRecordsWatch(resolverProps));
@@ -81,13 +74,18 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor
     {
         switch (message)
         {
-            case not null when message.GetType() == ReachabilityChangedEvent:
+            case not null when ReachabilityRecords.IsChange(message):
+                var now = ReachabilityRecords.UnreachablePairs(message);
+                var healed = _unreachable.Count(pair => !now.Contains(pair));
+                _unreachable = now;
                 // Only while Up: a MemberUp copy of a node that is already Leaving or Exiting would undo that status
                 // in the resolver's view.
                 var self = _cluster.SelfMember;
-                if (self.Status == MemberStatus.Up)
+                // With none left there is nothing to decide on, so nothing to wait for.
+                if (healed > 0 && now.Count > 0 && self.Status == MemberStatus.Up)
                 {
-                    _log.Debug("Reachability records changed: the split brain resolver waits stable-after again");
+                    _log.Info("{0} record(s) of unreachability healed, {1} remain: the split brain resolver waits " +
+                              "stable-after again before it decides", healed, now.Count);
                     _resolver.Tell(new ClusterEvent.MemberUp(self));
                 }
                 break;
@@ -97,4 +95,51 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor
                 break;
         }
     }
+}
+
+/// <summary>
+/// Reads Akka.Cluster's reachability records, which it publishes only in an internal event
+/// (<c>ClusterEvent.ReachabilityChanged</c>, carrying the internal <c>Reachability</c>). Resolved once; if an Akka
+/// upgrade renames any of it, the type initializer fails with the message below and the node refuses to start
+/// rather than run the resolver without its guard.
+/// </summary>
+internal static class ReachabilityRecords
+{
+    private const BindingFlags AnyVisibility = BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Instance;
+
+    private static readonly Type ChangeEvent = Find(typeof(ClusterEvent).GetNestedType("ReachabilityChanged", BindingFlags.Public | BindingFlags.NonPublic), "ClusterEvent.ReachabilityChanged");
+    private static readonly PropertyInfo ReachabilityOfChange = Find(ChangeEvent.GetProperty("Reachability", AnyVisibility), "ReachabilityChanged.Reachability");
+    private static readonly PropertyInfo RecordsOfReachability = Find(ReachabilityOfChange.PropertyType.GetProperty("Records", AnyVisibility), "Reachability.Records");
+    private static readonly Type Record = Find(ReachabilityOfChange.PropertyType.GetNestedType("Record", BindingFlags.Public | BindingFlags.NonPublic), "Reachability.Record");
+    private static readonly PropertyInfo ObserverOfRecord = Find(Record.GetProperty("Observer", AnyVisibility), "Reachability.Record.Observer");
+    private static readonly PropertyInfo SubjectOfRecord = Find(Record.GetProperty("Subject", AnyVisibility), "Reachability.Record.Subject");
+    private static readonly PropertyInfo StatusOfRecord = Find(Record.GetProperty("Status", AnyVisibility), "Reachability.Record.Status");
+
+    /// <summary>Resolves the members above now (call where a failure should stop the node).</summary>
+    public static void EnsureReadable()
+    {
+        try { _ = ChangeEvent; }
+        catch (TypeInitializationException e) when (e.InnerException is { } cause)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(cause);
+        }
+    }
+
+    public static bool IsChange(object message) => message.GetType() == ChangeEvent;
+
+    /// <summary>The (observer, subject) pairs of the change's records that say unreachable or terminated.</summary>
+    public static IReadOnlySet<(UniqueAddress Observer, UniqueAddress Subject)> UnreachablePairs(object change)
+    {
+        var pairs = new HashSet<(UniqueAddress, UniqueAddress)>();
+        foreach (var record in (System.Collections.IEnumerable)RecordsOfReachability.GetValue(ReachabilityOfChange.GetValue(change))!)
+            if (StatusOfRecord.GetValue(record)!.ToString() != "Reachable")
+                pairs.Add(((UniqueAddress)ObserverOfRecord.GetValue(record)!, (UniqueAddress)SubjectOfRecord.GetValue(record)!));
+        return pairs;
+    }
+
+    private static T Find<T>(T? member, string name) where T : class => member ?? throw new InvalidOperationException(
+        $"Akka.Cluster {typeof(Cluster).Assembly.GetName().Version} has no {name}, which the downing provider " +
+        "Continuity.Core.Membership.StableReachabilityDowningProvider reads. Check this version's split brain resolver " +
+        "for the healing-partition hazard (docs/chaos.md), then adapt the provider, or configure Akka's own " +
+        "akka.cluster.downing-provider-class.");
 }

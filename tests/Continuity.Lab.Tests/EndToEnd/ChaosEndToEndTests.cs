@@ -22,9 +22,9 @@ public sealed class ChaosEndToEndTests(ITestOutputHelper output) : ChaosSession(
     /// and whose partition (18.4 s) ends well after the cluster's decision: the test stays at a few minutes.
     /// The previous seed partitioned the primary for 5.6 s, which on CI healed just as the split brain resolver
     /// decided: it then downed all three data nodes (DownIndirectlyConnected, on a reachability view still healing)
-    /// and no primary came back while the client waited, in 2 of 4 CI runs. That is a product failure, not fixed and
-    /// not hidden: docs/chaos.md ("A partition that heals as the resolver decides") has it, with the command that
-    /// aims at it (--fault-length around 5.6 s); a seed cannot keep a coin flip in the suite.
+    /// in 2 of 4 CI runs. The resolver now waits for stable reachability records; that case is tested
+    /// deterministically by StableReachabilityDowningSpecs, and docs/chaos.md ("A partition that heals as the
+    /// resolver decides") has the lab runs at that boundary, which a single seed here would hit only by chance.
     /// </summary>
     private const int Seed = 11292;
 
