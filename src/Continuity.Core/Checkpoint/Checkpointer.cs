@@ -66,6 +66,11 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private TimeSpan? _lastShip;
     // The checkpoint being shipped: its id, when shipping began and the standbys that have not stored it yet.
     private (string Id, DateTime Started, HashSet<string> Pending)? _shipping;
+    // Periodic checkpoints are being skipped while the last one ships (logged once per streak).
+    private bool _skipping;
+    // How long periodic checkpoints wait for the last one to reach every standby: past it, a standby that lost the
+    // image (it restarted meanwhile) must not stop the checkpoints that keep the others' logs short.
+    private readonly TimeSpan _shipWaitLimit;
 
     // The checkpoint in progress.
     private IActorRef? _requester;
@@ -88,6 +93,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         _workDir = workDir;
         _standbys = standbys;
         _finalTimeout = finalTimeout ?? TimeSpan.FromSeconds(60);
+        _shipWaitLimit = TimeSpan.FromTicks(Math.Max(3 * app.CheckpointInterval.Ticks, TimeSpan.FromSeconds(30).Ticks));
         Idle();
     }
 
@@ -106,6 +112,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         {
             _standbys = m.Standbys;
             _ready.IntersectWith(m.Standbys.Select(s => s.Node));
+            if (_shipping is { } sh && !sh.Pending.Overlaps(m.Standbys.Select(s => s.Node))) _shipping = null;
             // A standby that just joined gets the newest image at once instead of waiting for the next tick.
             if (m.Standbys.Any(s => !_ready.Contains(s.Node))) Self.Tell(new CheckpointerProtocol.Take());
         });
@@ -125,6 +132,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         Receive<CheckpointRejected>(r =>
         {
             _log.Warning("[{0}] standby {1} rejected checkpoint {2}: {3}", _app.Name, r.Node, r.Id, r.Reason);
+            if (_shipping is { } sh && sh.Id == r.Id && sh.Pending.Remove(r.Node) && sh.Pending.Count == 0) _shipping = null;
             if (_final && _awaitingStored.Contains(r.Node)) FailFinal($"standby {r.Node} rejected the final checkpoint: {r.Reason}");
         });
         Receive<CheckpointerProtocol.GetStatus>(_ => Sender.Tell(new CheckpointerProtocol.Status(_last, _alarm, _ready.ToArray(), _taken, _lastShip)));
@@ -133,10 +141,31 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private void Idle()
     {
         Common();
-        // Alone, a periodic checkpoint would protect nothing: there is nobody to ship it to.
-        Receive<Tick>(_ => { if (_standbys.Count > 0) Start(null, false); });
+        Receive<Tick>(_ =>
+        {
+            // Alone, a periodic checkpoint would protect nothing: there is nobody to ship it to.
+            if (_standbys.Count == 0) return;
+            if (StillShipping() is { } wait)
+            {
+                // Another image would only queue behind this one on the same connection, and the cluster's heartbeats
+                // with it. After a partition (chaos lab, partition-primary seed 1692779364) a primary's link to one
+                // standby stayed stuck 7 s after the heal, four images piling up on it before it moved again.
+                if (!_skipping)
+                    _log.Info("[{0}] periodic checkpoint skipped: {1} has been on its way to {2} for {3:F1} s", _app.Name,
+                        wait.Id, string.Join(", ", wait.Pending), (DateTime.UtcNow - wait.Started).TotalSeconds);
+                _skipping = true;
+                return;
+            }
+            _skipping = false;
+            Start(null, false);
+        });
         Receive<CheckpointerProtocol.Take>(t => Start(Sender, t.Final));
     }
+
+    /// <summary>The last checkpoint, while a current standby has not stored it and the wait limit has not passed.</summary>
+    private (string Id, DateTime Started, HashSet<string> Pending)? StillShipping() =>
+        _shipping is { } sh && sh.Pending.Overlaps(_standbys.Select(s => s.Node)) && DateTime.UtcNow - sh.Started < _shipWaitLimit
+            ? sh : null;
 
     private void Start(IActorRef? requester, bool final)
     {
