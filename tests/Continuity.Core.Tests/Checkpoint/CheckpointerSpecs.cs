@@ -67,16 +67,7 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_periodic_checkpoint_waits_until_every_standby_stored_the_previous_one()
     {
-        var criu = new FakeCheckpointer();
-        var capture = CreateTestProbe();
-        var n2 = CreateTestProbe();
-        var n3 = CreateTestProbe();
-        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", TimeSpan.FromMilliseconds(200)), 1, () => 42,
-            criu, capture.Ref, TestConfig.TempDir(), new[] { new StandbyRef("n2", n2.Ref), new StandbyRef("n3", n3.Ref) }, null)));
-        capture.ExpectMsg<CaptureProtocol.Pause>();
-        capture.Reply(new CaptureProtocol.Paused(17));
-        capture.ExpectMsg<CaptureProtocol.Resume>();
-        var first = n2.ExpectMsg<CheckpointChunk>();
+        var (cp, capture, first) = FirstCheckpointShippedTo("n2", "n3");
 
         // n3 has not stored it: five intervals pass without another image queued behind it.
         cp.Tell(new CheckpointStored("kv", 1, "n2", first.Id, 17));
@@ -89,22 +80,27 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_standby_that_left_holds_back_no_periodic_checkpoint()
     {
-        var criu = new FakeCheckpointer();
-        var capture = CreateTestProbe();
-        var n2 = CreateTestProbe();
-        var n3 = CreateTestProbe();
-        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", TimeSpan.FromMilliseconds(200)), 1, () => 42,
-            criu, capture.Ref, TestConfig.TempDir(), new[] { new StandbyRef("n2", n2.Ref), new StandbyRef("n3", n3.Ref) }, null)));
-        capture.ExpectMsg<CaptureProtocol.Pause>();
-        capture.Reply(new CaptureProtocol.Paused(17));
-        capture.ExpectMsg<CaptureProtocol.Resume>();
-        var first = n2.ExpectMsg<CheckpointChunk>();
+        var (cp, capture, first) = FirstCheckpointShippedTo("n2", "n3");
         cp.Tell(new CheckpointStored("kv", 1, "n2", first.Id, 17));
         capture.ExpectNoMsg(TimeSpan.FromMilliseconds(600));
 
         // n3 is dropped from the standbys (it crashed, or lagged): the checkpoints go on for n2.
-        cp.Tell(new CheckpointerProtocol.SetStandbys(new[] { new StandbyRef("n2", n2.Ref) }));
+        cp.Tell(new CheckpointerProtocol.SetStandbys(new[] { new StandbyRef("n2", CreateTestProbe().Ref) }));
         capture.ExpectMsg<CaptureProtocol.Pause>(TimeSpan.FromSeconds(3));
+    }
+
+    /// <summary>A checkpointer ticking every 200 ms, after its first checkpoint was dumped and shipped.</summary>
+    private (IActorRef Checkpointer, Akka.TestKit.TestProbe Capture, CheckpointChunk First) FirstCheckpointShippedTo(params string[] standbys)
+    {
+        var capture = CreateTestProbe();
+        var firstStandby = CreateTestProbe();
+        var probes = standbys.Select((n, i) => new StandbyRef(n, i == 0 ? firstStandby.Ref : CreateTestProbe().Ref)).ToArray();
+        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", TimeSpan.FromMilliseconds(200)), 1, () => 42,
+            new FakeCheckpointer(), capture.Ref, TestConfig.TempDir(), probes, null)));
+        capture.ExpectMsg<CaptureProtocol.Pause>();
+        capture.Reply(new CaptureProtocol.Paused(17));
+        capture.ExpectMsg<CaptureProtocol.Resume>();
+        return (cp, capture, firstStandby.ExpectMsg<CheckpointChunk>());
     }
 
     [Fact]
