@@ -112,7 +112,6 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         {
             _standbys = m.Standbys;
             _ready.IntersectWith(m.Standbys.Select(s => s.Node));
-            if (_shipping is { } sh && !sh.Pending.Overlaps(m.Standbys.Select(s => s.Node))) _shipping = null;
             // A standby that just joined gets the newest image at once instead of waiting for the next tick.
             if (m.Standbys.Any(s => !_ready.Contains(s.Node))) Self.Tell(new CheckpointerProtocol.Take());
         });
