@@ -18,6 +18,12 @@ namespace Continuity.Core.Membership;
 /// decided, downed every data node (docs/chaos.md, "A partition that heals as the resolver decides").
 /// </para>
 /// <para>
+/// It also decides itself where the resolver would down every "indirectly connected" member (members that stopped
+/// hearing each other while others hear both): it downs the fewest that leave consistent records, keeping data nodes
+/// where it can (<see cref="IndirectlyConnected"/>). Under packet loss between every pair of data nodes the resolver
+/// alone downed all of them although the witnesses reached each one (chaos lab, replication-loss).
+/// </para>
+/// <para>
 /// Configure with <c>akka.cluster.downing-provider-class = "Continuity.Core.Membership.StableReachabilityDowningProvider, Continuity.Core"</c>;
 /// it reads the resolver's own <c>akka.cluster.split-brain-resolver</c> settings.
 /// </para>
@@ -40,20 +46,43 @@ public sealed class StableReachabilityDowningProvider : IDowningProvider
 }
 
 /// <summary>
-/// Runs the resolver as its child and restarts the resolver's stable-after wait whenever a record of unreachability
-/// heals (or is dropped). New records of a member already unreachable do not restart it: they only confirm what the
-/// wait already counts from, and waiting for every observer's own detection would lengthen every failover. The
-/// resolver's only public lever for that wait is a membership event; a <see cref="ClusterEvent.MemberUp"/> of this
-/// node, sent while this node is Up, restarts the wait and changes nothing else it knows.
+/// Runs the resolver as its child and guards two of its decisions.
+/// <para>
+/// Healing: it restarts the resolver's stable-after wait whenever a record of unreachability heals (or is dropped).
+/// New records of a member already unreachable do not restart it: they only confirm what the wait already counts
+/// from, and waiting for every observer's own detection would lengthen every failover. The resolver's only public
+/// lever for that wait is a membership event; a <see cref="ClusterEvent.MemberUp"/> of this node, sent while this
+/// node is Up, restarts the wait and changes nothing else it knows.
+/// </para>
+/// <para>
+/// Indirectly connected members: while any exist, it keeps the resolver waiting (the same lever) and decides itself,
+/// when the resolver would have (same events restart the same wait), on this node only while it is the leader. It
+/// downs the fewest members that leave consistent records (<see cref="IndirectlyConnected.FewestToDown"/>), where
+/// the resolver downs them all. Once those are removed the records are consistent and the resolver decides the rest
+/// (a crashed or cut off member) as before.
+/// </para>
 /// </summary>
-internal sealed class ReachabilityRecordsWatch : UntypedActor
+internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
 {
+    private sealed class Tick
+    {
+        public static readonly Tick Instance = new();
+        private Tick() { }
+    }
+
+    private static readonly TimeSpan TickInterval = TimeSpan.FromSeconds(1);
+
     private readonly Props _resolverProps;
     private readonly Cluster _cluster = Cluster.Get(Context.System);
     private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly TimeSpan _stableAfter =
+        Context.System.Settings.Config.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after");
     private IActorRef _resolver = ActorRefs.Nobody;
-    private IReadOnlySet<(UniqueAddress Observer, UniqueAddress Subject)> _unreachable =
-        new HashSet<(UniqueAddress, UniqueAddress)>();
+    private IReadOnlySet<IndirectlyConnected.Record> _unreachable = new HashSet<IndirectlyConnected.Record>();
+    private DateTime _stableDeadline;
+    private DateTime _lastHold = DateTime.MinValue;
+
+    public ITimerScheduler Timers { get; set; } = null!;
 
     public static Props Props(Props resolverProps) =>
         Akka.Actor.Props.Create(() => new ReachabilityRecordsWatch(resolverProps));
@@ -66,6 +95,8 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor
         Context.Watch(_resolver);
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IClusterDomainEvent));
+        RestartStableWait();
+        Timers.StartPeriodicTimer(Tick.Instance, Tick.Instance, TickInterval);
     }
 
     protected override void PostStop() => _cluster.Unsubscribe(Self);
@@ -78,16 +109,27 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor
                 var now = ReachabilityRecords.UnreachablePairs(message);
                 var healed = _unreachable.Count(pair => !now.Contains(pair));
                 _unreachable = now;
-                // Only while Up: a MemberUp copy of a node that is already Leaving or Exiting would undo that status
-                // in the resolver's view.
-                var self = _cluster.SelfMember;
                 // With none left there is nothing to decide on, so nothing to wait for.
-                if (healed > 0 && now.Count > 0 && self.Status == MemberStatus.Up)
+                if (healed > 0 && now.Count > 0 && SelfIsUp())
                 {
                     _log.Info("{0} record(s) of unreachability healed, {1} remain: the split brain resolver waits " +
                               "stable-after again before it decides", healed, now.Count);
-                    _resolver.Tell(new ClusterEvent.MemberUp(self));
+                    RestartStableWait();
+                    _resolver.Tell(new ClusterEvent.MemberUp(_cluster.SelfMember));
                 }
+                if (AnyIndirectlyConnected()) HoldResolver();
+                break;
+            // The events on which the resolver restarts its own wait, so that this one ends when the resolver's would.
+            case ClusterEvent.UnreachableMember or ClusterEvent.ReachableMember or ClusterEvent.MemberDowned
+                or ClusterEvent.MemberUp or ClusterEvent.MemberExited:
+                RestartStableWait();
+                break;
+            case Tick:
+                if (!AnyIndirectlyConnected()) break;
+                if (DateTime.UtcNow - _lastHold >= _stableAfter / 2) HoldResolver();
+                if (DateTime.UtcNow >= _stableDeadline && _cluster.State.Leader is { } leader
+                    && leader.Equals(_cluster.SelfAddress) && SelfIsUp())
+                    DownFewestIndirectlyConnected();
                 break;
             case Terminated t when t.ActorRef.Equals(_resolver):
                 // The resolver stops itself when this node is removed; nothing is left to guard.
@@ -95,6 +137,49 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor
                 break;
         }
     }
+
+    /// <summary>Over every record, downed members' too: the resolver counts them until they are removed.</summary>
+    private bool AnyIndirectlyConnected() =>
+        _unreachable.Count > 0 && IndirectlyConnected.Members(_unreachable.ToList(), _cluster.State.SeenBy).Count > 0;
+
+    /// <summary>Keeps the resolver's stable-after wait from running out while this actor decides instead.</summary>
+    private void HoldResolver()
+    {
+        // Only while Up: a MemberUp copy of a node that is already Leaving or Exiting would undo that status in the
+        // resolver's view.
+        if (!SelfIsUp()) return;
+        _resolver.Tell(new ClusterEvent.MemberUp(_cluster.SelfMember));
+        _lastHold = DateTime.UtcNow;
+    }
+
+    private void DownFewestIndirectlyConnected()
+    {
+        var state = _cluster.State;
+        var liveOldestFirst = state.Members
+            .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining or MemberStatus.Leaving)
+            .OrderBy(m => m, Member.AgeOrdering)
+            .Select(m => new IndirectlyConnected.Candidate(m.UniqueAddress, m.HasRole(Election.AppOwner.DataRole)))
+            .ToList();
+        var toDown = IndirectlyConnected.FewestToDown(_unreachable.ToList(), state.SeenBy, liveOldestFirst);
+        // Empty while only members already downed are inconsistent: wait for their removal.
+        if (toDown.Count == 0) return;
+
+        string Name(UniqueAddress a) => state.Members.FirstOrDefault(m => m.UniqueAddress.Equals(a)) is { } m
+            ? NodeNames.NameOf(m) : a.Address.ToString();
+        _log.Warning("Indirectly connected members [{0}] (records: {1}): downing [{2}], the fewest that leave the " +
+                     "others consistent (fewest data nodes, then the youngest)",
+            string.Join(", ", IndirectlyConnected.Members(_unreachable.ToList(), state.SeenBy).Select(Name).Order()),
+            string.Join(", ", _unreachable.Select(r => $"{Name(r.Observer)} cannot reach {Name(r.Subject)}").Order()),
+            string.Join(", ", toDown.Select(Name).Order()));
+        // This node last: downing itself may stop it before it downs the others.
+        foreach (var member in toDown.OrderBy(a => a.Equals(_cluster.SelfUniqueAddress)))
+            _cluster.Down(member.Address);
+        RestartStableWait();
+    }
+
+    private void RestartStableWait() => _stableDeadline = DateTime.UtcNow + _stableAfter;
+
+    private bool SelfIsUp() => _cluster.SelfMember.Status == MemberStatus.Up;
 }
 
 /// <summary>
@@ -127,13 +212,14 @@ internal static class ReachabilityRecords
 
     public static bool IsChange(object message) => message.GetType() == ChangeEvent;
 
-    /// <summary>The (observer, subject) pairs of the change's records that say unreachable or terminated.</summary>
-    public static IReadOnlySet<(UniqueAddress Observer, UniqueAddress Subject)> UnreachablePairs(object change)
+    /// <summary>The change's records that say unreachable or terminated.</summary>
+    public static IReadOnlySet<IndirectlyConnected.Record> UnreachablePairs(object change)
     {
-        var pairs = new HashSet<(UniqueAddress, UniqueAddress)>();
+        var pairs = new HashSet<IndirectlyConnected.Record>();
         foreach (var record in (System.Collections.IEnumerable)RecordsOfReachability.GetValue(ReachabilityOfChange.GetValue(change))!)
             if (StatusOfRecord.GetValue(record)!.ToString() != "Reachable")
-                pairs.Add(((UniqueAddress)ObserverOfRecord.GetValue(record)!, (UniqueAddress)SubjectOfRecord.GetValue(record)!));
+                pairs.Add(new IndirectlyConnected.Record((UniqueAddress)ObserverOfRecord.GetValue(record)!,
+                    (UniqueAddress)SubjectOfRecord.GetValue(record)!));
         return pairs;
     }
 

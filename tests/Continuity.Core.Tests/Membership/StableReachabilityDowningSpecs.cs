@@ -94,6 +94,30 @@ public sealed class StableReachabilityDowningSpecs : TestKit, IAsyncLifetime
         downed.ExpectNoMsg(TimeSpan.FromSeconds(3));
     }
 
+    [Fact]
+    public async Task Three_members_that_lost_each_other_for_good_lose_two_and_keep_the_oldest()
+    {
+        var (leader, x, a, b) = Roles();
+        var downed = WatchDowning(leader);
+        var three = new[] { x, a, b };
+        var oldest = three.Select(s => Cluster.Get(leader).State.Members.Single(m => m.Address.Equals(Cluster.Get(s).SelfAddress)))
+            .OrderBy(m => m, Member.AgeOrdering).First();
+
+        // Every one of them still reaches the leader: Akka's resolver alone downs all three (checked: its decision
+        // DownIndirectlyConnected), leaving the leader alone.
+        await Cut(x, a);
+        await Cut(x, b);
+        await Cut(a, b);
+
+        var first = downed.ExpectMsg<ClusterEvent.MemberDowned>(StableAfter + TimeSpan.FromSeconds(25));
+        var second = downed.ExpectMsg<ClusterEvent.MemberDowned>(TimeSpan.FromSeconds(5));
+        Assert.DoesNotContain(oldest.Address, new[] { first.Member.Address, second.Member.Address });
+        downed.ExpectNoMsg(StableAfter + TimeSpan.FromSeconds(3));
+        AwaitCondition(() => Cluster.Get(leader).State.Members.Count(m => m.Status == MemberStatus.Up) == 2
+                             && Cluster.Get(leader).State.Members.Any(m => m.Address.Equals(oldest.Address) && m.Status == MemberStatus.Up),
+            TimeSpan.FromSeconds(15));
+    }
+
     /// <summary>The leader, which decides, and the three other members.</summary>
     private (ActorSystem Leader, ActorSystem First, ActorSystem Second, ActorSystem Third) Roles()
     {
