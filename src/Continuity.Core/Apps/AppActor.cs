@@ -59,6 +59,17 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     private readonly string _appDir;
 
     private AppRole _role = AppRole.Idle;
+
+    /// <summary>Every change of role goes through here, so that the downing provider knows what this node serves.</summary>
+    private AppRole Role
+    {
+        set
+        {
+            _role = value;
+            PrimaryRegistry.Get(Context.System)
+                .Set(_app.Name, value is AppRole.Primary or AppRole.TakingOver or AppRole.Releasing);
+        }
+    }
     private long _epoch;
     private string? _primaryNode;
     // The primary's node name, noted while it is a member: after a crash it is gone from the membership, and the
@@ -196,6 +207,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         // with the node's role, so the new primary is the only one ever serving.
         StopPrimaryResources();
         _takeoverCts?.Cancel();
+        Role = AppRole.Idle;
     }
 
     private string NameOfMember(string address) =>
@@ -225,7 +237,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _primaryNode = m.PrimaryNode;
             _primaryName = NameOfMember(m.PrimaryNode);
             _owner = Sender;
-            _role = AppRole.Standby;
+            Role = AppRole.Standby;
             _standbys = [];
             EnsureStandbyChildren();
         });
@@ -255,7 +267,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var reason = $"could not start {string.Join(' ', _app.Command)}: {e.Message}";
                 _log.Error("[{0}] epoch {1}: {2} This node does not serve it; the owner decides what next.", _app.Name, m.Epoch, reason);
                 StopPrimaryResources();
-                _role = AppRole.Idle;
+                Role = AppRole.Idle;
                 Sender.Tell(new OwnerProtocol.ProgramFailed(_app.Name, m.Epoch, _node, reason));
             }
         });
@@ -278,13 +290,13 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _standbys = m.Standbys;
             // After a crash the deciding owner may be a new singleton that never knew the old primary; this standby did.
             _takeover = m.From is null && _primaryNode is not null && _primaryNode != _node ? m with { From = _primaryName ?? _primaryNode } : m;
-            _role = AppRole.TakingOver;
+            Role = AppRole.TakingOver;
             EnsureStandbyChildren();
             try { ArmFence(); }
             catch (Exception e)
             {
                 Sender.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, m.Epoch, _node, $"the VIP's fence could not be installed: {e.Message}"));
-                _role = AppRole.Idle;
+                Role = AppRole.Idle;
                 _takeover = null;
                 return;
             }
@@ -310,21 +322,21 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 return;
             }
             _releaseRequester = Sender;
-            _role = AppRole.Releasing;
+            Role = AppRole.Releasing;
             _checkpointer.Tell(new CheckpointerProtocol.Take(Final: true));
         });
         Receive<CheckpointerProtocol.FinalShipped>(f =>
         {
             _log.Info("[{0}] final checkpoint {1} shipped; stopping for the planned switch", _app.Name, f.Info.Id);
             StopPrimaryResources();
-            _role = AppRole.Idle;
+            Role = AppRole.Idle;
             _releaseRequester?.Tell(new OwnerProtocol.Released(_app.Name, _epoch, f.Info));
             _releaseRequester = null;
         });
         Receive<CheckpointerProtocol.Failed>(f =>
         {
             if (_role != AppRole.Releasing) return;
-            _role = AppRole.Primary;
+            Role = AppRole.Primary;
             _releaseRequester?.Tell(new OwnerProtocol.Failed(_app.Name, f.Reason));
             _releaseRequester = null;
         });
@@ -440,7 +452,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         // Gone and reaped: its pid may already be someone else's, so it is not signalled.
         _process = null;
         StopPrimaryResources();
-        _role = AppRole.Idle;
+        Role = AppRole.Idle;
         if (_releaseRequester is not null)
         {
             _releaseRequester.Tell(new OwnerProtocol.Failed(_app.Name, $"the program ended during the switch: {reason}"));
@@ -456,7 +468,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         _log.Error("[{0}] takeover of epoch {1} failed: {2}", _app.Name, _epoch, reason);
         StopPrimaryResources();
-        _role = AppRole.Idle;
+        Role = AppRole.Idle;
         _owner?.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, _epoch, _node, reason));
         _takeover = null;
         Become(Serving);
@@ -826,7 +838,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void StartPrimary()
     {
-        _role = AppRole.Primary;
+        Role = AppRole.Primary;
         _primaryNode = _node;
         var (app, epoch, criu, capture, standbys) = (_app, _epoch, _platform.Checkpointer(_app), _capture!, _standbys);
         var workDir = Path.Combine(_appDir, "local-checkpoints");
@@ -872,7 +884,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             _process = null;
             Try(() => File.Delete(ProgramFile), "forgetting the program's pid");
         }
-        if (_role is AppRole.Primary or AppRole.Releasing) _role = AppRole.Idle;
+        if (_role is AppRole.Primary or AppRole.Releasing) Role = AppRole.Idle;
     }
 
     private void Try(Action a, string what)

@@ -39,18 +39,21 @@ public static class IndirectlyConnected
     }
 
     /// <summary>A member that may be downed; <see cref="FewestToDown"/> takes them oldest first.</summary>
-    public readonly record struct Candidate(UniqueAddress Address, bool IsDataNode);
+    /// <param name="Primaries">Applications it serves as primary, as it last said.</param>
+    public readonly record struct Candidate(UniqueAddress Address, bool IsDataNode, int Primaries = 0);
 
     /// <summary>
     /// The members to down so that the records among the others hold no indirectly connected member, losing the fewest
-    /// data nodes, then the fewest members, then the youngest (the oldest data node hosts the application owners,
-    /// which are cluster singletons). Only <paramref name="liveOldestFirst"/> members are candidates and only records between
+    /// primaries that <paramref name="decider"/> still reaches (each costs its clients a failover; one it cannot reach
+    /// is most likely lost already, like a crashed primary), then the fewest data nodes, then the fewest members, then
+    /// the youngest (the oldest data node hosts the application owners, which are cluster singletons). Only <paramref name="liveOldestFirst"/> members are candidates and only records between
     /// them count (members already downed are on their way out with their records). Empty when the records are
     /// already consistent.
     /// </summary>
     public static IReadOnlySet<UniqueAddress> FewestToDown(IReadOnlyCollection<Record> records, IReadOnlySet<Address> seenBy,
-        IReadOnlyList<Candidate> liveOldestFirst)
+        IReadOnlyList<Candidate> liveOldestFirst, UniqueAddress decider)
     {
+        var lostToDecider = records.Where(r => r.Observer.Equals(decider)).Select(r => r.Subject).ToHashSet();
         var live = liveOldestFirst.Select(c => c.Address).ToHashSet();
         var liveRecords = records.Where(r => live.Contains(r.Observer) && live.Contains(r.Subject)).ToList();
         var inconsistent = Members(liveRecords, seenBy);
@@ -64,7 +67,7 @@ public static class IndirectlyConnected
         // The cost of a choice is every member it loses: those downed now, and those the remaining records still
         // name unreachable, which the resolver downs next if this side holds the majority. Otherwise a live standby
         // that a crashed primary had recorded would be "cheaper" to down than the crashed primary itself.
-        (int Data, int Count, long AgePenalty) bestCost = (int.MaxValue, int.MaxValue, long.MaxValue);
+        (int Primaries, int Data, int Count, long AgePenalty) bestCost = (int.MaxValue, int.MaxValue, int.MaxValue, long.MaxValue);
         var best = (1L << candidates.Count) - 1; // downing all of them always leaves no record
         for (var subset = 1L; subset < 1L << candidates.Count; subset++)
         {
@@ -73,7 +76,8 @@ public static class IndirectlyConnected
             var lost = subset;
             foreach (var subject in rest.Select(r => r.Subject))
                 lost |= 1L << candidates.FindIndex(c => c.Address.Equals(subject));
-            var cost = (Downed(candidates, lost).Count(c => c.IsDataNode), Downed(candidates, lost).Count(),
+            var lostMembers = Downed(candidates, lost).ToList();
+            var cost = (lostMembers.Where(c => !lostToDecider.Contains(c.Address)).Sum(c => c.Primaries), lostMembers.Count(c => c.IsDataNode), lostMembers.Count,
                 AgePenalty(candidates.Count, lost));
             if (cost.CompareTo(bestCost) >= 0 || Members(rest, seenBy).Count > 0) continue;
             (bestCost, best) = (cost, subset);

@@ -65,6 +65,8 @@ public sealed class StableReachabilityDowningProvider : IDowningProvider
 /// </summary>
 internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
 {
+    private static readonly TimeSpan ServingAnnouncementInterval = TimeSpan.FromSeconds(2);
+
     private sealed class Tick
     {
         public static readonly Tick Instance = new();
@@ -83,6 +85,9 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
     private DateTime _stableDeadline;
     private DateTime _lastHold = DateTime.MinValue;
     private DateTime? _unstableSince;
+    private DateTime _lastAnnouncement = DateTime.MinValue;
+    // What each other member last announced it serves (DowningProtocol.ServingPrimaries).
+    private readonly Dictionary<Address, int> _primariesByMember = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -134,7 +139,14 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
                 or ClusterEvent.MemberUp or ClusterEvent.MemberExited:
                 RestartStableWait();
                 break;
+            case DowningProtocol.ServingPrimaries serving when !Sender.Path.Address.Equals(Self.Path.Address):
+                _primariesByMember[Sender.Path.Address] = serving.Count;
+                break;
+            case ClusterEvent.MemberRemoved removed:
+                _primariesByMember.Remove(removed.Member.Address);
+                break;
             case Tick:
+                if (DateTime.UtcNow - _lastAnnouncement >= ServingAnnouncementInterval) AnnounceServing();
                 if (!AnyIndirectlyConnected()) break;
                 if (DateTime.UtcNow - _lastHold >= _stableAfter / 2) HoldResolver();
                 if (DecisionDue() && _cluster.State.Leader is { } leader
@@ -147,6 +159,23 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
                 break;
         }
     }
+
+    /// <summary>
+    /// Tells every other member's provider how many applications this node is primary of, so that whichever member
+    /// leads when a decision falls due knows, even under the loss that made the decision necessary (the last figure
+    /// that arrived counts; primaries change rarely).
+    /// </summary>
+    private void AnnounceServing()
+    {
+        _lastAnnouncement = DateTime.UtcNow;
+        var serving = new DowningProtocol.ServingPrimaries(PrimaryRegistry.Get(Context.System).Count);
+        foreach (var member in _cluster.State.Members.Where(m => !m.Address.Equals(_cluster.SelfAddress)))
+            Context.ActorSelection(new RootActorPath(member.Address) / Self.Path.Elements).Tell(serving);
+    }
+
+    private int PrimariesOf(UniqueAddress member) => member.Equals(_cluster.SelfUniqueAddress)
+        ? PrimaryRegistry.Get(Context.System).Count
+        : _primariesByMember.GetValueOrDefault(member.Address);
 
     /// <summary>Over every record, downed members' too: the resolver counts them until they are removed.</summary>
     private bool AnyIndirectlyConnected() =>
@@ -168,16 +197,18 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
         var liveOldestFirst = state.Members
             .Where(m => m.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining or MemberStatus.Leaving)
             .OrderBy(m => m, Member.AgeOrdering)
-            .Select(m => new IndirectlyConnected.Candidate(m.UniqueAddress, m.HasRole(Election.AppOwner.DataRole)))
+            .Select(m => new IndirectlyConnected.Candidate(m.UniqueAddress, m.HasRole(Election.AppOwner.DataRole),
+                PrimariesOf(m.UniqueAddress)))
             .ToList();
-        var toDown = IndirectlyConnected.FewestToDown(_unreachable.ToList(), state.SeenBy, liveOldestFirst);
+        var toDown = IndirectlyConnected.FewestToDown(_unreachable.ToList(), state.SeenBy, liveOldestFirst,
+            _cluster.SelfUniqueAddress);
         // Empty while only members already downed are inconsistent: wait for their removal.
         if (toDown.Count == 0) return;
 
         string Name(UniqueAddress a) => state.Members.FirstOrDefault(m => m.UniqueAddress.Equals(a)) is { } m
             ? NodeNames.NameOf(m) : a.Address.ToString();
         _log.Warning("Indirectly connected members [{0}] (records: {1}): downing [{2}], the fewest that leave the " +
-                     "others consistent (fewest data nodes, then the youngest)",
+                     "others consistent (fewest primaries, then data nodes, then the youngest)",
             string.Join(", ", IndirectlyConnected.Members(_unreachable.ToList(), state.SeenBy).Select(Name).Order()),
             string.Join(", ", _unreachable.Select(r => $"{Name(r.Observer)} cannot reach {Name(r.Subject)}").Order()),
             string.Join(", ", toDown.Select(Name).Order()));
@@ -205,6 +236,12 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
     private void RestartStableWait() => _stableDeadline = DateTime.UtcNow + _stableAfter;
 
     private bool SelfIsUp() => _cluster.SelfMember.Status == MemberStatus.Up;
+}
+
+public static class DowningProtocol
+{
+    /// <summary>A member's providers tell each other how many applications their node is primary of.</summary>
+    public sealed record ServingPrimaries(int Count) : Serialization.IControlMessage;
 }
 
 /// <summary>

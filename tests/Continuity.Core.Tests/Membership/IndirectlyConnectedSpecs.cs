@@ -25,7 +25,7 @@ public sealed class IndirectlyConnectedSpecs
         var records = Both(N1, N2).Concat(Both(N2, N3)).Concat(Both(N1, N3)).ToList();
 
         Assert.Equal(new[] { N1, N2, N3 }.ToHashSet(), Members(records, NobodySeen));
-        Assert.Equal(new[] { N2, N3 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster));
+        Assert.Equal(new[] { N2, N3 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster, W1));
     }
 
     [Fact]
@@ -35,7 +35,7 @@ public sealed class IndirectlyConnectedSpecs
         var records = new List<Record> { new(N1, N2), new(N2, N1), new(N3, N1), new(W1, N1), new(W2, N1) };
 
         Assert.Equal(new[] { N1, N2 }.ToHashSet(), Members(records, NobodySeen));
-        Assert.Equal(new[] { N1 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster));
+        Assert.Equal(new[] { N1 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster, W1));
     }
 
     [Fact]
@@ -43,7 +43,7 @@ public sealed class IndirectlyConnectedSpecs
     {
         var records = Both(W1, N1).ToList();
 
-        Assert.Equal(new[] { W1 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster));
+        Assert.Equal(new[] { W1 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster, W1));
     }
 
     [Fact]
@@ -54,7 +54,7 @@ public sealed class IndirectlyConnectedSpecs
         var seenBy = new HashSet<Address> { N1.Address, N2.Address, W1.Address };
 
         Assert.Equal(new[] { W1, N1 }.ToHashSet(), Members(records, seenBy));
-        Assert.Equal(new[] { W1 }.ToHashSet(), FewestToDown(records, seenBy, Cluster));
+        Assert.Equal(new[] { W1 }.ToHashSet(), FewestToDown(records, seenBy, Cluster, W1));
     }
 
     [Fact]
@@ -63,7 +63,7 @@ public sealed class IndirectlyConnectedSpecs
         var records = new List<Record> { new(N2, N1), new(N3, N1), new(W1, N1), new(W2, N1) };
 
         Assert.Empty(Members(records, NobodySeen));
-        Assert.Empty(FewestToDown(records, NobodySeen, Cluster));
+        Assert.Empty(FewestToDown(records, NobodySeen, Cluster, W1));
     }
 
     [Fact]
@@ -73,7 +73,7 @@ public sealed class IndirectlyConnectedSpecs
         var records = Both(N1, N2).Concat(Both(N1, N3)).ToList();
 
         Assert.NotEmpty(Members(records, NobodySeen));
-        Assert.Empty(FewestToDown(records, NobodySeen, Cluster.Where(c => c.Address != N1).ToList()));
+        Assert.Empty(FewestToDown(records, NobodySeen, Cluster.Where(c => c.Address != N1).ToList(), W1));
     }
 
     [Fact]
@@ -82,7 +82,27 @@ public sealed class IndirectlyConnectedSpecs
         // n2 and n3 lost each other; n1 crashed (everybody records it): only the pair is inconsistent.
         var records = Both(N2, N3).Concat([new(N2, N1), new(N3, N1), new(W1, N1), new(W2, N1)]).ToList();
 
-        Assert.Equal(new[] { N3 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster));
+        Assert.Equal(new[] { N3 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster, W1));
+    }
+
+    [Fact]
+    public void A_primary_that_lost_both_standbys_keeps_serving_and_the_standbys_go()
+    {
+        // The fewest members would be n1 alone, but n1 serves the application: downing it costs a failover.
+        var records = Both(N1, N2).Concat(Both(N1, N3)).ToList();
+        var withPrimary = Cluster.Select(c => c.Address == N1 ? c with { Primaries = 1 } : c).ToList();
+
+        Assert.Equal(new[] { N1 }.ToHashSet(), FewestToDown(records, NobodySeen, Cluster, W1));
+        Assert.Equal(new[] { N2, N3 }.ToHashSet(), FewestToDown(records, NobodySeen, withPrimary, W1));
+    }
+
+    [Fact]
+    public void A_crashed_primary_is_still_downed_rather_than_its_live_standby()
+    {
+        var records = new List<Record> { new(N1, N2), new(N2, N1), new(N3, N1), new(W1, N1), new(W2, N1) };
+        var withPrimary = Cluster.Select(c => c.Address == N1 ? c with { Primaries = 1 } : c).ToList();
+
+        Assert.Equal(new[] { N1 }.ToHashSet(), FewestToDown(records, NobodySeen, withPrimary, W1));
     }
 
     private static IEnumerable<Record> Both(UniqueAddress one, UniqueAddress other) => [new(one, other), new(other, one)];

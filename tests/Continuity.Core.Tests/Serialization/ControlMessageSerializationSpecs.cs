@@ -146,6 +146,7 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["AppsView"] = _ => new AppsView(new[] { View("protected"), new AppView("db", 0, null, [], "unknown", null, 0, null, "no answer") }),
         ["AppView"] = _ => View("degraded"),
         ["StandbyView"] = _ => new StandbyView("n2", "n2", true, 3),
+        ["ServingPrimaries"] = _ => new Continuity.Core.Membership.DowningProtocol.ServingPrimaries(2),
     };
 
     public static TheoryData<string> SampleNames => new(Samples.Keys);
