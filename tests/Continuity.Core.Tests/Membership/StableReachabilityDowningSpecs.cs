@@ -27,6 +27,8 @@ public sealed class StableReachabilityDowningSpecs : TestKit, IAsyncLifetime
         akka.coordinated-shutdown.run-by-actor-system-terminate = off
         akka.remote.dot-netty.tcp.applied-adapters = [trttl]
         akka.cluster.split-brain-resolver.stable-after = {{(int)StableAfter.TotalSeconds}}s
+        # Off by default (reference.conf); on here so that the flapping spec shows the provider deciding before it.
+        akka.cluster.split-brain-resolver.down-all-when-unstable = 15s
         """);
 
     public async Task InitializeAsync()
