@@ -10,7 +10,7 @@ namespace Continuity.Core.Membership;
 /// Akka.NET's resolver downs every indirectly connected member. Under packet loss between every pair of data nodes
 /// (chaos lab, replication-loss) that is every data node at once, although the witnesses still reached them all: the
 /// protected applications die with nobody left to restore them. Downing a minimal set that removes every
-/// inconsistency keeps at least one data node, usually more.
+/// inconsistency keeps as many data nodes, and primaries, as it can.
 /// </para>
 /// </summary>
 public static class IndirectlyConnected
@@ -46,9 +46,10 @@ public static class IndirectlyConnected
     /// The members to down so that the records among the others hold no indirectly connected member, losing the fewest
     /// primaries that <paramref name="decider"/> still reaches (each costs its clients a failover; one it cannot reach
     /// is most likely lost already, like a crashed primary), then the fewest data nodes, then the fewest members, then
-    /// the youngest (the oldest data node hosts the application owners, which are cluster singletons). Only <paramref name="liveOldestFirst"/> members are candidates and only records between
-    /// them count (members already downed are on their way out with their records). Empty when the records are
-    /// already consistent.
+    /// the youngest (the oldest data node hosts the application owners, which are cluster singletons). Only
+    /// <paramref name="liveOldestFirst"/> members are candidates and only records between them count (members already
+    /// downed are on their way out with their records). Empty when the records are already consistent; beyond
+    /// <see cref="MaxMembersSearched"/> members in records, every indirectly connected member (Akka's choice).
     /// </summary>
     public static IReadOnlySet<UniqueAddress> FewestToDown(IReadOnlyCollection<Record> records, IReadOnlySet<Address> seenBy,
         IReadOnlyList<Candidate> liveOldestFirst, UniqueAddress decider)
@@ -71,21 +72,21 @@ public static class IndirectlyConnected
         var best = (1L << candidates.Count) - 1; // downing all of them always leaves no record
         for (var subset = 1L; subset < 1L << candidates.Count; subset++)
         {
-            var downed = Downed(candidates, subset).Select(c => c.Address).ToHashSet();
+            var downed = In(candidates, subset).Select(c => c.Address).ToHashSet();
             var rest = liveRecords.Where(r => !downed.Contains(r.Observer) && !downed.Contains(r.Subject)).ToList();
             var lost = subset;
             foreach (var subject in rest.Select(r => r.Subject))
                 lost |= 1L << candidates.FindIndex(c => c.Address.Equals(subject));
-            var lostMembers = Downed(candidates, lost).ToList();
-            var cost = (lostMembers.Where(c => !lostToDecider.Contains(c.Address)).Sum(c => c.Primaries), lostMembers.Count(c => c.IsDataNode), lostMembers.Count,
-                AgePenalty(candidates.Count, lost));
+            var lostMembers = In(candidates, lost).ToList();
+            var cost = (lostMembers.Where(c => !lostToDecider.Contains(c.Address)).Sum(c => c.Primaries),
+                lostMembers.Count(c => c.IsDataNode), lostMembers.Count, AgePenalty(candidates.Count, lost));
             if (cost.CompareTo(bestCost) >= 0 || Members(rest, seenBy).Count > 0) continue;
             (bestCost, best) = (cost, subset);
         }
-        return Downed(candidates, best).Select(c => c.Address).ToHashSet();
+        return In(candidates, best).Select(c => c.Address).ToHashSet();
     }
 
-    private static IEnumerable<Candidate> Downed(IReadOnlyList<Candidate> candidates, long subset) =>
+    private static IEnumerable<Candidate> In(IReadOnlyList<Candidate> candidates, long subset) =>
         candidates.Where((_, i) => (subset & (1L << i)) != 0);
 
     /// <summary>Downing the member at index i (oldest is 0) costs 2^(n-1-i): any older member outweighs all younger.</summary>
