@@ -129,9 +129,9 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
                     _log.Info("{0} record(s) of unreachability healed, {1} remain: the split brain resolver waits " +
                               "stable-after again before it decides", healed, now.Count);
                     RestartStableWait();
-                    _resolver.Tell(new ClusterEvent.MemberUp(_cluster.SelfMember));
+                    HoldResolver();
                 }
-                if (AnyIndirectlyConnected()) HoldResolver();
+                else if (AnyIndirectlyConnected()) HoldResolver();
                 break;
             // The events on which the resolver restarts its own wait, so that this one ends when the resolver's would.
             case ClusterEvent.UnreachableMember or ClusterEvent.ReachableMember or ClusterEvent.MemberDowned
