@@ -352,6 +352,7 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         output.WriteLine($"Waiting up to {timeout.TotalSeconds:0} s for every node to see {members.Count} members Up");
         using var mgmt = new Management(token, TimeSpan.FromSeconds(2));
         var clock = Stopwatch.StartNew();
+        var restarts = new Dictionary<string, int>();
         string? lastLine = null;
         var lastPrint = TimeSpan.Zero;
         while (true)
@@ -360,6 +361,17 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             var ready = 0;
             foreach (var node in members)
             {
+                if (!Os.IsAlive(node.Pid ?? 0, node.StartTime) && WasDowned(node) && restarts.GetValueOrDefault(node.Name) < MaxStartUpRestarts)
+                {
+                    // What the node's supervisor (systemd's Restart=on-failure) does with a downed node: at start-up,
+                    // on a loaded machine, a node that paused past failure detection is downed by the others.
+                    restarts[node.Name] = restarts.GetValueOrDefault(node.Name) + 1;
+                    output.WriteLine($"  {node.Name} was downed by the cluster during start-up; restarting it as its supervisor would. " +
+                                     $"What the other members logged about it:\n{DowningEvidence(members, node)}");
+                    RestartNodeProcess(state, node);
+                    state.Save();
+                    output.WriteLine($"  restarted {node.Name} (pid {node.Pid})");
+                }
                 if (!Os.IsAlive(node.Pid ?? 0, node.StartTime))
                     throw new LabException($"node {node.Name} exited during start-up. Last lines of {NodeLog(node)}:\n{Tail(NodeLog(node), 15)}\n" +
                                            "The lab is left as it is for inspection; remove it with 'continuity-lab down'.");
@@ -387,6 +399,27 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
                                        "('continuity-lab status'), remove it with 'continuity-lab down', or retry with a longer --timeout.");
             Thread.Sleep(500);
         }
+    }
+
+    private const int MaxStartUpRestarts = 2;
+
+    /// <summary>The node exited because the cluster downed it (the node program says so on its way out).</summary>
+    private bool WasDowned(LabHost node) =>
+        File.Exists(NodeLog(node)) && File.ReadLines(NodeLog(node)).TakeLast(5).Any(l => l.Contains(DownedExitLine));
+
+    /// <summary>The node program's last words when the cluster downed it (Continuity.Node's Program).</summary>
+    internal const string DownedExitLine = "continuity-node: this node was downed by the cluster";
+
+    /// <summary>The other members' last log lines about unreachability and downing decisions, for the reader to see why.</summary>
+    private string DowningEvidence(IEnumerable<LabHost> members, LabHost downed)
+    {
+        var evidence = members.Where(m => m.Name != downed.Name && File.Exists(NodeLog(m)))
+            .SelectMany(m => File.ReadLines(NodeLog(m))
+                .Where(l => l.Contains("UNREACHABLE") || l.Contains("SBR took decision") || l.Contains("Indirectly connected members")
+                            || l.Contains("Leader can currently not perform its duties"))
+                .TakeLast(3).Select(l => $"    {m.Name}: {l}"))
+            .ToList();
+        return evidence.Count > 0 ? string.Join("\n", evidence) : "    (nothing about unreachability in their logs)";
     }
 
     private static string Tail(string file, int lines)
@@ -524,33 +557,39 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
             Network.Reboot(node);
             Network.SetLinks(node, up: true);
         }
-        if (!state.NoNodes)
-        {
-            var repo = state.RepoRoot ?? FindRepoRoot()
-                       ?? throw new LabException("cannot find the Continuity repository: set CONTINUITY_HOME to the repository root");
-            var program = Path.Combine(repo, NodeProgram);
-            if (!File.Exists(program))
-                throw new LabException($"the node program {program} is missing: build it with {Path.Combine(repo, "deploy/build.sh")}");
-            var includes = new List<string>();
-            var labHocon = Path.Combine(repo, LabHocon);
-            if (File.Exists(labHocon)) includes.Add(labHocon);
-            if (state.ConfigFile is not null) includes.Add(state.ConfigFile);
-            // A revived node must never be its own first seed: a first seed that hears no other seed in time forms a
-            // cluster of its own, and a second cluster would elect a second primary. It joins through the live nodes.
-            var live = state.Members.Where(m => m.Name != node.Name && !m.Crashed).ToList();
-            // A new incarnation on a new port: the survivors keep the dead incarnation's address quarantined for a
-            // while, and a node they cannot talk to while others can is downed with them as "indirectly connected".
-            node.ClusterPort++;
-            var seeds = live.Count > 0 ? live.Take(2).ToList() : Topology.Seeds(state.Members);
-            File.WriteAllText(Path.Combine(StateDir, node.Name, "node.hocon"), NodeConfig.Generate(node, seeds, includes, StateDir));
-            StartNode(node, program, NodeConfig.StateDirs(includes), state.StateSize);
-        }
+        if (!state.NoNodes) RestartNodeProcess(state, node);
         node.Crashed = false;
         state.Save();
         output.WriteLine(state.NoNodes
             ? $"Revived {node.Name}: links up."
             : $"Revived {node.Name}: links up, node restarted (pid {node.Pid}); it rejoins the cluster on its own ('continuity-lab status' shows when).");
         return 0;
+    }
+
+    /// <summary>
+    /// Starts a new incarnation of the node process (the machine itself is left as it is), joining through the live
+    /// members.
+    /// </summary>
+    private void RestartNodeProcess(LabState state, LabHost node)
+    {
+        var repo = state.RepoRoot ?? FindRepoRoot()
+                   ?? throw new LabException("cannot find the Continuity repository: set CONTINUITY_HOME to the repository root");
+        var program = Path.Combine(repo, NodeProgram);
+        if (!File.Exists(program))
+            throw new LabException($"the node program {program} is missing: build it with {Path.Combine(repo, "deploy/build.sh")}");
+        var includes = new List<string>();
+        var labHocon = Path.Combine(repo, LabHocon);
+        if (File.Exists(labHocon)) includes.Add(labHocon);
+        if (state.ConfigFile is not null) includes.Add(state.ConfigFile);
+        // A revived node must never be its own first seed: a first seed that hears no other seed in time forms a
+        // cluster of its own, and a second cluster would elect a second primary. It joins through the live nodes.
+        var live = state.Members.Where(m => m.Name != node.Name && !m.Crashed).ToList();
+        // A new incarnation on a new port: the survivors keep the dead incarnation's address quarantined for a
+        // while, and a node they cannot talk to while others can is downed with them as "indirectly connected".
+        node.ClusterPort++;
+        var seeds = live.Count > 0 ? live.Take(2).ToList() : Topology.Seeds(state.Members);
+        File.WriteAllText(Path.Combine(StateDir, node.Name, "node.hocon"), NodeConfig.Generate(node, seeds, includes, StateDir));
+        StartNode(node, program, NodeConfig.StateDirs(includes), state.StateSize);
     }
 
     private static LabHost Member(LabState state, string name, string verb)

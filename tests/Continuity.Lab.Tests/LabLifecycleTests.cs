@@ -171,4 +171,15 @@ public sealed class StateDirTests
         Assert.NotNull(root);
         Assert.True(File.Exists(Path.Combine(root!, "Continuity.Akka.sln")));
     }
+
+    /// <summary>
+    /// The lab restarts a node downed during start-up by recognising the node program's last words; the two programs
+    /// share no assembly, so this holds them to the same sentence.
+    /// </summary>
+    [Fact]
+    public void The_lab_recognises_the_words_a_downed_node_exits_with()
+    {
+        var program = File.ReadAllText(Path.Combine(Lab.FindRepoRoot()!, "src", "Continuity.Node", "Program.cs"));
+        Assert.Contains(Lab.DownedExitLine, program);
+    }
 }
