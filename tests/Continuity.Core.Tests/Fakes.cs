@@ -40,16 +40,18 @@ internal sealed class FakeCheckpointer : ICheckpointer
     public int Dumps;
     /// <summary>Runs while the program is "frozen", before the dump returns (e.g. traffic arriving meanwhile).</summary>
     public Action? WhileDumping;
+    /// <summary>Size of the program's "memory" in the image.</summary>
+    public int ImageBytes = 300_000;
 
     public Task<CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct)
     {
         if (Fail) return Task.FromException<CheckpointImage>(new InvalidOperationException("criu: dump failed"));
         Interlocked.Increment(ref Dumps);
         Directory.CreateDirectory(imageDir);
-        File.WriteAllBytes(Path.Combine(imageDir, "pages-1.img"), Enumerable.Range(0, 300_000).Select(i => (byte)i).ToArray());
+        File.WriteAllBytes(Path.Combine(imageDir, "pages-1.img"), Enumerable.Range(0, ImageBytes).Select(i => (byte)i).ToArray());
         whileFrozen();
         WhileDumping?.Invoke();
-        return Task.FromResult(new CheckpointImage(imageDir, 300_000, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(5)));
+        return Task.FromResult(new CheckpointImage(imageDir, ImageBytes, TimeSpan.FromMilliseconds(3), TimeSpan.FromMilliseconds(5)));
     }
 
     public Task<int> RestoreAsync(string imageDir, CancellationToken ct) => Task.FromResult(4242);

@@ -52,8 +52,11 @@ public sealed class AppsGuardian : ReceiveActor
         var cluster = Cluster.Get(Context.System);
         var isData = cluster.SelfRoles.Contains(AppOwner.DataRole);
         var node = cluster.SelfAddress.ToString();
+        // Set here: Akka.NET's settings ignore akka.cluster.singleton.removal-margin and fall back to the downing
+        // provider's margin, which is stable-after (see ElectionSettings).
         var singletonSettings = ClusterSingletonManagerSettings.Create(Context.System)
-            .WithRole(AppOwner.DataRole).WithSingletonName("owner");
+            .WithRole(AppOwner.DataRole).WithSingletonName("owner")
+            .WithRemovalMargin(ElectionSettings.OwnerRemovalMargin(Context.System.Settings.Config));
         var proxySettings = ClusterSingletonProxySettings.Create(Context.System)
             .WithRole(AppOwner.DataRole).WithSingletonName("owner");
         foreach (var app in _apps)

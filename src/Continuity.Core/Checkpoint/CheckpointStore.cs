@@ -106,7 +106,12 @@ public sealed class CheckpointStore : ReceiveActor
             }
             _incoming.Stream.Write(c.Bytes);
             _incoming.Next++;
-            if (c.Index < c.Count - 1) return;
+            if (c.Index < c.Count - 1)
+            {
+                // The primary sends the next chunk only on this (CheckpointShipper).
+                Sender.Tell(new CheckpointChunkReceived(_app, c.Epoch, _node, c.Id, c.Index));
+                return;
+            }
 
             _incoming.Stream.Flush(true);
             _incoming.Stream.Position = 0;

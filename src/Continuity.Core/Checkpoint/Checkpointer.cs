@@ -78,6 +78,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private long _mark;
     private string? _imageDir;
     private readonly HashSet<string> _awaitingStored = new();
+    private IActorRef? _shipper;
 
     public ITimerScheduler Timers { get; set; } = null!;
     public IStash Stash { get; set; } = null!;
@@ -302,20 +303,18 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         return new Archived(info with { Bytes = s.Length }, archive, sha);
     }
 
+    /// <summary>Ships the archive through a child of its own (flow-controlled, see <see cref="CheckpointShipper"/>), which
+    /// deletes it when done; one that still ships an older image stops (its standby starts over from chunk 0).</summary>
     private void Ship(Archived a)
     {
-        if (_standbys.Count == 0) return;
-        using var s = File.OpenRead(a.Archive);
-        var count = (int)Math.Max(1, (s.Length + ChunkSize - 1) / ChunkSize);
-        for (var i = 0; i < count; i++)
+        if (_shipper is { } previous) Context.Stop(previous);
+        _shipper = null;
+        if (_standbys.Count == 0)
         {
-            var buffer = new byte[(int)Math.Min(ChunkSize, s.Length - s.Position)];
-            s.ReadExactly(buffer);
-            var chunk = new CheckpointChunk(_app.Name, _epoch, a.Info.Id, a.Info.Mark, i, count, buffer, a.Sha256);
-            foreach (var standby in _standbys) standby.AppActor.Tell(chunk);
+            TryDelete(a.Archive);
+            return;
         }
-        s.Dispose();
-        TryDelete(a.Archive);
+        _shipper = Context.ActorOf(CheckpointShipper.Props(_app.Name, _epoch, a.Info, a.Archive, a.Sha256, _standbys), $"ship-{a.Info.Id}");
     }
 
     private void TryDelete(string path)

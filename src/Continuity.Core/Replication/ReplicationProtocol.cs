@@ -4,7 +4,7 @@ namespace Continuity.Core.Replication;
 
 /// <summary>
 /// Data-path messages between a primary and its standbys. They do NOT implement IControlMessage:
-/// they are hot (one per packet batch, one per 256 KiB of checkpoint) and have their own binary
+/// they are hot (one per packet batch, two per 256 KiB of checkpoint) and have their own binary
 /// serializer (<see cref="ReplicationSerializer"/>), bound in reference.conf.
 /// </summary>
 public static class ReplicationProtocol
@@ -31,6 +31,11 @@ public static class ReplicationProtocol
     /// repeated in every chunk so the receiver needs no separate header message.</summary>
     public sealed record CheckpointChunk(string App, long Epoch, string Id, long Mark, int Index, int Count,
         byte[] Bytes, byte[] Sha256);
+
+    /// <summary>The standby <paramref name="Node"/> wrote chunk <paramref name="Index"/> of checkpoint <paramref name="Id"/>:
+    /// the primary sends the next one only then (a few in flight), so that an image never fills the connection the
+    /// cluster's heartbeats and the packet log share.</summary>
+    public sealed record CheckpointChunkReceived(string App, long Epoch, string Node, string Id, int Index);
 
     /// <summary>The standby <paramref name="Node"/> holds checkpoint <paramref name="Id"/> complete and verified.</summary>
     public sealed record CheckpointStored(string App, long Epoch, string Node, string Id, long Mark);

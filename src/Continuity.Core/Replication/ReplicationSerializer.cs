@@ -24,6 +24,7 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
     private const string AppendManifest = "A";
     private const string AppendedManifest = "a";
     private const string ChunkManifest = "C";
+    private const string ChunkReceivedManifest = "c";
     private const string StoredManifest = "S";
     private const string RejectedManifest = "R";
     private const string CompleteManifest = "K";
@@ -37,6 +38,7 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
         Append => AppendManifest,
         Appended => AppendedManifest,
         CheckpointChunk => ChunkManifest,
+        CheckpointChunkReceived => ChunkReceivedManifest,
         CheckpointStored => StoredManifest,
         CheckpointRejected => RejectedManifest,
         CheckpointComplete => CompleteManifest,
@@ -67,6 +69,12 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
                 var w = new Writer(Str(c.App) + 8 + Str(c.Id) + 8 + 4 + 4 + 4 + c.Bytes.Length + 4 + c.Sha256.Length);
                 w.String(c.App); w.Long(c.Epoch); w.String(c.Id); w.Long(c.Mark); w.Int(c.Index); w.Int(c.Count);
                 w.Bytes(c.Bytes); w.Bytes(c.Sha256);
+                return w.Done();
+            }
+            case CheckpointChunkReceived k:
+            {
+                var w = new Writer(Str(k.App) + 8 + Str(k.Node) + Str(k.Id) + 4);
+                w.String(k.App); w.Long(k.Epoch); w.String(k.Node); w.String(k.Id); w.Int(k.Index);
                 return w.Done();
             }
             case CheckpointStored s:
@@ -123,6 +131,9 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
                 message = new CheckpointChunk(r.String("app"), r.Long("epoch"), r.CheckpointId(), r.Long("mark"), r.Int("index"),
                     r.Int("count"), r.Bytes("bytes"), r.Bytes("sha256"));
                 break;
+            case ChunkReceivedManifest:
+                message = new CheckpointChunkReceived(r.String("app"), r.Long("epoch"), r.String("node"), r.String("checkpoint id"), r.Int("index"));
+                break;
             case StoredManifest:
                 message = new CheckpointStored(r.String("app"), r.Long("epoch"), r.String("node"), r.String("checkpoint id"), r.Long("mark"));
                 break;
@@ -134,7 +145,7 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
                 break;
             default:
                 throw new SerializationException(
-                    $"unknown replication manifest '{manifest}' ({bytes?.Length ?? 0} bytes): expected one of A, a, C, S, R, K");
+                    $"unknown replication manifest '{manifest}' ({bytes?.Length ?? 0} bytes): expected one of A, a, C, c, S, R, K");
         }
         // Writers size every message exactly: bytes left over mean the frame is not what its manifest says.
         if (r.Remaining != 0)
@@ -213,7 +224,7 @@ public sealed class ReplicationSerializer : SerializerWithStringManifest
 
         private static string Name(string manifest) => manifest switch
         {
-            AppendManifest => "Append", AppendedManifest => "Appended", ChunkManifest => "CheckpointChunk",
+            AppendManifest => "Append", AppendedManifest => "Appended", ChunkManifest => "CheckpointChunk", ChunkReceivedManifest => "CheckpointChunkReceived",
             StoredManifest => "CheckpointStored", RejectedManifest => "CheckpointRejected", CompleteManifest => "CheckpointComplete",
             _ => "unknown",
         };

@@ -40,6 +40,7 @@ public sealed record HostSettings(
         var managementApi = Continuity.Node.Management.ManagementApiOptions.From(loaded);
         var clusterTls = ClusterTlsOptions.From(loaded);
         var fencing = Continuity.Core.Fencing.FencingSettings.Parse(loaded);
+        Continuity.Core.Election.ElectionSettings.Validate(loaded);
         var config = loaded.Config;
         // Akka's GetStringList throws its own exception (no file, no line) for a role that is not a list.
         var roles = config.HasPath("akka.cluster.roles")

@@ -30,6 +30,18 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
             yield return new CheckpointChunk("kv", 1, id, 42, i, count, archive[(i * size)..Math.Min(archive.Length, (i + 1) * size)], sha);
     }
 
+    /// <summary>Sends the chunks as the primary's shipper does, checking that the store acknowledges every one it wrote
+    /// except the last (whose answer is the checkpoint stored or rejected): the shipper sends more only on those.</summary>
+    private void Ship(IActorRef store, IEnumerable<CheckpointChunk> chunks)
+    {
+        foreach (var c in chunks)
+        {
+            store.Tell(c);
+            if (c.Index < c.Count - 1)
+                Assert.Equal(new CheckpointChunkReceived("kv", c.Epoch, "n2", c.Id, c.Index), ExpectMsg<CheckpointChunkReceived>());
+        }
+    }
+
     [Fact]
     public void Checkpoint_chunks_with_a_bad_checksum_are_rejected()
     {
@@ -40,7 +52,7 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
         var badSha = sha.ToArray();
         badSha[0] ^= 0xff;
 
-        foreach (var c in Chunks("e1-bad", archive, badSha)) store.Tell(c);
+        Ship(store, Chunks("e1-bad", archive, badSha));
         var rejected = ExpectMsg<CheckpointRejected>();
         Assert.Equal("e1-bad", rejected.Id);
         Assert.Contains("SHA-256", rejected.Reason);
@@ -58,10 +70,10 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
         var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
         var (archive, sha) = Archive();
 
-        foreach (var c in Chunks("e1-a", archive, sha)) store.Tell(c);
+        Ship(store, Chunks("e1-a", archive, sha));
         Assert.Equal("e1-a", ExpectMsg<CheckpointStored>().Id);
         Assert.Equal(new CheckpointComplete("kv", 1, "e1-a", 42), log.ExpectMsg<CheckpointComplete>());
-        foreach (var c in Chunks("e1-b", archive, sha) .Select(c => c with { Mark = 50 })) store.Tell(c);
+        Ship(store, Chunks("e1-b", archive, sha).Select(c => c with { Mark = 50 }));
         Assert.Equal("e1-b", ExpectMsg<CheckpointStored>().Id);
 
         store.Tell(new CheckpointStoreProtocol.GetNewest());
@@ -87,7 +99,7 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
         var id = CheckpointInfo.NewId(6, frozen, 31);
         Assert.Equal("e6-20261130100340071-31", id);
 
-        foreach (var c in Chunks(id, archive, sha)) store.Tell(c);
+        Ship(store, Chunks(id, archive, sha));
         ExpectMsg<CheckpointStored>();
         store.Tell(new CheckpointStoreProtocol.GetNewest());
         Assert.Equal(new DateTimeOffset(frozen), ExpectMsg<CheckpointStoreProtocol.Newest>().Info!.At);
@@ -132,7 +144,7 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
         using (Support.FileAccessCheck.Umask(0))
         {
             var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, CreateTestProbe().Ref)));
-            foreach (var c in Chunks("e1-a", archive, SHA256.HashData(archive))) store.Tell(c);
+            Ship(store, Chunks("e1-a", archive, SHA256.HashData(archive)));
             Assert.Equal("e1-a", ExpectMsg<CheckpointStored>().Id);
         }
 

@@ -90,6 +90,46 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
     }
 
     /// <summary>A checkpointer ticking every 200 ms, after its first checkpoint was dumped and shipped.</summary>
+    [Fact]
+    public void A_large_image_goes_a_few_chunks_at_a_time_each_standby_getting_the_next_once_it_wrote_one()
+    {
+        var criu = new FakeCheckpointer { ImageBytes = 5 << 20 }; // 20 chunks
+        var capture = CreateTestProbe();
+        var fast = CreateTestProbe();
+        var stuck = CreateTestProbe();
+        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", null), 1, () => 42, criu, capture.Ref,
+            TestConfig.TempDir(), new[] { new StandbyRef("n2", fast.Ref), new StandbyRef("n3", stuck.Ref) }, null)));
+        capture.ExpectMsg<CaptureProtocol.Pause>();
+        capture.Reply(new CaptureProtocol.Paused(17));
+        capture.ExpectMsg<CaptureProtocol.Resume>();
+
+        // A standby that writes nothing gets the window and no more: the image never piles up on its connection.
+        var toStuck = Enumerable.Range(0, CheckpointShipper.Window).Select(_ => stuck.ExpectMsg<CheckpointChunk>()).ToList();
+        Assert.Equal(Enumerable.Range(0, CheckpointShipper.Window), toStuck.Select(c => c.Index));
+        Assert.True(toStuck[0].Count > CheckpointShipper.Window, $"the image has {toStuck[0].Count} chunks");
+        stuck.ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+
+        // One that writes them gets the whole image, in order, each acknowledgement letting one more chunk go.
+        using var received = new MemoryStream();
+        CheckpointChunk chunk;
+        do
+        {
+            chunk = fast.ExpectMsg<CheckpointChunk>();
+            Assert.Equal(received.Length / Checkpointer.ChunkSize, chunk.Index);
+            received.Write(chunk.Bytes);
+            if (chunk.Index < chunk.Count - 1)
+                fast.Reply(new CheckpointChunkReceived("kv", 1, "n2", chunk.Id, chunk.Index));
+        } while (chunk.Index < chunk.Count - 1);
+        Assert.Equal(chunk.Sha256, System.Security.Cryptography.SHA256.HashData(received.ToArray()));
+        fast.Reply(new CheckpointStored("kv", 1, "n2", chunk.Id, 17));
+        AwaitAssert(() =>
+        {
+            cp.Tell(new CheckpointerProtocol.GetStatus());
+            Assert.Equal(["n2"], ExpectMsg<CheckpointerProtocol.Status>().Ready);
+        });
+        stuck.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
     private (IActorRef Checkpointer, Akka.TestKit.TestProbe Capture, CheckpointChunk First) FirstCheckpointShippedTo(params string[] standbys)
     {
         var capture = CreateTestProbe();

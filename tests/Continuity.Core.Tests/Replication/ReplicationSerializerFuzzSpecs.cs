@@ -28,6 +28,7 @@ public sealed class ReplicationSerializerFuzzSpecs() : TestKit(TestConfig.Node()
         yield return new Append("ключ-значение", long.MaxValue, 1, [new LoggedPacket(1, [0xff])]);
         yield return new Appended("kv", 3, "akka.tcp://continuity@127.0.0.1:4053", 99);
         yield return new CheckpointChunk("kv", 3, "e3-20260101120000000-1", 12, 1, 4, [9, 8, 7], new byte[32]);
+        yield return new CheckpointChunkReceived("kv", 3, "n2", "e3-1", 7);
         yield return new CheckpointStored("kv", 3, "n2", "e3-1", 12);
         yield return new CheckpointRejected("kv", 3, "n2", "e3-1", "SHA-256 mismatch");
         yield return new CheckpointComplete("kv", 3, "e3-1", 12);
@@ -185,6 +186,6 @@ public sealed class ReplicationSerializerFuzzSpecs() : TestKit(TestConfig.Node()
     public void An_unknown_manifest_is_refused_naming_the_known_ones()
     {
         var e = Assert.Throws<SerializationException>(() => Serializer.FromBinary([1, 2, 3], "Q"));
-        Assert.Equal("unknown replication manifest 'Q' (3 bytes): expected one of A, a, C, S, R, K", e.Message);
+        Assert.Equal("unknown replication manifest 'Q' (3 bytes): expected one of A, a, C, c, S, R, K", e.Message);
     }
 }

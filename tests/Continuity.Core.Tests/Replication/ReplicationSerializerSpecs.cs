@@ -36,6 +36,7 @@ public sealed class ReplicationSerializerSpecs() : TestKit(TestConfig.Node())
         Assert.Equal(("e3-1", 12L, 1, 4, 2), (chunk.Id, chunk.Mark, chunk.Index, chunk.Count, chunk.Bytes.Length));
         Assert.Equal(new CheckpointComplete("kv", 3, "e3-1", 12), RoundTrip(new CheckpointComplete("kv", 3, "e3-1", 12)));
         Assert.Equal(new CheckpointStored("kv", 3, "n", "e3-1", 12), RoundTrip(new CheckpointStored("kv", 3, "n", "e3-1", 12)));
+        Assert.Equal(new CheckpointChunkReceived("kv", 3, "n", "e3-1", 7), RoundTrip(new CheckpointChunkReceived("kv", 3, "n", "e3-1", 7)));
     }
 
     [Fact]
