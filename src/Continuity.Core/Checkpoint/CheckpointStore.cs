@@ -99,7 +99,14 @@ public sealed class CheckpointStore : ReceiveActor
                 RootOnly.CreateDirectory(partial);
                 _incoming = new Incoming(c.Id, c.Epoch, partial, RootOnly.CreateFile(Path.Combine(partial, ArchiveName)));
             }
-            if (_incoming is null || _incoming.Id != c.Id || _incoming.Next != c.Index)
+            if (_incoming is not null && _incoming.Id != c.Id)
+            {
+                // A chunk of an image the primary stopped shipping for a newer one (its last chunks in flight can
+                // arrive after the newer one's first): dropping it must not abandon the newer one.
+                _log.Debug("[{0}] chunk {1} of superseded checkpoint {2} ignored (receiving {3})", _app, c.Index, c.Id, _incoming.Id);
+                return;
+            }
+            if (_incoming is null || _incoming.Next != c.Index)
             {
                 Reject(c, $"chunk {c.Index} of {c.Count} out of order");
                 return;

@@ -31,6 +31,9 @@ public readonly record struct SwitchProgress(SwitchPhase Phase, int Replayed, in
 /// after the checkpoint under Replay.</param>
 /// <param name="ConnectionsPrompted">TCP connections whose client (and, for a replayed one, restored server) was
 /// prompted to retransmit at once: the replayed ones and those restored with nothing logged since the mark.</param>
+/// <param name="SynsUnanswered">Connections opened after the checkpoint whose replayed SYN the restored program never
+/// answered, even sent again: what their clients sent did not reach it (they are reset with the others opened after
+/// the checkpoint). Zero unless the restored program stopped accepting connections.</param>
 public sealed record SwitchReport(
     int RestoredPid,
     RecoveryPolicy Policy,
@@ -42,7 +45,8 @@ public sealed record SwitchReport(
     long RepliesDiscarded,
     int AcksClamped,
     int ConnectionsReset,
-    int ConnectionsPrompted)
+    int ConnectionsPrompted,
+    int SynsUnanswered = 0)
 {
     public TimeSpan Total => Vip + Restore + Replay + Open;
 
@@ -50,7 +54,8 @@ public sealed record SwitchReport(
         $"{Policy}: pid {RestoredPid}; vip {Vip.TotalMilliseconds:F0} ms, restore {Restore.TotalMilliseconds:F0} ms, " +
         $"replay {Replay.TotalMilliseconds:F0} ms, open {Open.TotalMilliseconds:F0} ms (total {Total.TotalMilliseconds:F0} ms); " +
         $"{PacketsReplayed} packets replayed, {AcksClamped} ACKs clamped, {RepliesDiscarded} replies discarded, " +
-        $"{ConnectionsReset} connections reset, {ConnectionsPrompted} prompted";
+        $"{ConnectionsReset} connections reset, {ConnectionsPrompted} prompted" +
+        (SynsUnanswered > 0 ? $", {SynsUnanswered} replayed SYNs never answered" : "");
 }
 
 /// <summary>Tuning of <see cref="Switchover"/>; the defaults suit a LAN.</summary>
@@ -120,6 +125,7 @@ public sealed class Switchover
     // The replay's time spent waiting for the restored program, against SwitchOptions.PacingBudget.
     private TimeSpan _pacingWaited;
     private bool _pacingBudgetSpent;
+    private TimeSpan _synWaited;
 
     /// <param name="log">Diagnostics (packets that could not be parsed, connections given up on).</param>
     public Switchover(SwitchPlatform platform, SwitchOptions? options = null, Action<string>? log = null)
@@ -151,6 +157,7 @@ public sealed class Switchover
         var p = _platform;
         _pacingWaited = TimeSpan.Zero;
         _pacingBudgetSpent = false;
+        _synWaited = TimeSpan.Zero;
         var replay = Prepare(log, mark, app.Vip);
         var clients = replay.Select(r => r.Fields?.Connection.Client).OfType<IPAddress>().Distinct().ToList();
         var watch = Stopwatch.StartNew();
@@ -174,9 +181,11 @@ public sealed class Switchover
         var connections = new Dictionary<ConnectionKey, Connection>();
         var replayed = 0;
         var clamped = 0;
+        var synsUnanswered = 0;
         if (app.Recovery == RecoveryPolicy.Replay)
         {
             (replayed, clamped) = await Task.Run(() => Replay(replay, connections, progress, ct), ct).ConfigureAwait(false);
+            synsUnanswered = connections.Values.Count(c => c.OpenedAfterMark && !p.Channel.TryGetHighestSent(c.Key, out _));
             ResetLocally(connections.Values.Where(c => c.OpenedAfterMark));
             if (_options.PromptClients)
                 await Task.Run(() => ProbeQuietConnections(pid, app.Vip, connections), ct).ConfigureAwait(false);
@@ -224,7 +233,7 @@ public sealed class Switchover
 
         progress?.Report(new SwitchProgress(SwitchPhase.Done, replayed, replay.Count));
         return new SwitchReport(pid, app.Recovery, vipTime, restoreTime, replayTime, openTime, replayed,
-            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted);
+            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted, synsUnanswered);
     }
 
     private sealed record Packet(LoggedPacket Logged, PacketFields? Fields);
@@ -244,6 +253,8 @@ public sealed class Switchover
         public ushort Window { get; set; }
         public bool Closed { get; set; }
         public bool PacingGivenUp { get; set; }
+        /// <summary>Its replayed SYN drew no SYN-ACK, even sent again: its ISN offset cannot be learnt.</summary>
+        public bool SynUnanswered { get; set; }
         /// <summary>For a connection opened after the mark: restored ISN minus the dead primary's, once known.</summary>
         public uint? IsnOffset { get; set; }
         /// <summary>The ACK of the client's first ACK after its SYN: the dead primary's ISN + 1.</summary>
@@ -301,7 +312,7 @@ public sealed class Switchover
                 var ack = f.Acknowledgment;
                 if (f.HasAck)
                 {
-                    if (c.OpenedAfterMark && c.IsnOffset is null && c.OldIsnPlusOne is { } old &&
+                    if (c.OpenedAfterMark && c.IsnOffset is null && c.OldIsnPlusOne is { } old && !c.SynUnanswered &&
                         WaitForSent(f.Connection, null, out var synAckEnd))
                         c.IsnOffset = unchecked(synAckEnd - old);
                     if (c.IsnOffset is { } offset)
@@ -345,6 +356,8 @@ public sealed class Switchover
                 p.Inspector.RecomputeChecksums(bytes);
             }
             p.Channel.Inject(bytes);
+            if (pk.Fields is { IsTcp: true, IsSyn: true, HasAck: false } syn && connections[syn.Connection].OpenedAfterMark)
+                AwaitSynAck(connections[syn.Connection], bytes);
             replayed++;
             if ((replayed & 15) == 0)
                 progress?.Report(new SwitchProgress(SwitchPhase.Replay, replayed, packets.Count));
@@ -352,6 +365,39 @@ public sealed class Switchover
         progress?.Report(new SwitchProgress(SwitchPhase.Replay, replayed, packets.Count));
         return (replayed, clamped);
     }
+
+    /// <summary>
+    /// Waits for the restored program's SYN-ACK to a replayed SYN, sending the SYN again as a client would. Injected
+    /// back to back, the SYNs of a burst of connections overflowed the listen backlog of a program just restored (slow
+    /// to accept, its memory still faulting in) and the kernel dropped them without an answer: in the lab, 491 of 1000
+    /// connections at 256 MB, each then costing the pacing timeout on every one of its packets, and a replay past
+    /// two minutes. One at a time, each SYN finds room, or waits until the program accepted one.
+    /// </summary>
+    private void AwaitSynAck(Connection c, byte[] syn)
+    {
+        var watch = Stopwatch.StartNew();
+        try
+        {
+            for (var attempt = 1; attempt <= SynAttempts && _synWaited + watch.Elapsed < SynWaitBudget; attempt++)
+            {
+                if (WaitForSent(c.Key, null, out _)) return;
+                if (attempt < SynAttempts) _platform.Channel.Inject(syn);
+            }
+            if (_platform.Channel.TryGetHighestSent(c.Key, out _)) return;
+        }
+        finally
+        {
+            _synWaited += watch.Elapsed;
+        }
+        c.SynUnanswered = true;
+        _log($"Replay: the restored program did not answer the SYN of {Describe(c.Key)} (sent up to {SynAttempts} times, " +
+             $"{_options.PacingTimeout.TotalMilliseconds} ms apart, within {SynWaitBudget.TotalSeconds:0} s for all SYNs); " +
+             "what its client sent after it is injected unchanged.");
+    }
+
+    private const int SynAttempts = 5;
+    // All SYNs together: a restored program that stopped accepting must not hold the switch for minutes.
+    private static readonly TimeSpan SynWaitBudget = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// The restored sockets of connections established at the checkpoint have sent nothing since: without knowing

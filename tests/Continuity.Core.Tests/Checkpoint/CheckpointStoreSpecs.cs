@@ -43,6 +43,27 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
     }
 
     [Fact]
+    public void A_late_chunk_of_an_image_the_primary_gave_up_for_a_newer_one_does_not_spoil_the_newer_one()
+    {
+        var dir = TestConfig.TempDir();
+        var log = CreateTestProbe();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, log.Ref)));
+        var (archive, sha) = Archive();
+        var older = Chunks("e1-a", archive, sha).ToList();
+        var newer = Chunks("e1-b", archive, sha).Select(c => c with { Mark = 50 }).ToList();
+
+        Ship(store, older.Take(2));
+        // The primary started shipping e1-b; one chunk of e1-a was still on its way and arrives after e1-b's first.
+        Ship(store, newer.Take(1));
+        store.Tell(older[2]);
+        Ship(store, newer.Skip(1));
+
+        Assert.Equal("e1-b", ExpectMsg<CheckpointStored>().Id);
+        store.Tell(new CheckpointStoreProtocol.GetNewest());
+        Assert.Equal(("e1-b", 50L), ExpectMsg<CheckpointStoreProtocol.Newest>().Info is { } i ? (i.Id, i.Mark) : default);
+    }
+
+    [Fact]
     public void Checkpoint_chunks_with_a_bad_checksum_are_rejected()
     {
         var dir = TestConfig.TempDir();

@@ -93,7 +93,7 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
     [Fact]
     public void A_large_image_goes_a_few_chunks_at_a_time_each_standby_getting_the_next_once_it_wrote_one()
     {
-        var criu = new FakeCheckpointer { ImageBytes = 5 << 20 }; // 20 chunks
+        var criu = new FakeCheckpointer { ImageBytes = 12 << 20 }; // 48 chunks
         var capture = CreateTestProbe();
         var fast = CreateTestProbe();
         var stuck = CreateTestProbe();

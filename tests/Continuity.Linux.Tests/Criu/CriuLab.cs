@@ -18,6 +18,8 @@ internal static partial class CriuLab
 
     public static string CtKv => Path.Combine(TestServerDir, "ct-kv");
     public static string CtKvClient => Path.Combine(TestServerDir, "ct-kv-client");
+    /// <summary>The benchmark's client: opens all its connections at once (non-blocking connects).</summary>
+    public static string CtBench => Path.Combine(TestServerDir, "ct-bench");
 
     private static string BuildTestServer()
     {
@@ -98,18 +100,19 @@ internal static partial class CriuLab
     public static string ProcStatusField(int pid, string field) =>
         File.ReadAllLines($"/proc/{pid}/status").First(l => l.StartsWith(field + ":")).Split(':', 2)[1].Trim();
 
-    /// <summary>ct-kv-client running in a network namespace (nsenter: no fork, so the pid is the client's).</summary>
+    /// <summary>ct-kv-client (or <paramref name="program"/>) running in a network namespace (nsenter: no fork, so the
+    /// pid is the client's).</summary>
     public sealed class Client : IDisposable
     {
         private readonly Process _p;
         public ConcurrentQueue<string> Lines { get; } = new();
 
-        public Client(string netnsPath, string arguments)
+        public Client(string netnsPath, string arguments, string? program = null)
         {
             var psi = new ProcessStartInfo("nsenter")
             {
                 RedirectStandardOutput = true, RedirectStandardError = true,
-                Arguments = $"--net={netnsPath} {CtKvClient} {arguments}",
+                Arguments = $"--net={netnsPath} {program ?? CtKvClient} {arguments}",
             };
             _p = new Process { StartInfo = psi };
             _p.OutputDataReceived += (_, e) => { if (e.Data is not null) Lines.Enqueue(e.Data); };

@@ -111,9 +111,10 @@ internal sealed class SwitchLab : IDisposable
         _held = false;
     }
 
-    public CriuLab.Client StartClient(string arguments)
+    public CriuLab.Client StartClient(string arguments, string? program = null)
     {
-        var client = new CriuLab.Client(NetNs.PathOf(ClientNs), $"--server {Vip}:{TcpPort} {arguments}");
+        var client = new CriuLab.Client(NetNs.PathOf(ClientNs), program == CriuLab.CtBench
+            ? $"rr --server {Vip}:{TcpPort} {arguments}" : $"--server {Vip}:{TcpPort} {arguments}", program);
         _clients.Add(client);
         return client;
     }
