@@ -385,14 +385,17 @@ class Bench:
         # Every connection established and inside a checkpoint (a SYN dropped by a freeze is resent after 1 s).
         time.sleep(settle_s)
         # On a loaded machine a checkpoint can take longer than its interval: wait (at most 60 s more) until the primary's
-        # last checkpoint was taken after the connections were up, so the crash tests replay from a checkpoint that
-        # holds them, as intended, rather than from one taken before the client started.
+        # last checkpoint was taken after the connections were up and every standby stored it, so the crash tests replay
+        # from a checkpoint that holds them, as intended, rather than from one taken before the client started (a
+        # checkpoint taken but still shipping is not the one a takeover restores: 100 MB takes seconds to ship).
         cp_wait = time.time()
         cp_after = None
         while time.time() - cp_wait < 60:
-            cp = (self.api(primary, f"/v1/apps/{app}", timeout=5) or {}).get("lastCheckpoint") or {}
+            v = self.api(primary, f"/v1/apps/{app}", timeout=5) or {}
+            cp = v.get("lastCheckpoint") or {}
             at = iso_time(cp.get("at"))
-            if at is not None and at >= client_at + 2:
+            stored = bool(v.get("standbys")) and all(sb.get("checkpointId") == cp.get("id") for sb in v["standbys"])
+            if at is not None and at >= client_at + 2 and stored:
                 cp_after = round(at - client_at, 1)
                 break
             time.sleep(0.5)
