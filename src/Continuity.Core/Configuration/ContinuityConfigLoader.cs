@@ -224,6 +224,13 @@ public static class ContinuityConfigLoader
 /// <summary>Typed reads of single values, each failure naming the key, where it was set, the value and what was expected.</summary>
 public static class ConfigValues
 {
+    public const string StableAfterKey = "akka.cluster.split-brain-resolver.stable-after";
+
+    /// <summary>The split brain resolver's stable-after (Akka's 5 s where unset): the earliest the majority downs a
+    /// member it stopped hearing from, which other durations must stay below.</summary>
+    public static TimeSpan StableAfter(LoadedConfig c) =>
+        c.Config.HasPath(StableAfterKey) ? Duration(c, StableAfterKey, TimeSpan.Zero, "5s") : TimeSpan.FromSeconds(5);
+
     public static ConfigurationException Bad(LoadedConfig c, string key, string problem) =>
         new($"'{key}' {problem}", c.PositionOf(key), key);
 

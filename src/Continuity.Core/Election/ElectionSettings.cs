@@ -7,7 +7,6 @@ namespace Continuity.Core.Election;
 public static class ElectionSettings
 {
     public const string OwnerRemovalMarginKey = "continuity.election.owner-removal-margin";
-    private const string StableAfterKey = "akka.cluster.split-brain-resolver.stable-after";
     private static readonly TimeSpan DefaultOwnerRemovalMargin = TimeSpan.FromSeconds(1);
 
     /// <summary>Refuses a margin Akka would read as "use the downing provider's" (zero: stable-after again) or one
@@ -15,12 +14,10 @@ public static class ElectionSettings
     public static void Validate(LoadedConfig config)
     {
         var margin = ConfigValues.Duration(config, OwnerRemovalMarginKey, TimeSpan.FromMilliseconds(1), "1s");
-        var stableAfter = config.Config.HasPath(StableAfterKey)
-            ? ConfigValues.Duration(config, StableAfterKey, TimeSpan.Zero, "5s")
-            : TimeSpan.FromSeconds(5);
+        var stableAfter = ConfigValues.StableAfter(config);
         if (margin >= stableAfter)
             throw ConfigValues.Bad(config, OwnerRemovalMarginKey,
-                $"= \"{ConfigValues.String(config, OwnerRemovalMarginKey)}\" must be shorter than {StableAfterKey} ({stableAfter.TotalSeconds:0.###}s): " +
+                $"= \"{ConfigValues.String(config, OwnerRemovalMarginKey)}\" must be shorter than {ConfigValues.StableAfterKey} ({stableAfter.TotalSeconds:0.###}s): " +
                 "it is added to every failover whose owner ran on the lost node; e.g. owner-removal-margin = 1s with stable-after = 5s");
     }
 

@@ -9,7 +9,6 @@ namespace Continuity.Core.Fencing;
 public sealed record FencingSettings(bool Enabled, TimeSpan Lease, TimeSpan RenewInterval)
 {
     public const string Key = "continuity.fencing.";
-    private const string StableAfterKey = "akka.cluster.split-brain-resolver.stable-after";
 
     public static readonly FencingSettings Default = new(true, TimeSpan.FromSeconds(4), TimeSpan.FromMilliseconds(500));
 
@@ -26,12 +25,10 @@ public sealed record FencingSettings(bool Enabled, TimeSpan Lease, TimeSpan Rene
                 "a lease must last at least three renew intervals, e.g. lease = 4s, renew-interval = 500ms");
         // The majority downs an unreachable node no sooner than stable-after after the last change it saw; a lease
         // that outlived that would let the old primary's VIP live beside its successor's.
-        var stableAfter = config.Config.HasPath(StableAfterKey)
-            ? ConfigValues.Duration(config, StableAfterKey, TimeSpan.Zero, "5s")
-            : TimeSpan.FromSeconds(5);
+        var stableAfter = ConfigValues.StableAfter(config);
         if (lease >= stableAfter)
             throw ConfigValues.Bad(config, Key + "lease",
-                $"= \"{ConfigValues.String(config, Key + "lease")}\" must be shorter than {StableAfterKey} ({stableAfter.TotalSeconds:0.###}s): " +
+                $"= \"{ConfigValues.String(config, Key + "lease")}\" must be shorter than {ConfigValues.StableAfterKey} ({stableAfter.TotalSeconds:0.###}s): " +
                 "the old primary's VIP must go quiet before the majority can down it and elect a successor; e.g. lease = 4s with stable-after = 5s");
         return new FencingSettings(true, lease, renew);
     }

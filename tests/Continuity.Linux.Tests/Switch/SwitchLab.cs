@@ -111,10 +111,15 @@ internal sealed class SwitchLab : IDisposable
         _held = false;
     }
 
-    public CriuLab.Client StartClient(string arguments, string? program = null)
+    public CriuLab.Client StartClient(string arguments) =>
+        Track(new CriuLab.Client(NetNs.PathOf(ClientNs), $"--server {Vip}:{TcpPort} {arguments}"));
+
+    /// <summary>The benchmark's request/response client (ct-bench rr), which opens all its connections at once.</summary>
+    public CriuLab.Client StartBenchClient(string arguments) =>
+        Track(new CriuLab.Client(NetNs.PathOf(ClientNs), $"rr --server {Vip}:{TcpPort} {arguments}", CriuLab.CtBench));
+
+    private CriuLab.Client Track(CriuLab.Client client)
     {
-        var client = new CriuLab.Client(NetNs.PathOf(ClientNs), program == CriuLab.CtBench
-            ? $"rr --server {Vip}:{TcpPort} {arguments}" : $"--server {Vip}:{TcpPort} {arguments}", program);
         _clients.Add(client);
         return client;
     }

@@ -197,7 +197,7 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
         // More than ct-kv's listen backlog (128), opened at once by the benchmark's client. In the benchmark (1000
         // connections, a 256 MB program slow to accept after its restore) 491 replayed SYNs were never answered; a
         // 16 MB program here keeps up, so this guards the burst's replay, not the SYN retries themselves.
-        var late = lab.StartClient("--connections 300 --duration-s 60 --timeout-s 30", CriuLab.CtBench);
+        var late = lab.StartBenchClient("--connections 300 --duration-s 60 --timeout-s 30");
         await Task.Delay(AfterCheckpoint);
         var log = lab.Crash();
         var report = await lab.SwitchAsync(app, mark, log, new SwitchOptions(), []);
