@@ -16,6 +16,8 @@ projects=(Core Linux Node Cmd Lab)
 [ $# -gt 0 ] && projects=("$@")
 passed=0; failed=0; skipped=0; status=0
 mkdir -p build/test-results
+failures=build/test-results/failures.txt
+: > "$failures"
 for p in "${projects[@]}"; do
   proj="tests/Continuity.$p.Tests/Continuity.$p.Tests.csproj"
   [ -f "$proj" ] || { echo "deploy/test.sh: no test project $proj" >&2; exit 2; }
@@ -29,7 +31,17 @@ for p in "${projects[@]}"; do
   p_=$(count Passed); f=$(count Failed); s=$(count Skipped)
   passed=$((passed + ${p_:-0})); failed=$((failed + ${f:-0})); skipped=$((skipped + ${s:-0}))
   if [ "$rc" -ne 0 ]; then status=1; [ -z "$summary" ] && { echo "deploy/test.sh: $proj did not run to completion (exit $rc)"; failed=$((failed + 1)); }; fi
+  # Keep each failed test's name and the head of its error message: CI shows only the end of
+  # this output, and the per-project logs go with the clone.
+  awk '/^  Failed /{ on=1; n=0; print; next }
+       on && /^  (Passed|Skipped) |^\[xUnit|^Test Run|^Total tests/{ on=0 }
+       on && n < 12 { print; n++ }' "$log" >> "$failures"
 done
 echo
+if [ -s "$failures" ]; then
+  echo "Failed tests (whole logs in build/test-results/):"
+  cat "$failures"
+  echo
+fi
 echo "$passed passed, $failed failed, $skipped skipped"
 exit $status
