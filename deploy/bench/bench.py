@@ -480,6 +480,8 @@ class Bench:
         """The points of the sweep, one axis varied at a time around SWEEP_BASE plus the stall target's point; the largest
         program last (the one most likely not to fit: it must not starve the others of time)."""
         sw = self.p["sweep"]
+        if self.args.sweep_point:
+            return [dict(ballast=mb, conns=c, interval=iv, axes=["chosen"]) for mb, c, iv in self.args.sweep_point]
         base = SWEEP_BASE
         pts = []
         for mb in sw["memory"]:
@@ -908,6 +910,15 @@ def stage_delta(before, after, primary):
     return rows
 
 
+def sweep_point(text):
+    """A --sweep-point argument: program memory in MB, connections, checkpoint interval (e.g. 10/100/5s)."""
+    m = re.fullmatch(r"(\d+)/(\d+)/(\d+(?:ms|s))", text.strip())
+    if not m or int(m.group(2)) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not MB/CONNECTIONS/INTERVAL: write e.g. 10/100/5s "
+                                         "(memory in MB, at least 1 connection, an interval in s or ms)")
+    return int(m.group(1)), int(m.group(2)), m.group(3)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=sorted(PROFILES), default="full")
@@ -918,6 +929,8 @@ def main():
     ap.add_argument("--extra-config", help="a HOCON file added to every node's configuration (to compare a setting)")
     ap.add_argument("--only", help="comma-separated sections to run (cost, failover, alternatives, checkpoints, sweep); default all")
     ap.add_argument("--report-only", help="rewrite the report from a results.json")
+    ap.add_argument("--sweep-point", action="append", type=sweep_point,
+                    help="MB/CONNECTIONS/INTERVAL, e.g. 10/100/5s (repeatable): only these points in the sweep")
     args = ap.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     if args.report_only:

@@ -510,7 +510,7 @@ def sweep_section(r, figs):
           + " | ".join(k for k, _ in SWEEP_PARTS) + " | packets replayed | survived |",
           "|" + "---|" * (8 + len(SWEEP_PARTS) + 2)]
     failed = []
-    axis_order = ["memory", "connections", "interval", "target"]
+    axis_order = ["memory", "connections", "interval", "target", "chosen"]
     for p in sorted(pts, key=lambda p: (min(axis_order.index(a) for a in p["axes"]), p["ballast_mb"], p["conns"],
                                         interval_key(p["interval"]))):
         head = (f"| {', '.join(p['axes'])} | {p['ballast_mb']} | {fmt((p.get('rss_bytes') or 0) / 1e6) if p.get('rss_bytes') else 'n/a'} | "

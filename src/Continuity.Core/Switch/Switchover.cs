@@ -34,6 +34,8 @@ public readonly record struct SwitchProgress(SwitchPhase Phase, int Replayed, in
 /// <param name="SynsUnanswered">Connections opened after the checkpoint whose replayed SYN the restored program never
 /// answered, even sent again: what their clients sent did not reach it (they are reset with the others opened after
 /// the checkpoint). Zero unless the restored program stopped accepting connections.</param>
+/// <param name="RepliesLost">Replies of the restored program that the injection channel could not read: the replay
+/// may have been blind on their connections (zero on a healthy channel).</param>
 public sealed record SwitchReport(
     int RestoredPid,
     RecoveryPolicy Policy,
@@ -46,7 +48,8 @@ public sealed record SwitchReport(
     int AcksClamped,
     int ConnectionsReset,
     int ConnectionsPrompted,
-    int SynsUnanswered = 0)
+    int SynsUnanswered = 0,
+    long RepliesLost = 0)
 {
     public TimeSpan Total => Vip + Restore + Replay + Open;
 
@@ -55,7 +58,8 @@ public sealed record SwitchReport(
         $"replay {Replay.TotalMilliseconds:F0} ms, open {Open.TotalMilliseconds:F0} ms (total {Total.TotalMilliseconds:F0} ms); " +
         $"{PacketsReplayed} packets replayed, {AcksClamped} ACKs clamped, {RepliesDiscarded} replies discarded, " +
         $"{ConnectionsReset} connections reset, {ConnectionsPrompted} prompted" +
-        (SynsUnanswered > 0 ? $", {SynsUnanswered} replayed SYNs never answered" : "");
+        (SynsUnanswered > 0 ? $", {SynsUnanswered} replayed SYNs never answered" : "") +
+        (RepliesLost > 0 ? $", {RepliesLost} replies lost by the injection channel" : "");
 }
 
 /// <summary>Tuning of <see cref="Switchover"/>; the defaults suit a LAN.</summary>
@@ -198,6 +202,10 @@ public sealed class Switchover
                     Track(connections, f, f.Acknowledgment);
         }
         var replayTime = Lap(watch);
+        var repliesLost = p.Channel.RepliesLost;
+        if (repliesLost > 0)
+            _log($"The injection channel could not read {repliesLost} replies of the restored program (its capture buffer " +
+                 "was full): connections it learnt nothing of were replayed without pacing.");
 
         // f. Open: replies out, caller's queue in, then inbound in, then the world told.
         progress?.Report(new SwitchProgress(SwitchPhase.Open, replayed, replay.Count));
@@ -233,7 +241,7 @@ public sealed class Switchover
 
         progress?.Report(new SwitchProgress(SwitchPhase.Done, replayed, replay.Count));
         return new SwitchReport(pid, app.Recovery, vipTime, restoreTime, replayTime, openTime, replayed,
-            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted, synsUnanswered);
+            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted, synsUnanswered, repliesLost);
     }
 
     private sealed record Packet(LoggedPacket Logged, PacketFields? Fields);

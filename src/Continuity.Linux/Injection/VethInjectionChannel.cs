@@ -35,6 +35,17 @@ public sealed class VethInjectionChannel : IInjectionChannel
     /// <summary>Channel N routes captured replies through table <c>RouteTableBase + N</c>.</summary>
     public const uint RouteTableBase = 3_950_000;
 
+    /// <summary>
+    /// The capture's ring. In immediate mode libpcap gives every frame a slot as large as the interface's MTU allows,
+    /// and the pair's MTU is 64 KiB (to inject jumbo packets): its default 2 MiB ring held 31 frames, and the burst of a
+    /// takeover (a window probe from each restored socket, then an answer to each of the replay's probes) overflowed
+    /// it. In the lab, 3 to 61 of 100 connections lost their answer; the replay, blind on them, injected their packets
+    /// with ACKs the restored socket had not reached, the kernel dropped those segments with their data, and the
+    /// clients, told by the dead primary that it had their requests, waited for replies that never came. 64 MiB
+    /// holds about a thousand frames; it is kernel memory, held only while a switch runs.
+    /// </summary>
+    private const int CaptureBufferBytes = 64 << 20;
+
     /// <summary>Ahead of the main table's rule (32766), behind the local table's (0).</summary>
     private const string RulePreference = "1000";
 
@@ -65,6 +76,16 @@ public sealed class VethInjectionChannel : IInjectionChannel
 
     /// <summary>Frames read (and discarded) on inj0 that came from the local stack.</summary>
     public long RepliesDiscarded => Interlocked.Read(ref _repliesDiscarded);
+
+    /// <summary>Frames the capture could not keep (its ring was full): replies the replay did not learn from.</summary>
+    public long RepliesLost
+    {
+        get
+        {
+            try { return _device.Statistics.DroppedPackets; }
+            catch (Exception e) when (e is PcapException or InvalidOperationException or DeviceNotReadyException) { return 0; }
+        }
+    }
 
     /// <summary>Sees every reply before it is discarded, on the capture thread (e.g. to prompt clients with
     /// duplicate ACKs after a switch). Keep it short: it delays the capture.</summary>
@@ -123,7 +144,10 @@ public sealed class VethInjectionChannel : IInjectionChannel
             // not through the process-wide cached CaptureDeviceList.Instance.
             _device = LibPcapLiveDeviceList.New().FirstOrDefault(d => d.Name == inj0)
                       ?? throw new InvalidOperationException($"libpcap does not list {inj0}: is libpcap0.8 installed? run deploy/install-deps.sh.");
-            _device.Open(new DeviceConfiguration { Mode = DeviceModes.None, ReadTimeout = 100, Immediate = true });
+            _device.Open(new DeviceConfiguration
+            {
+                Mode = DeviceModes.None, ReadTimeout = 100, Immediate = true, BufferSize = CaptureBufferBytes,
+            });
             _device.OnPacketArrival += OnFrame;
             _device.StartCapture();
         }
