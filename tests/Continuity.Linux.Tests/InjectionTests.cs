@@ -228,6 +228,59 @@ public sealed class InjectionTests
     }
 
     [Fact]
+    public void The_channel_learns_where_each_of_a_thousand_connections_stands_from_one_burst_of_answers()
+    {
+        // A takeover's replay probes every restored connection at once, and each answer tells it how far that socket
+        // has sent. The answers arrive as one burst, faster than the channel reads them: a capture ring too small for
+        // the burst (libpcap's default held 31 frames) loses some, and the replay then goes blind on those connections.
+        const int connections = 1000;
+        using var lab = new Lab(53);
+        NetNs.RunIn(lab.Server, () => new VirtualIp().Add(lab.Vip, 24));
+        NetNs.RunIn(lab.Client, () => Continuity.Linux.Native.Shell.Check("sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=20000 60999"));
+        using var listener = NetNs.RunIn(lab.Server, () =>
+        {
+            var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            l.Bind(new IPEndPoint(lab.Vip, 7102));
+            l.Listen(connections);
+            return l;
+        });
+        var clients = new List<Socket>();
+        var accepted = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < connections; i++)
+            {
+                clients.Add(NetNs.RunIn(lab.Client, () =>
+                {
+                    var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                    c.Connect(new IPEndPoint(lab.Vip, 7102));
+                    return c;
+                }));
+                accepted.Add(listener.Accept());
+            }
+            var keys = clients.Select(c => new ConnectionKey(PacketFields.Tcp, lab.ClientAddress,
+                (ushort)((IPEndPoint)c.LocalEndPoint!).Port, lab.Vip, 7102)).ToList();
+
+            using var channel = NetNs.RunIn(lab.Server, () => new VethInjectionChannel(lab.Vip, 4));
+            channel.CaptureRepliesTo([lab.ClientAddress]);
+            // A SYN on an established socket draws a challenge ACK (RFC 5961), whatever its numbers.
+            var inspector = new PacketInspector();
+            foreach (var k in keys)
+                channel.Inject(inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort, 0, 0, PacketFields.Syn, 0));
+
+            var deadline = DateTime.UtcNow.AddSeconds(5);
+            while (DateTime.UtcNow < deadline && !keys.All(k => channel.TryGetHighestSent(k, out _)))
+                Thread.Sleep(20);
+            var unknown = keys.Count(k => !channel.TryGetHighestSent(k, out _));
+            Assert.True(unknown == 0, $"the channel learnt nothing of {unknown} of {connections} connections");
+        }
+        finally
+        {
+            foreach (var s in clients.Concat(accepted)) s.Dispose();
+        }
+    }
+
+    [Fact]
     public void A_udp_datagram_larger_than_an_ethernet_mtu_can_be_injected()
     {
         using var lab = new Lab(43);

@@ -198,10 +198,6 @@ public interface IInjectionChannel : IDisposable
 
     /// <summary>Replies swallowed so far (for reports); 0 from a channel that does not count them.</summary>
     long RepliesDiscarded => 0;
-
-    /// <summary>Replies the channel saw go by but could not read (a capture buffer overflowed): what the switch learnt
-    /// of those connections is incomplete. 0 from a channel that cannot lose any.</summary>
-    long RepliesLost => 0;
 }
 
 /// <summary>The TCP/UDP fields of one IPv4 packet that the switch reasons about.</summary>

@@ -34,8 +34,9 @@ public readonly record struct SwitchProgress(SwitchPhase Phase, int Replayed, in
 /// <param name="SynsUnanswered">Connections opened after the checkpoint whose replayed SYN the restored program never
 /// answered, even sent again: what their clients sent did not reach it (they are reset with the others opened after
 /// the checkpoint). Zero unless the restored program stopped accepting connections.</param>
-/// <param name="RepliesLost">Replies of the restored program that the injection channel could not read: the replay
-/// may have been blind on their connections (zero on a healthy channel).</param>
+/// <param name="ProbesUnanswered">Connections established at the checkpoint whose restored socket did not say how far
+/// it had sent when probed: their packets were replayed without pacing, and any whose ACK was ahead of the socket lost
+/// its data. Zero on a healthy injection channel.</param>
 public sealed record SwitchReport(
     int RestoredPid,
     RecoveryPolicy Policy,
@@ -49,7 +50,7 @@ public sealed record SwitchReport(
     int ConnectionsReset,
     int ConnectionsPrompted,
     int SynsUnanswered = 0,
-    long RepliesLost = 0)
+    int ProbesUnanswered = 0)
 {
     public TimeSpan Total => Vip + Restore + Replay + Open;
 
@@ -59,7 +60,7 @@ public sealed record SwitchReport(
         $"{PacketsReplayed} packets replayed, {AcksClamped} ACKs clamped, {RepliesDiscarded} replies discarded, " +
         $"{ConnectionsReset} connections reset, {ConnectionsPrompted} prompted" +
         (SynsUnanswered > 0 ? $", {SynsUnanswered} replayed SYNs never answered" : "") +
-        (RepliesLost > 0 ? $", {RepliesLost} replies lost by the injection channel" : "");
+        (ProbesUnanswered > 0 ? $", {ProbesUnanswered} restored connections did not answer their probe" : "");
 }
 
 /// <summary>Tuning of <see cref="Switchover"/>; the defaults suit a LAN.</summary>
@@ -186,9 +187,10 @@ public sealed class Switchover
         var replayed = 0;
         var clamped = 0;
         var synsUnanswered = 0;
+        var probesUnanswered = 0;
         if (app.Recovery == RecoveryPolicy.Replay)
         {
-            (replayed, clamped) = await Task.Run(() => Replay(replay, connections, progress, ct), ct).ConfigureAwait(false);
+            (replayed, clamped, probesUnanswered) = await Task.Run(() => Replay(replay, connections, progress, ct), ct).ConfigureAwait(false);
             synsUnanswered = connections.Values.Count(c => c.OpenedAfterMark && !p.Channel.TryGetHighestSent(c.Key, out _));
             ResetLocally(connections.Values.Where(c => c.OpenedAfterMark));
             if (_options.PromptClients)
@@ -202,10 +204,6 @@ public sealed class Switchover
                     Track(connections, f, f.Acknowledgment);
         }
         var replayTime = Lap(watch);
-        var repliesLost = p.Channel.RepliesLost;
-        if (repliesLost > 0)
-            _log($"The injection channel could not read {repliesLost} replies of the restored program (its capture buffer " +
-                 "was full): connections it learnt nothing of were replayed without pacing.");
 
         // f. Open: replies out, caller's queue in, then inbound in, then the world told.
         progress?.Report(new SwitchProgress(SwitchPhase.Open, replayed, replay.Count));
@@ -241,7 +239,7 @@ public sealed class Switchover
 
         progress?.Report(new SwitchProgress(SwitchPhase.Done, replayed, replay.Count));
         return new SwitchReport(pid, app.Recovery, vipTime, restoreTime, replayTime, openTime, replayed,
-            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted, synsUnanswered, repliesLost);
+            p.Channel.RepliesDiscarded, clamped, toReset.Count, prompted, synsUnanswered, probesUnanswered);
     }
 
     private sealed record Packet(LoggedPacket Logged, PacketFields? Fields);
@@ -292,7 +290,7 @@ public sealed class Switchover
         return result;
     }
 
-    private (int Replayed, int Clamped) Replay(List<Packet> packets, Dictionary<ConnectionKey, Connection> connections,
+    private (int Replayed, int Clamped, int ProbesUnanswered) Replay(List<Packet> packets, Dictionary<ConnectionKey, Connection> connections,
         IProgress<SwitchProgress>? progress, CancellationToken ct)
     {
         var p = _platform;
@@ -306,7 +304,7 @@ public sealed class Switchover
                 c.OldIsnPlusOne = f.Acknowledgment;
         }
 
-        ProbeRestoredSockets(packets, connections);
+        var probesUnanswered = ProbeRestoredSockets(packets, connections);
 
         var replayed = 0;
         var clamped = 0;
@@ -371,7 +369,7 @@ public sealed class Switchover
                 progress?.Report(new SwitchProgress(SwitchPhase.Replay, replayed, packets.Count));
         }
         progress?.Report(new SwitchProgress(SwitchPhase.Replay, replayed, packets.Count));
-        return (replayed, clamped);
+        return (replayed, clamped, probesUnanswered);
     }
 
     /// <summary>
@@ -413,7 +411,8 @@ public sealed class Switchover
     /// receive window makes the kernel answer at once with a duplicate ACK carrying snd_nxt (RFC 793 §3.9), which
     /// the channel records and swallows.
     /// </summary>
-    private void ProbeRestoredSockets(List<Packet> packets, Dictionary<ConnectionKey, Connection> connections)
+    /// <returns>How many did not answer.</returns>
+    private int ProbeRestoredSockets(List<Packet> packets, Dictionary<ConnectionKey, Connection> connections)
     {
         var firsts = packets.Where(pk => pk.Fields is { IsTcp: true })
             .Select(pk => pk.Fields!.Value)
@@ -428,6 +427,11 @@ public sealed class Switchover
                 unchecked(f.Sequence - 0x40000000), f.Acknowledgment, PacketFields.Ack, f.Window));
         }
         WaitForProbes(() => firsts.All(f => _platform.Channel.TryGetHighestSent(f.Connection, out _)));
+        var unanswered = firsts.Count(f => !_platform.Channel.TryGetHighestSent(f.Connection, out _));
+        if (unanswered > 0)
+            _log($"{unanswered} of {firsts.Count} restored connections did not say how far they had sent within " +
+                 $"{_options.ProbeTimeout.TotalMilliseconds} ms of being probed: their packets are not paced until the socket sends something.");
+        return unanswered;
     }
 
     /// <summary>
