@@ -78,7 +78,7 @@ public sealed record SwitchOptions
     /// (a budget of zero), one connection in two lab runs stayed below full rate for over 25 s after the switch.</summary>
     public TimeSpan PacingBudget { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>How long to wait, all connections together, for the restored sockets to reveal how far they had sent.</summary>
+    /// <summary>How long to wait for the restored sockets of one burst of probes (a few hundred) to reveal how far they had sent.</summary>
     public TimeSpan ProbeTimeout { get; init; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>After opening, make both ends of each replayed connection retransmit at once, and the client of each
@@ -420,13 +420,12 @@ public sealed class Switchover
             .Select(g => g.First())
             .Where(f => !connections[f.Connection].OpenedAfterMark && !f.IsRst)
             .ToList();
-        foreach (var f in firsts)
+        ProbeInBursts(firsts, f =>
         {
             var k = f.Connection;
             _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
                 unchecked(f.Sequence - 0x40000000), f.Acknowledgment, PacketFields.Ack, f.Window));
-        }
-        WaitForProbes(() => firsts.All(f => _platform.Channel.TryGetHighestSent(f.Connection, out _)));
+        }, f => _platform.Channel.TryGetHighestSent(f.Connection, out _));
         var unanswered = firsts.Count(f => !_platform.Channel.TryGetHighestSent(f.Connection, out _));
         if (unanswered > 0)
             _log($"{unanswered} of {firsts.Count} restored connections did not say how far they had sent within " +
@@ -446,10 +445,8 @@ public sealed class Switchover
         var quiet = _platform.Sockets.EstablishedTcp(pid, vip).Where(k => !connections.ContainsKey(k)).ToList();
         if (quiet.Count == 0) return;
         _platform.Channel.CaptureRepliesTo(quiet.Select(k => k.Client).Distinct().ToList());
-        foreach (var k in quiet)
-            _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
-                0, 0, PacketFields.Syn, 0));
-        WaitForProbes(() => quiet.All(k => _platform.Channel.TryGetHighestAcknowledged(k, out _)));
+        ProbeInBursts(quiet, k => _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server,
+            k.ServerPort, 0, 0, PacketFields.Syn, 0)), k => _platform.Channel.TryGetHighestAcknowledged(k, out _));
         var answered = 0;
         foreach (var k in quiet)
         {
@@ -461,13 +458,24 @@ public sealed class Switchover
              $"client stands{(answered < quiet.Count ? $", {quiet.Count - answered} did not answer within {_options.ProbeTimeout.TotalMilliseconds} ms and are not prompted" : "")}.");
     }
 
-    /// <summary>Polls until every probed socket has answered, or <see cref="SwitchOptions.ProbeTimeout"/> has passed.</summary>
-    private void WaitForProbes(Func<bool> allAnswered)
+    /// <summary>
+    /// Probes a few hundred sockets at a time, each burst waited for (until all answered, or
+    /// <see cref="SwitchOptions.ProbeTimeout"/>): every probe draws an answer at once, and the channel reads a burst of
+    /// answers into a buffer of bounded size (about a thousand frames); a burst beyond it loses answers, and the replay
+    /// is blind on those connections.
+    /// </summary>
+    private void ProbeInBursts<T>(IReadOnlyList<T> sockets, Action<T> probe, Func<T, bool> answered)
     {
-        var watch = Stopwatch.StartNew();
-        while (watch.Elapsed < _options.ProbeTimeout && !allAnswered())
-            Thread.Sleep(1);
+        foreach (var burst in sockets.Chunk(ProbeBurst))
+        {
+            foreach (var s in burst) probe(s);
+            var watch = Stopwatch.StartNew();
+            while (watch.Elapsed < _options.ProbeTimeout && !burst.All(answered))
+                Thread.Sleep(1);
+        }
     }
+
+    private const int ProbeBurst = 256;
 
     /// <summary>Waits until the restored program has sent up to <paramref name="ack"/> (null: anything at all, the
     /// kernel's SYN-ACK, which is always waited for: without it a connection opened since the checkpoint cannot be

@@ -42,7 +42,8 @@ public sealed class VethInjectionChannel : IInjectionChannel
     /// said nothing: in immediate mode each frame takes a slot sized for the largest frame the 64 KiB MTU of the pair
     /// allows, some 31 slots in all. The replay, blind on those connections, injected ACKs the restored sockets had
     /// not reached; the kernel dropped those segments with their data, and clients that the dead primary had told it
-    /// had their requests waited for replies that never came. 64 MiB is kernel memory held only while a switch runs.
+    /// had their requests waited for replies that never came. 64 MiB (about a thousand such slots; the switch probes a
+    /// few hundred sockets at a time) is kernel memory held only while a switch runs.
     /// </summary>
     private const int CaptureBufferBytes = 64 << 20;
 
