@@ -497,8 +497,9 @@ def sweep_section(r, figs):
          f"varied at a time around a base point (100 MB, 100 connections, a checkpoint every 5s), plus the stall target's "
          "point (256 MB, 1000 connections). Each point is its own 3-node lab (one primary, two standbys) in this run, crashed "
          "as in *Failover*; each connection sends one request every max(50, N) ms (N connections), so the offered load stays "
-         "at or under 1000 requests/s and some connection sends within about 50 ms of the crash. The crash waits until the "
-         "primary's last checkpoint was taken after the connections were up and every standby stored it (at most 60 s more), so the takeover restores "
+         "at or under 1000 requests/s and some connection sends within about 50 ms of the crash. The crash waits until every "
+         "connection is established (`ss` in the client's namespace: a thousand take seconds to be accepted) and the "
+         "primary's last checkpoint was taken after that and every standby stored it (at most 60 s more), so the takeover restores "
          "them and replays what came after. The stall is split into:", ""]
     for k, text in SWEEP_PARTS:
         L.append(f"- *{k}*: {text};")
