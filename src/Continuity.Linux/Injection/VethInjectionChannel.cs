@@ -36,8 +36,8 @@ public sealed class VethInjectionChannel : IInjectionChannel
     public const uint RouteTableBase = 3_950_000;
 
     /// <summary>
-    /// The capture's ring. A takeover's replay probes every restored connection at once and learns from the burst of
-    /// answers how far each socket has sent. With libpcap's default 2 MiB ring the channel missed most of such a burst
+    /// The capture's ring. A takeover's replay probes the restored connections and learns from the burst of answers how
+    /// far each socket has sent. With libpcap's default 2 MiB ring the channel missed most of such a burst
     /// (908-937 of 1000 answers in InjectionTests; 3-61 of 100 connections in the lab), and libpcap's drop counter
     /// said nothing: in immediate mode each frame takes a slot sized for the largest frame the 64 KiB MTU of the pair
     /// allows, some 31 slots in all. The replay, blind on those connections, injected ACKs the restored sockets had
