@@ -10,7 +10,8 @@
 #   journals included; default /var/lib/continuity-lab-1: a tmpfs there shows what the disk costs),
 #   --only SECTIONS (comma-separated: cost, failover, alternatives, checkpoints, sweep; to iterate on one of them),
 #   --extra-config FILE (HOCON added to every node's configuration: to compare a setting in the same build),
-#   --sweep-point MB/CONNECTIONS/INTERVAL (repeatable, e.g. 10/100/5s: only these points in the sweep, to study one)
+#   --sweep-point MB/CONNECTIONS/INTERVAL (repeatable, e.g. 10/100/5s: only these points in the sweep of --quick or
+#   the full run, to study one)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 say()  { printf '[bench] %s\n' "$*"; }
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --extra-config) [ $# -ge 2 ] || fail "--extra-config needs a HOCON file"; extra+=(--extra-config "$(realpath "$2")"); shift ;;
     --only) [ $# -ge 2 ] || fail "--only needs sections, e.g. cost or cost,checkpoints"; extra+=(--only "$2"); shift ;;
     --sweep-point) [ $# -ge 2 ] || fail "--sweep-point needs MB/CONNECTIONS/INTERVAL, e.g. 10/100/5s"; extra+=(--sweep-point "$2"); shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR, --only SECTIONS, --extra-config FILE, --sweep-point MB/CONNECTIONS/INTERVAL)" ;;
   esac
   shift

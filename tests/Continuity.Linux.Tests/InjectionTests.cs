@@ -230,9 +230,9 @@ public sealed class InjectionTests
     [Fact]
     public void The_channel_learns_where_each_of_a_thousand_connections_stands_from_one_burst_of_answers()
     {
-        // A takeover's replay probes every restored connection at once, and each answer tells it how far that socket
-        // has sent. The answers arrive as one burst, faster than the channel reads them: a capture ring too small for
-        // the burst (libpcap's default held 31 frames) loses some, and the replay then goes blind on those connections.
+        // A takeover's replay probes hundreds of restored connections at once, and each answer tells it how far that
+        // socket has sent. The answers arrive as one burst, faster than the channel reads them: a capture ring too small
+        // for the burst (libpcap's default held 31 frames) loses some, and the replay goes blind on those connections.
         const int connections = 1000;
         using var lab = new Lab(53);
         NetNs.RunIn(lab.Server, () => new VirtualIp().Add(lab.Vip, 24));
