@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --extra-config) [ $# -ge 2 ] || fail "--extra-config needs a HOCON file"; extra+=(--extra-config "$(realpath "$2")"); shift ;;
     --only) [ $# -ge 2 ] || fail "--only needs sections, e.g. cost or cost,checkpoints"; extra+=(--only "$2"); shift ;;
     --sweep-point) [ $# -ge 2 ] || fail "--sweep-point needs MB/CONNECTIONS/INTERVAL, e.g. 10/100/5s"; extra+=(--sweep-point "$2"); shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,${/^#/!q;p}' "$0"; exit 0 ;;
     *) fail "unknown option '$1' (try --quick, --smoke, --out FILE, --crashes N, --state-dir DIR, --only SECTIONS, --extra-config FILE, --sweep-point MB/CONNECTIONS/INTERVAL)" ;;
   esac
   shift
