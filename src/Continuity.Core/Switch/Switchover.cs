@@ -420,13 +420,14 @@ public sealed class Switchover
             .Select(g => g.First())
             .Where(f => !connections[f.Connection].OpenedAfterMark && !f.IsRst)
             .ToList();
+        bool Answered(PacketFields f) => _platform.Channel.TryGetHighestSent(f.Connection, out _);
         ProbeInBursts(firsts, f =>
         {
             var k = f.Connection;
             _platform.Channel.Inject(_platform.Inspector.BuildTcp(k.Client, k.ClientPort, k.Server, k.ServerPort,
                 unchecked(f.Sequence - 0x40000000), f.Acknowledgment, PacketFields.Ack, f.Window));
-        }, f => _platform.Channel.TryGetHighestSent(f.Connection, out _));
-        var unanswered = firsts.Count(f => !_platform.Channel.TryGetHighestSent(f.Connection, out _));
+        }, Answered);
+        var unanswered = firsts.Count(f => !Answered(f));
         if (unanswered > 0)
             _log($"{unanswered} of {firsts.Count} restored connections did not say how far they had sent within " +
                  $"{_options.ProbeTimeout.TotalMilliseconds} ms of being probed: their packets are not paced until the socket sends something.");
