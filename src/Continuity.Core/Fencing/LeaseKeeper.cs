@@ -14,6 +14,18 @@ public static class LeaseProtocol
     public sealed record Vouched(long Round) : IControlMessage;
 
     /// <summary>
+    /// From the leader to every other member while <paramref name="Address"/> (incarnation <paramref name="Uid"/>) is
+    /// unreachable: promise to vouch for it no more, so that its lease can be known to have run out.
+    /// </summary>
+    public sealed record Revoke(string Address, long Uid) : IControlMessage;
+
+    /// <summary>
+    /// The promise, given only by a member whose own failure detector lost the subject too (silence otherwise).
+    /// <paramref name="SinceLastVouchMs"/>: how long ago this member last vouched for it; -1 if never.
+    /// </summary>
+    public sealed record Revoked(string Address, long Uid, long SinceLastVouchMs) : IControlMessage;
+
+    /// <summary>
     /// Published on the node's event stream each time a majority vouched for it: the VIPs of its primaries may stay
     /// live until <paramref name="ExpiresAt"/> (<see cref="Environment.TickCount64"/>, milliseconds).
     /// </summary>
@@ -28,12 +40,21 @@ public static class LeaseProtocol
 /// asker Up and reachable. A majority's answers (the asker counts itself) renew the lease for <c>lease</c> from when
 /// the question was sent, and the primaries pass it on to the kernel (<see cref="Platform.IVipFence"/>). The majority
 /// cannot down the node sooner than <c>stable-after</c> after it stops vouching, which is longer than the lease.
+/// <para>
+/// The lease also lets the cluster down a lost member sooner than <c>stable-after</c> (<c>down-on-revoked-lease</c>).
+/// The leader asks every other member to promise to vouch for it no more. Once all did, no majority can renew its
+/// lease: every majority of the members holds one of them, and each promise says when that member last vouched, so the
+/// leader knows the moment the last lease it granted ran out. Then the member's VIPs are quiet and the leader downs it.
+/// Every other member, not a majority of them: a member the lost one still reaches could count towards its majority in
+/// an older view of the membership. Where anyone cannot promise, the split brain resolver decides, as without this.
+/// </para>
 /// </summary>
 public sealed class LeaseKeeper : ReceiveActor, IWithTimers
 {
     public const string Name = "continuity-lease";
 
     private sealed record Tick;
+    private sealed record RevokeTick;
 
     private sealed class Round(long sentAt, int needed, Address self)
     {
@@ -42,7 +63,19 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
         public HashSet<Address> Votes { get; } = [self];
     }
 
+    /// <summary>The leader's revocation of one unreachable member's lease.</summary>
+    private sealed class Revocation(long unreachableSince)
+    {
+        public long UnreachableSince { get; } = unreachableSince;
+        /// <summary>Per member that promised: when, on this node's clock, the last lease its vouching allowed ends.</summary>
+        public Dictionary<Address, long> QuietAfter { get; } = new();
+        /// <summary>Every other member promised: the subject is downed when its last lease ran out, come what may.</summary>
+        public bool Committed { get; set; }
+        public bool Downed { get; set; }
+    }
+
     private const int RoundsKept = 32;
+    private static readonly TimeSpan RevokeTickInterval = TimeSpan.FromMilliseconds(100);
 
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly FencingSettings _settings;
@@ -52,6 +85,11 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
     private long _expiresAt;
     private bool _held;
     private bool _everHeld;
+    private readonly long _startedAt = Now;
+    // When this node last vouched for each member, and whom it promised not to vouch for (until when).
+    private readonly Dictionary<UniqueAddress, long> _lastVouched = new();
+    private readonly Dictionary<UniqueAddress, long> _promisedUntil = new();
+    private readonly Dictionary<UniqueAddress, Revocation> _revocations = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -61,11 +99,18 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
         Receive<Tick>(_ => Ask());
         Receive<LeaseProtocol.Vouch>(OnVouch);
         Receive<LeaseProtocol.Vouched>(OnVouched);
+        Receive<LeaseProtocol.Revoke>(OnRevoke);
+        Receive<LeaseProtocol.Revoked>(OnRevoked);
+        Receive<RevokeTick>(_ => Revoke());
     }
 
     public static Props Props(FencingSettings settings) => Akka.Actor.Props.Create(() => new LeaseKeeper(settings));
 
-    protected override void PreStart() => Timers.StartPeriodicTimer("renew", new Tick(), _settings.RenewInterval);
+    protected override void PreStart()
+    {
+        Timers.StartPeriodicTimer("renew", new Tick(), _settings.RenewInterval);
+        if (_settings.DownOnRevokedLease) Timers.StartPeriodicTimer("revoke", new RevokeTick(), RevokeTickInterval);
+    }
 
     private static long Now => Environment.TickCount64;
 
@@ -83,8 +128,11 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
         _rounds.Remove(_round - RoundsKept);
         if (round.Votes.Count >= round.Needed) Grant(round);
         foreach (var m in voters.Where(m => m.Address != self.Address))
-            Context.ActorSelection(new RootActorPath(m.Address) / "user" / Name).Tell(new LeaseProtocol.Vouch(_round));
+            KeeperOn(m.Address).Tell(new LeaseProtocol.Vouch(_round));
     }
+
+    private ActorSelection KeeperOn(Address address) =>
+        Context.ActorSelection(new RootActorPath(address) / "user" / Name);
 
     private void OnVouch(LeaseProtocol.Vouch v)
     {
@@ -94,6 +142,8 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
         if (!Voting(_cluster.SelfMember)) return;
         if (state.Members.FirstOrDefault(m => m.Address == asker) is not { } member || !Voting(member)) return;
         if (state.Unreachable.Any(m => m.Address == asker)) return;
+        if (_promisedUntil.TryGetValue(member.UniqueAddress, out var until) && Now < until) return;
+        _lastVouched[member.UniqueAddress] = Now;
         Sender.Tell(new LeaseProtocol.Vouched(v.Round));
     }
 
@@ -127,5 +177,98 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
         _log.Warning("no majority of the cluster has vouched for this node for {0} ms: the kernel now fences the VIPs of its primaries " +
             "(no ARP, nothing in or out) until one does. Unreachable members: [{1}]", (long)_settings.Lease.TotalMilliseconds,
             string.Join(", ", _cluster.State.Unreachable.Select(m => m.Address)));
+    }
+
+    /// <summary>
+    /// Promises to vouch no more for <paramref name="subject"/> if this node's own failure detector lost it too, and
+    /// says how long ago it last vouched (-1: never, as far as this incarnation of the keeper knows, which then counts
+    /// from its own start).
+    /// </summary>
+    private bool TryPromise(Member subject, out long sinceLastVouchMs)
+    {
+        sinceLastVouchMs = -1;
+        if (!Voting(_cluster.SelfMember) || _cluster.FailureDetector.IsAvailable(subject.Address)) return false;
+        var now = Now;
+        if (!_promisedUntil.ContainsKey(subject.UniqueAddress))
+            _log.Info("promised not to vouch for {0} for {1} ms: it is unreachable from here too", subject.Address,
+                (long)_settings.Hold.TotalMilliseconds);
+        _promisedUntil[subject.UniqueAddress] = now + (long)_settings.Hold.TotalMilliseconds;
+        var last = _lastVouched.TryGetValue(subject.UniqueAddress, out var at) ? at : _startedAt;
+        sinceLastVouchMs = now - last;
+        return true;
+    }
+
+    private void OnRevoke(LeaseProtocol.Revoke r)
+    {
+        var subject = _cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == r.Address && m.UniqueAddress.Uid == r.Uid);
+        if (subject is null || !Voting(subject) || subject.Address == _cluster.SelfAddress) return;
+        if (TryPromise(subject, out var since)) Sender.Tell(new LeaseProtocol.Revoked(r.Address, r.Uid, since));
+    }
+
+    private void OnRevoked(LeaseProtocol.Revoked r)
+    {
+        var revocation = _revocations.FirstOrDefault(kv => kv.Key.Address.ToString() == r.Address && kv.Key.Uid == r.Uid).Value;
+        // The answer left the member later than its figure was read: counting from its arrival errs on the late side.
+        revocation?.QuietAfter.TryAdd(Sender.Path.Address, QuietAfter(r.SinceLastVouchMs));
+    }
+
+    /// <summary>When the last lease that a vouch given <paramref name="sinceLastVouchMs"/> ago allowed has surely run out.</summary>
+    private long QuietAfter(long sinceLastVouchMs)
+    {
+        var lease = (long)_settings.Lease.TotalMilliseconds;
+        // Clocks of different machines run at slightly different rates, and the kernel applies the fence a moment after
+        // the lease was granted.
+        var margin = 100 + lease / 50;
+        return Now + Math.Max(0, lease - sinceLastVouchMs) + margin;
+    }
+
+    /// <summary>
+    /// The leader's part: revoke each unreachable voting member's lease, and down it once that ran out. Once every other
+    /// member has promised, the member is downed even if it is heard from again meanwhile: it cannot get its lease
+    /// back before the promises lapse, and a failover then is shorter than that fence.
+    /// </summary>
+    private void Revoke()
+    {
+        var now = Now;
+        foreach (var (subject, _) in _promisedUntil.Where(p => p.Value <= now).ToList()) _promisedUntil.Remove(subject);
+        var state = _cluster.State;
+        var self = _cluster.SelfMember;
+        if (state.Leader is not { } leader || leader != self.Address || self.Status != MemberStatus.Up)
+        {
+            _revocations.Clear();
+            return;
+        }
+        var members = state.Members.Where(m => Voting(m) && m.Address != self.Address).ToDictionary(m => m.UniqueAddress);
+        foreach (var gone in _revocations.Where(r => !members.ContainsKey(r.Key)
+                     || (!r.Value.Committed && !state.Unreachable.Contains(members[r.Key]))).Select(r => r.Key).ToList())
+            _revocations.Remove(gone);
+        foreach (var subject in members.Values.Where(state.Unreachable.Contains))
+            if (!_revocations.ContainsKey(subject.UniqueAddress)) _revocations[subject.UniqueAddress] = new Revocation(now);
+
+        foreach (var (id, revocation) in _revocations)
+        {
+            if (revocation.Downed) continue;
+            var subject = members[id];
+            if (!revocation.Committed)
+            {
+                // Down members too: one that does not know it was downed may still vouch.
+                var others = state.Members.Where(m => !m.UniqueAddress.Equals(id)
+                    && m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.Down).ToList();
+                if (!revocation.QuietAfter.ContainsKey(self.Address) && TryPromise(subject, out var since))
+                    revocation.QuietAfter[self.Address] = QuietAfter(since);
+                var missing = others.Where(m => !revocation.QuietAfter.ContainsKey(m.Address)).ToList();
+                foreach (var m in missing.Where(m => m.Address != self.Address))
+                    KeeperOn(m.Address).Tell(new LeaseProtocol.Revoke(subject.Address.ToString(), id.Uid));
+                if (missing.Count > 0) continue;
+                revocation.Committed = true;
+            }
+            var quietAt = revocation.QuietAfter.Values.Max();
+            if (now < quietAt) continue;
+            revocation.Downed = true;
+            _log.Warning("downing {0}: unreachable for {1} ms, every other member promised not to vouch for it, and the " +
+                         "last lease they granted it ran out (its VIPs are quiet), so the cluster need not wait for the " +
+                         "split brain resolver's stable-after", subject.Address, now - revocation.UnreachableSince);
+            _cluster.Down(subject.Address);
+        }
     }
 }

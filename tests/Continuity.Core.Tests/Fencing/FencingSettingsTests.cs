@@ -43,6 +43,18 @@ public class FencingSettingsTests
     }
 
     [Fact]
+    public void Downing_on_a_revoked_lease_is_on_by_default_and_its_promises_last_a_lease_plus_stable_after()
+    {
+        Assert.True(From("").DownOnRevokedLease);
+        Assert.Equal(TimeSpan.FromSeconds(9), From("").Hold);
+        Assert.Equal(TimeSpan.FromSeconds(3 + 8),
+            From("continuity.fencing.lease = 3s\nakka.cluster.split-brain-resolver.stable-after = 8s").Hold);
+        Assert.False(From("continuity.fencing.down-on-revoked-lease = off").DownOnRevokedLease);
+        var e = Assert.Throws<ConfigurationException>(() => From("continuity.fencing.down-on-revoked-lease = soon"));
+        Assert.Equal("continuity.fencing.down-on-revoked-lease", e.Key);
+    }
+
+    [Fact]
     public void A_lease_that_is_no_duration_names_the_key()
     {
         var e = Assert.Throws<ConfigurationException>(() => From("continuity.fencing.lease = soon"));
