@@ -449,8 +449,8 @@ class Bench:
     def crash_timeline(self, nodes, app, primary, crash_at, epoch):
         """Milliseconds from the crash to three lines of the surviving nodes' logs (the earliest of each, at or after the
         crash; every node runs on this machine's clock): Akka's failure detector marking the crashed node UNREACHABLE
-        (detection), the app owner seeing the primary removed from the cluster (the Split Brain Resolver's downing,
-        stable-after included), and the new primary starting its takeover (the election and the order reaching it).
+        (detection), the app owner seeing the primary removed from the cluster (downed by the leader once its lease ran
+        out, or by the Split Brain Resolver), and the new primary starting its takeover (the election and the order reaching it).
         A line not found is left out."""
         addr = f"@{self.addr(primary)}:"
         pats = {
@@ -634,7 +634,8 @@ class Bench:
             try:
                 with open(os.path.join(self.state_dir, n, "node.log"), errors="replace") as f:
                     for line in f:
-                        if (f"[{app}]" in line and ("WARNING" in line or "ERROR" in line)) or "SBR took decision" in line:
+                        if ((f"[{app}]" in line and ("WARNING" in line or "ERROR" in line)) or "SBR took decision" in line
+                                or "continuity-lease] downing" in line):
                             # The cluster downing a member that was not crashed: heartbeats lost on a starved machine.
                             lines.append(f"{n}: {line.strip()[:300]}")
             except OSError:

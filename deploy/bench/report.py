@@ -21,7 +21,7 @@ PHASES = ["vipMs", "restoreMs", "replayMs", "openMs"]
 # four phases, and what is left of the client's stall.
 SWEEP_PARTS = [("detection", "crash → a survivor marks it UNREACHABLE (Akka's failure detector)"),
                ("downing", "→ the cluster's leader removes it, or the app owner sees it removed, whichever is logged first "
-                           "(the Split Brain Resolver's stable-after, then downing)"),
+                           "(the leader downs it once the lease it last got ran out, else the Split Brain Resolver after its stable-after)"),
                ("election", "→ the new primary starts its takeover (election, the order reaching it)"),
                ("vip", "VIP moved"), ("restore", "CRIU restore of the checkpoint"), ("replay", "log replayed"),
                ("open", "capture reopened, traffic released"),
@@ -239,7 +239,7 @@ def write(r, out, fig_dir, root):
           "the primary's node is crashed like a power loss (`continuity-lab crash`: links down, then SIGKILL). The stall is "
           "the longest time any surviving connection waited for a reply. Phases come from the new primary's switch report "
           "(`continuity-cmd app status --json`, `lastSwitch.phases`); *before the switch* is the stall minus the phases: the "
-          "cluster's failure detection and downing (the Split Brain Resolver's stable-after), the election, and the client's "
+          "cluster's failure detection and downing (once the node's lease ran out), the election, and the client's "
           "own retransmission timer. Between crashes the crashed node is revived (`continuity-lab revive` clears its "
           "addresses, netfilter rules and switch links as a reboot would), and the next crash waits until it is a ready "
           "standby again.", ""]
@@ -426,12 +426,13 @@ def limits(r, fo, noisy):
              "trip to the slowest standby plus a journal write, on two cores that also run the program, the client and three "
              "node processes. The unprotected path has none of that. *Where the time goes* splits it per stage.")
     L.append("- **What bounds the stall.** A crash is acted on only after the cluster removed the node (failure detector "
-             "heartbeat 500 ms, acceptable pause 2 s, Split Brain Resolver stable-after 5 s: about 10 s, see README) and the "
-             "clients' TCP retransmission timers have backed off meanwhile" + (f"; here the time before the switch (stall minus "
+             "heartbeat 500 ms, acceptable pause 2 s, then the rest of the node's 4 s lease: about 4-6 s, see README) and the "
+             "clients' TCP retransmission timers have backed off meanwhile (a client that sent during the outage tries again "
+             "3.0 s, 6.2 s and 12.6 s after its first attempt)" + (f"; here the time before the switch (stall minus "
              f"phases) was {fmt(pctl(before, 50))} ms at p50, and the switch itself (vip + restore + replay + open) took {fmt(pctl(sw, 50))} ms at p50 and "
                           f"{fmt(pctl(sw, 99))} ms at p99 here" if sw else "") + ". The 1 s target cannot be met with these "
-             "cluster settings; it needs a faster, still safe, decision that a node crashed (a lease or a fencing device), "
-             "which is later work.")
+             "cluster settings: failure detection alone takes about 3 s, and shorter pauses and leases got a busy new "
+             "primary downed during its restore on this machine (README, Limits).")
     pps = max([x.get("queue_pps", 0) for c in r.get("cost", {}).values() for x in c["bulk"]["protected"]] or [0])
     L.append(f"- **Log path packets/s.** The protected bulk upload pushed {fmt(pps)} packets/s through the queue: that is what "
              "the path allowed here (the upload is a closed loop, each packet released only once every standby logged it), "
@@ -667,7 +668,7 @@ def sweep_limits(r):
             L.append(f"- **The stall target ({p['ballast_mb']} MB, {p['conns']} connections).** The worst of {len(done)} crash(es) "
                      f"stalled a client {fmt(c['stall_ms'])} ms: " + (f"{fmt(over)} ms ({fmt(c['stall_ms'] / 1000, 1)}×) over the 1 s "
                      "target" if over > 0 else "within the 1 s target") + f"; its largest parts: {share}. Detection plus downing "
-                     "alone is the cluster's failure detector and the Split Brain Resolver's stable-after, the same whatever the "
+                     "alone is the cluster's failure detector and the rest of the lost node's lease, the same whatever the "
                      "program; the switch's own phases (vip, restore, replay, open) are what grows with the program.")
     axis_lines = []
     for axis, what in (("memory", "memory"), ("connections", "connections"), ("interval", "checkpoint interval")):

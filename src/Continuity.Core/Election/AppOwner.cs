@@ -19,8 +19,9 @@ namespace Continuity.Core.Election;
 ///
 /// It keeps no persistent state: a node's own role and epoch live on that node, so a new incarnation of the owner
 /// (after its host was removed) rebuilds the picture by asking every data node, and finishes any failover that its
-/// predecessor could not. It reacts to MemberRemoved only (the Split Brain Resolver's verdict), never to a local
-/// timeout, because two primaries would be worse than a slower failover.
+/// predecessor could not. It reacts to MemberRemoved only (the cluster's verdict: the leader's once the lost node's
+/// lease was revoked and ran out, else the Split Brain Resolver's), never to a local timeout, because two primaries
+/// would be worse than a slower failover.
 /// </summary>
 public sealed class AppOwner : ReceiveActor, IWithUnboundedStash, IWithTimers
 {
