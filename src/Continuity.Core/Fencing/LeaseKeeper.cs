@@ -21,7 +21,8 @@ public static class LeaseProtocol
 
     /// <summary>
     /// The promise, given only by a member whose own failure detector lost the subject too (silence otherwise).
-    /// <paramref name="SinceLastVouchMs"/>: how long ago this member last vouched for it; -1 if never.
+    /// <paramref name="SinceLastVouchMs"/>: how long ago this member last vouched for it (if never, since its lease
+    /// keeper started).
     /// </summary>
     public sealed record Revoked(string Address, long Uid, long SinceLastVouchMs) : IControlMessage;
 
@@ -181,12 +182,11 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
 
     /// <summary>
     /// Promises to vouch no more for <paramref name="subject"/> if this node's own failure detector lost it too, and
-    /// says how long ago it last vouched (-1: never, as far as this incarnation of the keeper knows, which then counts
-    /// from its own start).
+    /// says how long ago it last vouched (if never, as far as this keeper knows, how long ago the keeper started).
     /// </summary>
     private bool TryPromise(Member subject, out long sinceLastVouchMs)
     {
-        sinceLastVouchMs = -1;
+        sinceLastVouchMs = 0;
         if (!Voting(_cluster.SelfMember) || _cluster.FailureDetector.IsAvailable(subject.Address)) return false;
         var now = Now;
         if (!_promisedUntil.ContainsKey(subject.UniqueAddress))
@@ -249,6 +249,9 @@ public sealed class LeaseKeeper : ReceiveActor, IWithTimers
         {
             if (revocation.Downed) continue;
             var subject = members[id];
+            // The lost member alone must be a minority. Of two members each would down the other, and the resolver on
+            // the lost one's side, keeping the lower address in a tie, would keep it: two primaries.
+            if (members.Count + 1 < 3) continue;
             if (!revocation.Committed)
             {
                 // Down members too: one that does not know it was downed may still vouch.

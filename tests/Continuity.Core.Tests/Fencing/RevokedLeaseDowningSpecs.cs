@@ -91,6 +91,26 @@ public sealed class RevokedLeaseDowningSpecs : TestKit, IAsyncLifetime
     }
 
     [Fact]
+    public async Task Of_two_members_that_lose_each_other_neither_downs_the_other_on_its_own()
+    {
+        var (leader, first, second) = Roles();
+        // Not the test kit's own system, which leaving would stop.
+        var (leaving, other) = first == Sys ? (second, first) : (first, second);
+        await Cluster.Get(leaving).LeaveAsync();
+        AwaitCondition(() => _members.Where(s => s != leaving).All(s => Cluster.Get(s).State.Members.Count == 2),
+            TimeSpan.FromSeconds(30));
+        var downedByLeader = WatchDowning(leader);
+        var downedByOther = WatchDowning(other);
+
+        // Each would be alone with its promise: the resolver's tie-break must decide which one stays, or both would.
+        await Cut(leader, other);
+        AwaitCondition(() => !Cluster.Get(leader).State.Unreachable.IsEmpty, TimeSpan.FromSeconds(15));
+
+        downedByLeader.ExpectNoMsg(TimeSpan.FromSeconds(12));
+        downedByOther.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
     public async Task A_member_whose_lease_is_revoked_by_no_one_keeps_being_renewed_after_a_crash_of_another()
     {
         var (leader, crashed, third) = Roles();
