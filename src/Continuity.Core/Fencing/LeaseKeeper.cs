@@ -39,8 +39,9 @@ public static class LeaseProtocol
 /// nodes. Downing alone comes too late: the node learns it was downed only once it hears from the others again.
 /// So each node asks every member, every renew interval, to vouch for it; a member vouches only while it sees the
 /// asker Up and reachable. A majority's answers (the asker counts itself) renew the lease for <c>lease</c> from when
-/// the question was sent, and the primaries pass it on to the kernel (<see cref="Platform.IVipFence"/>). The majority
-/// cannot down the node sooner than <c>stable-after</c> after it stops vouching, which is longer than the lease.
+/// the question was sent, and the primaries pass it on to the kernel (<see cref="Platform.IVipFence"/>). The node is
+/// downed only once its lease ran out: by the leader, as below, or by the split brain resolver, no sooner than
+/// <c>stable-after</c> (longer than the lease) after the majority stopped vouching.
 /// <para>
 /// The lease also lets the cluster down a lost member sooner than <c>stable-after</c> (<c>down-on-revoked-lease</c>).
 /// The leader asks every other member to promise to vouch for it no more. Once all did, no majority can renew its
