@@ -67,6 +67,8 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["BecomeStandby"] = _ => new OwnerProtocol.BecomeStandby("kv", 1, "n1"),
         ["Vouch"] = _ => new Continuity.Core.Fencing.LeaseProtocol.Vouch(42),
         ["Vouched"] = _ => new Continuity.Core.Fencing.LeaseProtocol.Vouched(42),
+        ["Revoke"] = _ => new Continuity.Core.Fencing.LeaseProtocol.Revoke("akka.ssl.tcp://continuity@198.18.0.11:4053", 7),
+        ["Revoked"] = _ => new Continuity.Core.Fencing.LeaseProtocol.Revoked("akka.ssl.tcp://continuity@198.18.0.11:4053", 7, 1234),
         ["TakeOver"] = a => new OwnerProtocol.TakeOver("kv", 2, Standbys(a), true, "n1", "planned switch"),
         ["SetStandbys"] = a => new OwnerProtocol.SetStandbys("kv", 1, Standbys(a)),
         ["Release"] = _ => new OwnerProtocol.Release("kv", 1),
