@@ -1,9 +1,8 @@
 using Akka.Actor;
 using Akka.Cluster;
-using Akka.Remote;
-using Akka.Remote.Transport;
 using Akka.TestKit.Xunit2;
 using Continuity.Core.Fencing;
+using Continuity.Core.Tests.Support;
 using Xunit;
 
 namespace Continuity.Core.Tests.Fencing;
@@ -136,18 +135,9 @@ public sealed class RevokedLeaseDowningSpecs : TestKit, IAsyncLifetime
         return (leader, rest[0], rest[1]);
     }
 
-    private Akka.TestKit.TestProbe WatchDowning(ActorSystem observer)
-    {
-        var probe = CreateTestProbe();
-        Cluster.Get(observer).Subscribe(probe.Ref, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.MemberDowned));
-        return probe;
-    }
+    private Akka.TestKit.TestProbe WatchDowning(ActorSystem observer) => ClusterLinks.WatchDowning(this, observer);
 
-    /// <summary>Drops everything between the two members, both ways.</summary>
-    private static Task<bool> Cut(ActorSystem one, ActorSystem other) =>
-        ((RemoteActorRefProvider)((ExtendedActorSystem)one).Provider).Transport
-            .ManagementCommand(new SetThrottle(Cluster.Get(other).SelfAddress, ThrottleTransportAdapter.Direction.Both, Blackhole.Instance));
+    private static Task<bool> Cut(ActorSystem one, ActorSystem other) => ClusterLinks.Cut(one, other);
 
     private sealed class LastLease
     {

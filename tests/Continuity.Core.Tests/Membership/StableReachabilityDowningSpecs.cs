@@ -1,9 +1,8 @@
 using Akka.Actor;
 using Akka.Cluster;
-using Akka.Remote;
-using Akka.Remote.Transport;
 using Akka.TestKit.Xunit2;
 using Continuity.Core.Membership;
+using Continuity.Core.Tests.Support;
 using Xunit;
 
 namespace Continuity.Core.Tests.Membership;
@@ -168,22 +167,11 @@ public sealed class StableReachabilityDowningSpecs : TestKit, IAsyncLifetime
         return (leader, rest[0], rest[1], rest[2]);
     }
 
-    private Akka.TestKit.TestProbe WatchDowning(ActorSystem leader)
-    {
-        var probe = CreateTestProbe();
-        Cluster.Get(leader).Subscribe(probe.Ref, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
-            typeof(ClusterEvent.MemberDowned));
-        return probe;
-    }
+    private Akka.TestKit.TestProbe WatchDowning(ActorSystem leader) => ClusterLinks.WatchDowning(this, leader);
 
-    /// <summary>Drops everything between the two members, both ways.</summary>
-    private static Task<bool> Cut(ActorSystem one, ActorSystem other) => Throttle(one, other, Blackhole.Instance);
+    private static Task<bool> Cut(ActorSystem one, ActorSystem other) => ClusterLinks.Cut(one, other);
 
-    private static Task<bool> Mend(ActorSystem one, ActorSystem other) => Throttle(one, other, Unthrottled.Instance);
-
-    private static Task<bool> Throttle(ActorSystem one, ActorSystem other, ThrottleMode mode) =>
-        ((RemoteActorRefProvider)((ExtendedActorSystem)one).Provider).Transport
-            .ManagementCommand(new SetThrottle(Cluster.Get(other).SelfAddress, ThrottleTransportAdapter.Direction.Both, mode));
+    private static Task<bool> Mend(ActorSystem one, ActorSystem other) => ClusterLinks.Mend(one, other);
 
     private DateTime AwaitUnreachable(ActorSystem observer, IReadOnlyList<ActorSystem> subjects)
     {
