@@ -378,7 +378,11 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             var ct = _takeoverCts.Token;
             // The capture goes in after replay and before the VIP opens: from then on no packet reaches the program unlogged.
             Func<Task> beforeOpen = () => self.Ask<CaptureInstalled>(new InstallCapture(), TimeSpan.FromSeconds(30), ct);
-            _platform.Takeover.RunAsync(_app, p.Checkpoint.ImageDir, cp.Mark, log, beforeOpen, ct)
+            var (app, imageDir, takeover) = (_app, p.Checkpoint.ImageDir, _platform.Takeover);
+            // Off this actor's thread: the takeover's first phase (injection channel, fence, VIP, state directories)
+            // runs dozens of commands before its first await, and the dispatcher's threads also carry the cluster's
+            // heartbeats.
+            Task.Run(() => takeover.RunAsync(app, imageDir, cp.Mark, log, beforeOpen, ct), CancellationToken.None)
                 .PipeTo(Self, success: r => new TakeoverDone(r), failure: e => new TakeoverError(e.GetBaseException().Message));
         });
         Receive<InstallCapture>(_ =>
@@ -577,7 +581,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var depth = l?.Depth ?? (k is not null ? Math.Max(0, k.LastSeq - (c?.Last?.Mark ?? 0)) : 0);
                 return new IntrospectionProtocol.AppFigures(app, role, epoch, k?.LastSeq ?? 0, k?.LastReleased ?? 0, depth, last,
                     c?.LastShip, c?.Count ?? 0, takeovers, replayed, lastSwitch, k?.Lags.ToList(), behindReason, connections,
-                    (k?.Stages ?? []).Concat(l?.Stages ?? []).ToList());
+                    (k?.Stages ?? []).Concat(l?.Stages ?? []).ToList(), c?.Refusals);
             })
             .PipeTo(Sender);
     }
@@ -737,15 +741,22 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         var timeout = TimeSpan.FromSeconds(2);
         var cp = _checkpointer.Ask<CheckpointerProtocol.Status>(new CheckpointerProtocol.GetStatus(), timeout);
         var cap = _capture.Ask<CaptureProtocol.Status>(new CaptureProtocol.GetStatus(), timeout);
+        var names = _standbys.ToDictionary(s => s.Node, s => NameOfMember(s.Node));
         Task.WhenAll(cp, cap).ContinueWith(_ =>
             {
                 var c = cp.IsCompletedSuccessfully ? cp.Result : null;
                 var k = cap.IsCompletedSuccessfully ? cap.Result : null;
-                return new AppActorProtocol.PrimaryStatus(app, node, role, epoch, c?.Last, c?.Alarm, c?.Ready ?? [],
+                var alarms = (c?.Refusals ?? []).Select(r => RefusalAlarm(r, names.GetValueOrDefault(r.Node, r.Node))).Prepend(c?.Alarm).OfType<string>();
+                var alarm = string.Join("; ", alarms);
+                return new AppActorProtocol.PrimaryStatus(app, node, role, epoch, c?.Last, alarm.Length == 0 ? null : alarm, c?.Ready ?? [],
                     k?.Unprotected ?? true, k?.LastSeq ?? 0, k?.LastReleased ?? 0);
             })
             .PipeTo(Sender);
     }
+
+    private static string RefusalAlarm(CheckpointerProtocol.Refusal r, string standby) =>
+        $"standby {standby} refused {(r.Checkpoints == 1 ? "the last checkpoint" : $"the last {r.Checkpoints} checkpoints")} " +
+        $"(since {r.Since:HH:mm:ss} UTC: {r.Reason}): it would take over from an older checkpoint and replay a longer log";
 
     private void EnsureStandbyChildren()
     {

@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Continuity.Linux.Native;
 using System.Text.RegularExpressions;
 
 namespace Continuity.Linux.Criu;
@@ -60,30 +60,16 @@ public static partial class CriuProbe
 
     private static (int? ExitCode, string Output) Run(string file, string[] args, TimeSpan timeout)
     {
-        var psi = new ProcessStartInfo(file)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        foreach (var a in args)
-            psi.ArgumentList.Add(a);
         try
         {
-            using var p = System.Diagnostics.Process.Start(psi)!;
-            var stdout = p.StandardOutput.ReadToEndAsync();
-            var stderr = p.StandardError.ReadToEndAsync();
-            if (!p.WaitForExit(timeout))
-            {
-                p.Kill();
-                return (-1, $"timed out after {timeout.TotalSeconds} s");
-            }
-            p.WaitForExit();
-            return (p.ExitCode, stdout.Result + stderr.Result);
+            var r = Shell.Run(timeout, file, args);
+            return r.TimedOut
+                ? (-1, $"timed out after {timeout.TotalSeconds} s")
+                : (r.ExitCode, r.StdOut + r.StdErr);
         }
-        catch (System.ComponentModel.Win32Exception e)
+        catch (InvalidOperationException e) when (e.InnerException is System.ComponentModel.Win32Exception w)
         {
-            return (null, e.Message);
+            return (null, w.Message);
         }
     }
 
