@@ -98,7 +98,8 @@ internal static class MibCommands
         return ExitCodes.Ok;
     }
 
-    /// <summary>The figures of the max-standby-lag rule: each primary's standbys, and the standbys it dropped.</summary>
+    /// <summary>The figures of the max-standby-lag rule (each primary's standbys, and the standbys it dropped) and the standbys
+    /// refusing checkpoints.</summary>
     private static void Lags(TextWriter w, IReadOnlyList<(string Node, JsonObject App)> apps)
     {
         foreach (var (_, a) in apps.Where(x => x.App["standbyLags"] is JsonArray { Count: > 0 }))
@@ -106,6 +107,10 @@ internal static class MibCommands
                 $"{Str(l["standby"])} {Num(l["packetsBehind"])} packets, oldest waiting {Duration(Long(l["oldestWaitMs"]))}")));
         foreach (var (node, a) in apps.Where(x => x.App["droppedBehind"] is JsonValue))
             w.WriteLine($"{Str(a["app"])}: {node} was dropped from the standbys: {Str(a["droppedBehind"])}");
+        foreach (var (_, a) in apps.Where(x => x.App["checkpointRefusals"] is JsonArray { Count: > 0 }))
+            foreach (var r in ((JsonArray)a["checkpointRefusals"]!).OfType<JsonObject>())
+                w.WriteLine($"{Str(a["app"])}: standby {Str(r["standby"])} refused {Num(r["checkpoints"])} checkpoint(s) in a row " +
+                            $"since {Str(r["since"])}: {Str(r["reason"])}");
     }
 
     private static void AppTable(TextWriter w, IReadOnlyList<(string Node, JsonObject App)> apps) =>

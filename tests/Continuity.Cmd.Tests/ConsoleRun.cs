@@ -150,7 +150,8 @@ internal static class CannedMib
                 new IntrospectionProtocol.NodeFigures(12.5, 3L << 30, 8L << 30, 40L << 30, 100L << 30,
                     [new IntrospectionProtocol.QueueFigures(0, 7, 3, 4)], 5 << 20, null),
                 [new IntrospectionProtocol.AppFigures("kv", AppRole.Primary, 3, 1057, 1050, 57, checkpoint, TimeSpan.FromMilliseconds(35), 12, 1, 57, switchInfo,
-                    [new Continuity.Core.Capture.StandbyLag(Canned.N2, 1050, 7, TimeSpan.FromMilliseconds(1500))])]);
+                    [new Continuity.Core.Capture.StandbyLag(Canned.N2, 1050, 7, TimeSpan.FromMilliseconds(1500))],
+                    CheckpointRefusals: [new Continuity.Core.Checkpoint.CheckpointerProtocol.Refusal(Canned.N2, 3, Now.AddSeconds(-30), "No space left on device")])]);
             var n2 = new IntrospectionProtocol.NodeMib("n2", Canned.N2, Now,
                 new IntrospectionProtocol.NodeFigures(3.25, 1L << 30, 8L << 30, 50L << 30, 100L << 30, [], 4 << 20, null),
                 [new IntrospectionProtocol.AppFigures("kv", AppRole.Standby, 3, 0, 0, 57, checkpoint, null, 0, 0, 0, null)]);

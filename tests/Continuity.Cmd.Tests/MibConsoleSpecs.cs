@@ -55,6 +55,15 @@ public sealed class MibConsoleSpecs : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Mib_show_names_a_standby_that_refuses_checkpoints_with_its_reason()
+    {
+        await _run.Run(_node, "mib", "show");
+
+        Assert.Contains(Lines, l => l.StartsWith("kv: standby n2 refused 3 checkpoint(s) in a row since 2026-11-27T09:59:30")
+                                    && l.EndsWith("No space left on device"));
+    }
+
+    [Fact]
     public async Task Mib_show_json_prints_the_nodes_json()
     {
         var code = await _run.Run(_node, "mib", "show", "--json");

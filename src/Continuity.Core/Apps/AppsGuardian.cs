@@ -167,7 +167,9 @@ public sealed class AppsGuardian : ReceiveActor
             : standbys.All(s => s.Ready) ? "protected"
             : "degraded";
         return new AppView(app, owner.Epoch, owner.PrimaryNode, standbys, state, primary?.Last,
-            standbys.Select(s => s.LogDepth).DefaultIfEmpty(0).Max(), owner.LastSwitch, owner.Alarm ?? primary?.Alarm);
+            standbys.Select(s => s.LogDepth).DefaultIfEmpty(0).Max(), owner.LastSwitch,
+            // Both: an owner's alarm (a lagging standby, say) must not hide the primary's (a standby refusing checkpoints).
+            owner.Alarm is { } ownerAlarm && primary?.Alarm is { } primaryAlarm ? $"{ownerAlarm}; {primaryAlarm}" : owner.Alarm ?? primary?.Alarm);
     }
 
     private static async Task<T?> AskOrNull<T>(IActorRef to, object message, TimeSpan timeout) where T : class

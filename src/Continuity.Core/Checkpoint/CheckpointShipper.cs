@@ -86,8 +86,9 @@ public sealed class CheckpointShipper : ReceiveActor
 
     private void Done(object outcome, string node, string id)
     {
-        if (id != _info.Id) return;
+        // Only a standby's first answer: once it refused one chunk it may refuse the others already in flight too.
+        if (id != _info.Id || !_pending.Remove(node)) return;
         Context.Parent.Tell(outcome);
-        if (_pending.Remove(node) && _pending.Count == 0) Context.Stop(Self);
+        if (_pending.Count == 0) Context.Stop(Self);
     }
 }

@@ -37,6 +37,8 @@ public sealed class CheckpointStore : ReceiveActor
 
     private CheckpointInfo? _newest;
     private Incoming? _incoming;
+    // The last image refused: the chunks of it still in flight are dropped without another refusal.
+    private string? _refused;
 
     private sealed class Incoming(string id, long epoch, string path, FileStream stream)
     {
@@ -106,6 +108,12 @@ public sealed class CheckpointStore : ReceiveActor
                 _log.Debug("[{0}] chunk {1} of superseded checkpoint {2} ignored (receiving {3})", _app, c.Index, c.Id, _incoming.Id);
                 return;
             }
+            if (_incoming is null && c.Id == _refused)
+            {
+                // The rest of the window the primary sent before it heard of the refusal: one refusal per image.
+                _log.Debug("[{0}] chunk {1} of refused checkpoint {2} ignored", _app, c.Index, c.Id);
+                return;
+            }
             if (_incoming is null || _incoming.Next != c.Index)
             {
                 Reject(c, $"chunk {c.Index} of {c.Count} out of order");
@@ -165,6 +173,7 @@ public sealed class CheckpointStore : ReceiveActor
     private void Reject(CheckpointChunk c, string reason)
     {
         _log.Warning("[{0}] checkpoint {1} rejected: {2}", _app, c.Id, reason);
+        _refused = c.Id;
         Abandon();
         Sender.Tell(new CheckpointRejected(_app, c.Epoch, _node, c.Id, reason));
     }

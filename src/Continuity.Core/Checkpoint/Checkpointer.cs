@@ -5,6 +5,7 @@ using Akka.Event;
 using Continuity.Core.Apps;
 using Continuity.Core.Capture;
 using Continuity.Core.Platform;
+using Continuity.Core.Serialization;
 using static Continuity.Core.Replication.ReplicationProtocol;
 
 using Continuity.Core.Switch;
@@ -29,7 +30,15 @@ public static class CheckpointerProtocol
     /// <param name="Ready">Standbys that hold a complete checkpoint of this epoch.</param>
     /// <param name="Count">Checkpoints taken in this epoch.</param>
     /// <param name="LastShip">From the last shipped checkpoint's archive being ready (dump and archive done) until every standby stored it (null until one did).</param>
-    public sealed record Status(CheckpointInfo? Last, string? Alarm, IReadOnlyCollection<string> Ready, long Count = 0, TimeSpan? LastShip = null);
+    /// <param name="Refusals">Standbys that refused the checkpoints sent to them since they last stored one.</param>
+    public sealed record Status(CheckpointInfo? Last, string? Alarm, IReadOnlyCollection<string> Ready, long Count = 0, TimeSpan? LastShip = null,
+        IReadOnlyList<Refusal>? Refusals = null);
+
+    /// <summary>A standby that refused every checkpoint sent to it since <paramref name="Since"/> (a full disk, a bad
+    /// image): it still takes over from the older checkpoint it holds, but replays a log that keeps growing.</summary>
+    /// <param name="Checkpoints">Checkpoints refused in a row.</param>
+    /// <param name="Reason">The standby's words for the last refusal.</param>
+    public sealed record Refusal(string Node, int Checkpoints, DateTimeOffset Since, string Reason) : IControlMessage;
 }
 
 /// <summary>
@@ -64,6 +73,8 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private long _counter;
     private long _taken;
     private TimeSpan? _lastShip;
+    // Per standby: the checkpoints it refused since it last stored one.
+    private readonly Dictionary<string, CheckpointerProtocol.Refusal> _refusals = new();
     // The checkpoint being shipped: its id, when shipping began and the standbys that have not stored it yet.
     private (string Id, DateTime Started, HashSet<string> Pending)? _shipping;
     // Periodic checkpoints are being skipped while the last one ships (logged once per streak).
@@ -113,6 +124,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         {
             _standbys = m.Standbys;
             _ready.IntersectWith(m.Standbys.Select(s => s.Node));
+            foreach (var gone in _refusals.Keys.Where(n => m.Standbys.All(s => s.Node != n)).ToList()) _refusals.Remove(gone);
             // A standby that just joined gets the newest image at once instead of waiting for the next tick.
             if (m.Standbys.Any(s => !_ready.Contains(s.Node))) Self.Tell(new CheckpointerProtocol.Take());
         });
@@ -120,6 +132,9 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         {
             if (s.Epoch != _epoch) return;
             _ready.Add(s.Node);
+            if (_refusals.Remove(s.Node, out var refused))
+                _log.Info("[{0}] standby {1} stored checkpoint {2}, after refusing {3} since {4:HH:mm:ss}", _app.Name, s.Node, s.Id,
+                    refused.Checkpoints, refused.Since);
             Context.Parent.Tell(s);
             if (_shipping is { } sh && sh.Id == s.Id && sh.Pending.Remove(s.Node) && sh.Pending.Count == 0)
             {
@@ -131,11 +146,17 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         });
         Receive<CheckpointRejected>(r =>
         {
-            _log.Warning("[{0}] standby {1} rejected checkpoint {2}: {3}", _app.Name, r.Node, r.Id, r.Reason);
+            var refusal = _refusals.TryGetValue(r.Node, out var before)
+                ? before with { Checkpoints = before.Checkpoints + 1, Reason = r.Reason }
+                : new CheckpointerProtocol.Refusal(r.Node, 1, DateTimeOffset.UtcNow, r.Reason);
+            _refusals[r.Node] = refusal;
+            _log.Warning("[{0}] standby {1} refused checkpoint {2} ({3} in a row): {4}; it keeps its older checkpoint and a longer log",
+                _app.Name, r.Node, r.Id, refusal.Checkpoints, r.Reason);
             if (_shipping is { } sh && sh.Id == r.Id && sh.Pending.Remove(r.Node) && sh.Pending.Count == 0) _shipping = null;
             if (_final && _awaitingStored.Contains(r.Node)) FailFinal($"standby {r.Node} rejected the final checkpoint: {r.Reason}");
         });
-        Receive<CheckpointerProtocol.GetStatus>(_ => Sender.Tell(new CheckpointerProtocol.Status(_last, _alarm, _ready.ToArray(), _taken, _lastShip)));
+        Receive<CheckpointerProtocol.GetStatus>(_ => Sender.Tell(new CheckpointerProtocol.Status(_last, _alarm, _ready.ToArray(), _taken, _lastShip,
+            _refusals.Values.OrderBy(r => r.Node, StringComparer.Ordinal).ToList())));
     }
 
     private void Idle()

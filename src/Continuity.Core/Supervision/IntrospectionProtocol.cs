@@ -46,13 +46,15 @@ public static class IntrospectionProtocol
     /// <param name="LastSwitch">The last takeover this node completed (with its phase durations), or null.</param>
     /// <param name="StandbyLags">Primary: how far each standby's journal trails the capture (null on other nodes).</param>
     /// <param name="DroppedBehind">Standby: why the owner dropped it for lagging, until a fresh checkpoint reached it.</param>
+    /// <param name="CheckpointRefusals">Primary: the standbys refusing its checkpoints (null on other nodes).</param>
     /// <param name="Stages">Where the packets' hold goes, per stage (<see cref="Metrics.Stages"/>): the primary's capture,
     /// replicate (per standby), release and hold since its epoch began; a standby's journal and batch sizes since its log
     /// started. Null when the node has none.</param>
     public sealed record AppFigures(string App, AppRole Role, long Epoch, long PacketsCaptured, long PacketsReleased,
         long LogDepth, CheckpointInfo? LastCheckpoint, TimeSpan? LastShip, long CheckpointCount, long Takeovers,
         long PacketsReplayedTotal, SwitchInfo? LastSwitch, IReadOnlyList<Capture.StandbyLag>? StandbyLags = null,
-        string? DroppedBehind = null, int? OpenConnections = null, IReadOnlyList<Metrics.StageFigures>? Stages = null) : IControlMessage;
+        string? DroppedBehind = null, int? OpenConnections = null, IReadOnlyList<Metrics.StageFigures>? Stages = null,
+        IReadOnlyList<Checkpoint.CheckpointerProtocol.Refusal>? CheckpointRefusals = null) : IControlMessage;
 
     /// <summary>Asked of a local app actor. Replies <see cref="AppFigures"/>. Never leaves the node.</summary>
     public sealed record GetAppFigures(string App);

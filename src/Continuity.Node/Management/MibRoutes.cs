@@ -86,12 +86,20 @@ public static class MibJson
     /// <param name="Unit">"us" (microseconds) or "packets".</param>
     public sealed record StageDto(string Stage, string? Standby, string Unit, long Count, double? P50, double? P99, double? Mean);
 
+    /// <summary>A standby that refused the primary's checkpoints since it last stored one.</summary>
+    /// <param name="Checkpoints">Checkpoints refused in a row.</param>
+    /// <param name="Since">When the first of them was refused (ISO 8601).</param>
+    /// <param name="Reason">The standby's words for the last refusal.</param>
+    public sealed record CheckpointRefusalDto(string Standby, string Address, int Checkpoints, string Since, string Reason);
+
     /// <param name="StandbyLags">Primary: one entry per current standby (empty on other nodes).</param>
+    /// <param name="CheckpointRefusals">Primary: the standbys refusing its checkpoints (empty when all store them).</param>
     /// <param name="DroppedBehind">Standby: why the owner dropped it for lagging, until a fresh checkpoint reached it.</param>
     /// <param name="Stages">Where the packets' hold goes: the primary's capture, replicate, release, hold; a standby's journal, batch-packets.</param>
     public sealed record AppDto(string App, string Role, long Epoch, long PacketsCaptured, long PacketsReleased, long LogDepth,
         AppRoutes.CheckpointDto? LastCheckpoint, long? LastShipMs, long CheckpointCount, long Takeovers, long PacketsReplayedTotal,
-        AppRoutes.SwitchDto? LastSwitch, IReadOnlyList<StandbyLagDto> StandbyLags, string? DroppedBehind, IReadOnlyList<StageDto> Stages);
+        AppRoutes.SwitchDto? LastSwitch, IReadOnlyList<StandbyLagDto> StandbyLags, string? DroppedBehind, IReadOnlyList<StageDto> Stages,
+        IReadOnlyList<CheckpointRefusalDto> CheckpointRefusals);
 
     /// <param name="Reachable">False when the node did not answer in time; its figures are then null and its lists empty.</param>
     public sealed record NodeDto(string Node, string Address, bool Reachable, string? Error, string? SampledAt,
@@ -118,7 +126,9 @@ public static class MibJson
                         s.PacketsReplayed, s.Phases.ToDictionary(p => p.Key + "Ms", p => (long)p.Value.TotalMilliseconds))
                     : null,
                 (a.StandbyLags ?? []).Select(l => new StandbyLagDto(nameOf(l.Node), l.Node, l.Acked, l.Packets, (long)l.OldestWait.TotalMilliseconds)).ToList(),
-                a.DroppedBehind, (a.Stages ?? []).Select(st => Stage(st, nameOf)).ToList())).ToList());
+                a.DroppedBehind, (a.Stages ?? []).Select(st => Stage(st, nameOf)).ToList(),
+                (a.CheckpointRefusals ?? []).Select(r => new CheckpointRefusalDto(nameOf(r.Node), r.Node, r.Checkpoints, r.Since.ToString("O"), r.Reason))
+                    .ToList())).ToList());
     }
 
     public static StageDto Stage(StageFigures s, Func<string, string> nameOf)
@@ -186,6 +196,9 @@ public static class PrometheusMetrics
             lags.Select(l => (l.Labels, (double)l.Lag.Packets)));
         Family(w, "continuity_standby_lag_seconds", "gauge", "Primary: how long the oldest packet a standby has not acknowledged has waited (the max-standby-lag figure).",
             lags.Select(l => (l.Labels, l.Lag.OldestWait.TotalSeconds)));
+        Family(w, "continuity_standby_checkpoints_refused", "gauge", "Primary: checkpoints a standby refused in a row since it last stored one " +
+            "(standby label; only standbys refusing now).",
+            apps.SelectMany(a => (a.CheckpointRefusals ?? []).Select(r => (A(a).Append(("standby", nameOf(r.Node))).ToArray(), (double)r.Checkpoints))));
         var stages = apps.SelectMany(a => (a.Stages ?? []).Select(st =>
             (Labels: A(a).Append(("stage", st.Stage)).Concat(st.Standby is null ? [] : [("standby", nameOf(st.Standby))]).ToArray(), Figures: st))).ToList();
         HistogramFamily(w, "continuity_path_stage_seconds", "Time packets spent in each stage of their hold (stage label: capture, replicate " +

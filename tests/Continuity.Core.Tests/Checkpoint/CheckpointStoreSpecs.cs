@@ -84,6 +84,25 @@ public sealed class CheckpointStoreSpecs() : TestKit(ConfigurationFactory.ParseS
     }
 
     [Fact]
+    public void A_standby_refuses_an_image_once_not_once_for_each_of_its_chunks_still_in_flight()
+    {
+        var dir = TestConfig.TempDir();
+        var store = Sys.ActorOf(Props.Create(() => new CheckpointStore("kv", "n2", dir, CreateTestProbe().Ref)));
+        var (archive, sha) = Archive();
+        var chunks = Chunks("e1-a", archive, sha, size: 100).ToList();
+        Assert.True(chunks.Count > 4);
+
+        // Its first chunk never arrived (the standby restarted meanwhile); the primary's window is already on its way.
+        foreach (var c in chunks.Skip(1).Take(4)) store.Tell(c);
+
+        Assert.Equal("e1-a", ExpectMsg<CheckpointRejected>().Id);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        // The next image is taken as usual.
+        Ship(store, Chunks("e1-b", archive, sha));
+        Assert.Equal("e1-b", ExpectMsg<CheckpointStored>().Id);
+    }
+
+    [Fact]
     public void A_verified_checkpoint_becomes_the_newest_and_replaces_the_older_one()
     {
         var dir = TestConfig.TempDir();

@@ -89,6 +89,57 @@ public sealed class CheckpointerSpecs() : TestKit(ConfigurationFactory.ParseStri
         capture.ExpectMsg<CaptureProtocol.Pause>(TimeSpan.FromSeconds(3));
     }
 
+    [Fact]
+    public void A_standby_that_refuses_checkpoints_is_named_with_its_reason_until_it_stores_one_again()
+    {
+        var capture = CreateTestProbe();
+        var n2 = CreateTestProbe();
+        var n3 = CreateTestProbe();
+        var cp = Sys.ActorOf(Props.Create(() => new Checkpointer(TestConfig.App("kv", null), 1, () => 42, new FakeCheckpointer(), capture.Ref,
+            TestConfig.TempDir(), new[] { new StandbyRef("n2", n2.Ref), new StandbyRef("n3", n3.Ref) }, null)));
+        CheckpointerProtocol.Status Status()
+        {
+            cp.Tell(new CheckpointerProtocol.GetStatus());
+            return ExpectMsg<CheckpointerProtocol.Status>();
+        }
+        string TakeOne()
+        {
+            var before = Status().Last?.Id;
+            capture.ExpectMsg<CaptureProtocol.Pause>();
+            capture.Reply(new CaptureProtocol.Paused(17));
+            capture.ExpectMsg<CaptureProtocol.Resume>();
+            string? id = null;
+            AwaitAssert(() => Assert.NotEqual(before, id = Status().Last?.Id));
+            return id!;
+        }
+
+        var first = TakeOne();
+        cp.Tell(new CheckpointStored("kv", 1, "n2", first, 17));
+        cp.Tell(new CheckpointStored("kv", 1, "n3", first, 17));
+        AwaitAssert(() => Assert.Equal(["n2", "n3"], Status().Ready.Order()));
+        Assert.Empty(Status().Refusals!);
+
+        cp.Tell(new CheckpointerProtocol.Take());
+        var refused = TakeOne();
+        cp.Tell(new CheckpointStored("kv", 1, "n2", refused, 17));
+        cp.Tell(new CheckpointRejected("kv", 1, "n3", refused, "No space left on device"));
+        AwaitAssert(() => Assert.Equal(("n3", 1, "No space left on device"),
+            Status().Refusals is [var r] ? (r.Node, r.Checkpoints, r.Reason) : default));
+        var since = Status().Refusals![0].Since;
+
+        cp.Tell(new CheckpointerProtocol.Take());
+        var second = TakeOne();
+        cp.Tell(new CheckpointStored("kv", 1, "n2", second, 17));
+        cp.Tell(new CheckpointRejected("kv", 1, "n3", second, "No space left on device"));
+        AwaitAssert(() => Assert.Equal(("n3", 2, since), Status().Refusals is [var r] ? (r.Node, r.Checkpoints, r.Since) : default));
+        Assert.Equal(["n2", "n3"], Status().Ready.Order()); // n3 still holds the first: it can take over, with a longer log
+
+        cp.Tell(new CheckpointerProtocol.Take());
+        var third = TakeOne();
+        cp.Tell(new CheckpointStored("kv", 1, "n3", third, 17));
+        AwaitAssert(() => Assert.Empty(Status().Refusals!));
+    }
+
     /// <summary>A checkpointer ticking every 200 ms, after its first checkpoint was dumped and shipped.</summary>
     [Fact]
     public void A_large_image_goes_a_few_chunks_at_a_time_each_standby_getting_the_next_once_it_wrote_one()

@@ -101,6 +101,12 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         {
             StandbyLags = new[] { new StandbyLag("n2", 41, 12, TimeSpan.FromSeconds(11)) }.ToList(),
         },
+        ["Refusal"] = _ => new CheckpointerProtocol.Refusal("akka.tcp://continuity@10.0.0.3:4053", 4,
+            new DateTimeOffset(2026, 12, 1, 12, 36, 1, TimeSpan.Zero), "No space left on device : '/var/lib/continuity/checkpoints/kv/e2-1.partial'"),
+        ["AppFigures of a primary whose standby refuses checkpoints"] = _ => PrimaryFigures with
+        {
+            CheckpointRefusals = new[] { new CheckpointerProtocol.Refusal("n3", 2, new DateTimeOffset(2026, 12, 1, 12, 36, 1, TimeSpan.Zero), "No space left on device") }.ToList(),
+        },
         ["AppFigures of a primary with its stage histograms"] = _ => PrimaryFigures with { Stages = StagesOfAPrimary() },
         ["StageFigures"] = _ => StagesOfAPrimary()[1],
         ["AppFigures of a standby dropped for lagging"] = _ => new IntrospectionProtocol.AppFigures("kv", AppRole.Standby, 2, 0, 0, 31, Newest, null, 0, 0, 0, null,

@@ -9,7 +9,8 @@ namespace Continuity.Lab.Tests.EndToEnd;
 /// <summary>
 /// The full-disk rule on the lab: every node's state directory is a small file system of its own (up --state-size, a
 /// tmpfs in the node's mount namespace), the primary's is filled under running clients, and the owner moves the
-/// application to a standby with room by a planned switch. Real node processes, NFQUEUE, CRIU and namespaces.
+/// application to a standby with room by a planned switch; a standby's is filled, and the primary names it as refusing
+/// checkpoints. Real node processes, NFQUEUE, CRIU and namespaces.
 /// </summary>
 [Collection(LabCollection.Name)]
 public sealed class DiskFullEndToEndTests(ITestOutputHelper output) : IDisposable
@@ -68,6 +69,53 @@ public sealed class DiskFullEndToEndTests(ITestOutputHelper output) : IDisposabl
     }
 
     private string StateOf(string node) => Path.Combine(_lab.StateDir, node, "state");
+
+    [RootFact]
+    public void A_standby_whose_disk_cannot_hold_a_checkpoint_is_named_in_the_alarm_and_the_mib_until_it_stores_one_again()
+    {
+        Assert.True(_lab.Run("up", "--nodes", "3", "--config", WriteConfig(), "--timeout", "90", "--state-size", "256M") == 0,
+            _lab.LastOutput + _lab.LastError);
+        var primary = Apps.WaitUntilProtected(Nodes, 2, TimeSpan.FromSeconds(90));
+        var standby = Nodes.First(n => n != primary);
+        string? HeldBy(JsonElement app) => app.GetProperty("standbys").EnumerateArray()
+            .Single(s => s.GetProperty("node").GetString() == standby).GetProperty("checkpointId").GetString();
+        var held = HeldBy(Apps.App(primary)!.Value);
+
+        // No client: the journal writes nothing, so the checkpoints alone meet the full disk (a journal that did would
+        // get the standby dropped instead, another test's subject).
+        var ballast = Path.Combine(StateOf(standby), "ballast");
+        InNodeMounts(standby, "fallocate", "-l", (Disk(standby).Free - (64 << 10)).ToString(CultureInfo.InvariantCulture), ballast);
+        output.WriteLine($"filled {standby}'s disk: {Disk(standby).Free} bytes free");
+
+        string? alarm = null;
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30) && !(alarm = Apps.App(primary)?.GetProperty("alarm").GetString() ?? "").Contains($"standby {standby} refused"))
+            Thread.Sleep(500);
+        output.WriteLine($"alarm after {clock.Elapsed.TotalSeconds:F1} s: {alarm}");
+        Assert.Contains($"standby {standby} refused", alarm);
+        Assert.Contains("No space left on device", alarm);
+        var view = Apps.App(primary)!.Value;
+        Assert.Equal(held, HeldBy(view)); // it keeps the checkpoint it had
+        Assert.True(view.GetProperty("standbys").EnumerateArray().All(s => s.GetProperty("ready").GetBoolean()), view.ToString());
+        List<JsonElement> Refusals() => Apps.Get(primary, "/v1/mib") is { } mib
+            ? mib.GetProperty("nodes").EnumerateArray().Single(n => n.GetProperty("node").GetString() == primary)
+                .GetProperty("apps").EnumerateArray().Single().GetProperty("checkpointRefusals").EnumerateArray().ToList()
+            : [];
+        clock.Restart();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30) && Refusals().Count == 0) Thread.Sleep(500); // the MIB is sampled
+        var refusal = Assert.Single(Refusals());
+        Assert.Equal(standby, refusal.GetProperty("standby").GetString());
+        Assert.True(refusal.GetProperty("checkpoints").GetInt32() >= 1);
+
+        InNodeMounts(standby, "rm", ballast);
+        clock.Restart();
+        while (clock.Elapsed < TimeSpan.FromSeconds(30) && (Apps.App(primary)?.GetProperty("alarm").GetString() ?? "").Contains("refused"))
+            Thread.Sleep(500);
+        output.WriteLine($"alarm cleared {clock.Elapsed.TotalSeconds:F1} s after the disk was freed");
+        view = Apps.App(primary)!.Value;
+        Assert.DoesNotContain("refused", view.GetProperty("alarm").GetString() ?? "");
+        Assert.NotEqual(held, HeldBy(view));
+    }
 
     [RootFact]
     public void A_primary_whose_state_disk_fills_hands_over_to_a_standby_with_room_without_losing_a_byte()

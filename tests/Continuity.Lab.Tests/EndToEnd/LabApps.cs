@@ -20,18 +20,7 @@ internal sealed class LabApps(LabDriver lab, ITestOutputHelper output) : IDispos
 
     public void Dispose() => _http.Dispose();
 
-    public JsonElement? App(string node, string name = "kv")
-    {
-        try
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"http://198.18.0.1{node[1..]}:8558/v1/apps/{name}");
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_lab.StateDir, "token")).Trim());
-            using var response = _http.Send(request);
-            if (!response.IsSuccessStatusCode) return null;
-            return JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException) { return null; }
-    }
+    public JsonElement? App(string node, string name = "kv") => Get(node, $"/v1/apps/{name}");
 
     /// <summary>Waits until the app has a primary and every other data node is a ready standby.</summary>
     public string WaitUntilProtected(IEnumerable<string> askNodes, int standbys, TimeSpan timeout, string app = "kv")
@@ -122,6 +111,20 @@ internal sealed class LabApps(LabDriver lab, ITestOutputHelper output) : IDispos
                 throw new Xunit.Sdk.XunitException($"{expected} did not become kv's primary within {timeout.TotalSeconds} s\n{Diagnostics()}");
             Thread.Sleep(500);
         }
+    }
+
+    /// <summary>GET <paramref name="path"/> of <paramref name="node"/>'s management API as JSON, or null when it does not answer.</summary>
+    public JsonElement? Get(string node, string path)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"http://198.18.0.1{node[1..]}:8558{path}");
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_lab.StateDir, "token")).Trim());
+            using var response = _http.Send(request);
+            if (!response.IsSuccessStatusCode) return null;
+            return JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException) { return null; }
     }
 
     public void Post(string node, string path, string body)

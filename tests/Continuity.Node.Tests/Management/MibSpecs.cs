@@ -101,6 +101,29 @@ public sealed class MibSpecs(SoloNodeFixture fixture) : IClassFixture<SoloNodeFi
     }
 
     [Fact]
+    public void A_standby_refusing_checkpoints_is_named_in_the_mib_and_counted_in_the_metrics()
+    {
+        const string n3 = "akka.tcp://continuity@10.0.0.3:4053";
+        var now = DateTimeOffset.UtcNow;
+        var since = now.AddSeconds(-20);
+        var refusals = new[] { new Continuity.Core.Checkpoint.CheckpointerProtocol.Refusal(n3, 4, since, "No space left on device") }.ToList();
+        var app = new IntrospectionProtocol.AppFigures("kv", Continuity.Core.Election.AppRole.Primary, 2, 53, 41, 12, null, null, 0, 0, 0, null,
+            CheckpointRefusals: refusals);
+        var mib = new IntrospectionProtocol.NodeMib("n1", "akka.tcp://continuity@10.0.0.1:4053", now,
+            new IntrospectionProtocol.NodeFigures(1, 1, 2, 1, 2, [], 0, null), [app]);
+        string NameOf(string address) => address == n3 ? "n3" : address;
+
+        var dto = Continuity.Node.Management.MibJson.FromMib(mib, NameOf, now);
+        var refusal = Assert.Single(Assert.Single(dto.Apps).CheckpointRefusals);
+        Assert.Equal(("n3", n3, 4, since.ToString("O"), "No space left on device"),
+            (refusal.Standby, refusal.Address, refusal.Checkpoints, refusal.Since, refusal.Reason));
+
+        var families = PrometheusText.Parse(Continuity.Node.Management.PrometheusMetrics.Write(mib, NameOf, now));
+        var refused = Assert.Single(families["continuity_standby_checkpoints_refused"].Samples);
+        Assert.Equal(("n3", "kv", 4.0), (refused.Labels["standby"], refused.Labels["app"], refused.Value));
+    }
+
+    [Fact]
     public void Stage_times_are_a_prometheus_histogram_per_stage_and_standby_and_a_summary_in_the_mib()
     {
         const string n2 = "akka.tcp://continuity@10.0.0.2:4053";
