@@ -379,9 +379,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             // The capture goes in after replay and before the VIP opens: from then on no packet reaches the program unlogged.
             Func<Task> beforeOpen = () => self.Ask<CaptureInstalled>(new InstallCapture(), TimeSpan.FromSeconds(30), ct);
             var (app, imageDir, takeover) = (_app, p.Checkpoint.ImageDir, _platform.Takeover);
-            // Off this actor's thread: the takeover's first phase (injection channel, fence, VIP, state directories)
-            // runs dozens of commands before its first await, and the dispatcher's threads also carry the cluster's
-            // heartbeats.
+            // Off this actor's thread: the takeover's first phase (injection channel, VIP, reply routes, state
+            // directories) runs dozens of commands and copies files before its first await, and a dispatcher thread
+            // should not wait for them.
             Task.Run(() => takeover.RunAsync(app, imageDir, cp.Mark, log, beforeOpen, ct), CancellationToken.None)
                 .PipeTo(Self, success: r => new TakeoverDone(r), failure: e => new TakeoverError(e.GetBaseException().Message));
         });
