@@ -122,9 +122,10 @@ def write(r, out, fig_dir, root):
     if noisy:
         L += ["", f"**The run was noisy**: the load average reached {fmt(max(loads), 2)} on 2 cores"
                   + (f" and tasks waited for a CPU up to {fmt(max(psi), 0)} % of the time" if psi else "")
-                  + ". Other work (other engineers' builds and end-to-end tests) shared the machine, so latencies, tails and "
-                  "throughput are pessimistic, the protected side (whose path crosses the node processes) suffers more than "
-                  "the baseline, and figures vary between runs."]
+                  + ". The benchmark's own processes (three node processes, the load client, CRIU) want more than 2 cores "
+                  "under load, and anything else running on the machine adds to them, so latencies, tails and throughput are "
+                  "pessimistic, the protected side (whose path crosses the node processes) suffers more than the baseline, and "
+                  "figures vary between runs."]
 
     # ---------------------------------------------------------------- targets
     cost = r.get("cost", {})
@@ -445,7 +446,8 @@ def limits(r, fo, noisy):
                  "cannot go below one of those on this disk.")
     L += sweep_limits(r)
     if noisy:
-        L.append("- **Noise.** The machine is 2 cores shared with other engineers' builds and tests during this run.")
+        L.append("- **Noise.** 2 cores for the benchmark's three node processes, its client and CRIU, and whatever else ran "
+                 "on the machine (see Machine).")
     L.append(f"- Sizes: failover and alternatives used a {r.get('ballast_mb', '?')} MB program and {r.get('fail_conns', '?')} "
              "connections; the checkpoint section shows how freeze and dump grow with memory.")
     return L
