@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using Continuity.Core.Platform;
+using Continuity.Linux.Native;
 using Continuity.Linux.Processes;
 using Microsoft.Win32.SafeHandles;
 
@@ -95,6 +96,7 @@ public sealed class CriuCheckpointer : ICheckpointer
         // Taken before criu reads the timestamps, so the advance on restore is never short.
         TcpTimestamps.RecordDumpTime(imageDir);
         RecordStdio(pid, imageDir);
+        RemoveStaleProcMountpoint(pid);
 
         var control = Directory.CreateTempSubdirectory("continuity-criu-");
         try
@@ -249,6 +251,39 @@ public sealed class CriuCheckpointer : ICheckpointer
                 File.Delete(f);
         }
     }
+
+    /// <summary>
+    /// CRIU's parasite mounts a /proc of the program's own pid namespace at <c>proc.crtools</c> in the program's working
+    /// directory (the node's /proc belongs to another one) and removes it before it leaves. A dump killed halfway (its
+    /// node crashed or its node process was killed) leaves the directory, and every later dump of a program working there
+    /// fails ("Can't create a directory (-17)", "Can't get /proc fd"): on the chaos lab, whose programs all work in one
+    /// directory, an application stayed unprotected from then on. Only CRIU uses the name; the leftover is removed, its
+    /// mount first if the parasite died before detaching it.
+    /// </summary>
+    private static void RemoveStaleProcMountpoint(int pid)
+    {
+        string? cwd;
+        try { cwd = new FileInfo($"/proc/{pid}/cwd").LinkTarget; }
+        catch (IOException) { return; } // gone: criu will say so
+        if (string.IsNullOrEmpty(cwd)) return;
+        var stale = Path.Combine(cwd, ProcMountpoint);
+        if (!Directory.Exists(stale)) return;
+        try { Directory.Delete(stale, recursive: false); }
+        catch (IOException)
+        {
+            Shell.Run("umount", "--lazy", stale);
+            try { Directory.Delete(stale, recursive: false); }
+            catch (IOException e)
+            {
+                throw new CheckpointException(
+                    $"Cannot dump pid {pid}: {stale}, left by an earlier dump that was interrupted, cannot be removed " +
+                    $"({e.Message}); CRIU needs that name free in the program's working directory. Remove it by hand.", e);
+            }
+        }
+    }
+
+    /// <summary>Where CRIU's parasite mounts /proc, relative to the dumped program's working directory.</summary>
+    internal const string ProcMountpoint = "proc.crtools";
 
     private static void RecordStdio(int pid, string dir)
     {

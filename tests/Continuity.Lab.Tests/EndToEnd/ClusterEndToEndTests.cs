@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using Xunit;
 using Xunit.Abstractions;
@@ -15,12 +14,13 @@ namespace Continuity.Lab.Tests.EndToEnd;
 public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
 {
     private readonly LabDriver _lab = new();
-    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(3) };
+    private LabApps? _appsDriver;
+    private LabApps Apps => _appsDriver ??= new LabApps(_lab, output);
 
     public void Dispose()
     {
         _lab.Dispose();
-        _http.Dispose();
+        _appsDriver?.Dispose();
     }
 
     private static string Address(string node) => node switch
@@ -29,18 +29,7 @@ public sealed class ClusterEndToEndTests(ITestOutputHelper output) : IDisposable
         _ => throw new ArgumentException(node),
     };
 
-    private JsonElement? ClusterSeenBy(string node)
-    {
-        try
-        {
-            using var request = new HttpRequestMessage(HttpMethod.Get, $"http://{Address(node)}:8558/v1/cluster");
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_lab.StateDir, "token")).Trim());
-            using var response = _http.Send(request);
-            if (!response.IsSuccessStatusCode) return null;
-            return JsonDocument.Parse(response.Content.ReadAsStream()).RootElement.Clone();
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException) { return null; }
-    }
+    private JsonElement? ClusterSeenBy(string node) => Apps.Get(node, "/v1/cluster");
 
     private static string[] UpMembers(JsonElement cluster) =>
         cluster.GetProperty("members").EnumerateArray()

@@ -115,6 +115,43 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
         }
     }
 
+    /// <summary>A node crashed in the middle of a dump leaves CRIU's /proc mountpoint in the program's working directory
+    /// (chaos lab, crash-checkpoint seed 575945681): every later dump of a program working there failed.</summary>
+    [Fact]
+    public async Task A_dump_succeeds_where_an_interrupted_dump_left_its_proc_mountpoint_empty_or_mounted()
+    {
+        using var ns = new CriuLab.Netns("ctc-p");
+        CriuLab.Sh("ip -n ctc-p addr add 198.18.2.1/32 dev lo");
+        var launcher = new NamespacedLauncher(ns.Path);
+        var output = new ConcurrentQueue<string>();
+        var server = launcher.Launch([CriuLab.CtKv, "--tcp", "7100", "--bind", "198.18.2.1"], output.Enqueue);
+        var dir = Directory.CreateTempSubdirectory("ctc-stale-proc-").FullName;
+        var stale = Path.Combine(new FileInfo($"/proc/{server.Pid}/cwd").LinkTarget!, "proc.crtools");
+        try
+        {
+            CriuLab.Eventually(() => output.Any(l => l.Contains("listening")), TimeSpan.FromSeconds(5), "ct-kv to listen");
+            var checkpointer = new CriuCheckpointer(new CriuOptions { NetNsPath = ns.Path });
+
+            Directory.CreateDirectory(stale);
+            var first = await checkpointer.DumpAsync(server.Pid, Path.Combine(dir, "1"), () => { }, CancellationToken.None);
+            Assert.True(first.Bytes > 0);
+            Assert.False(Directory.Exists(stale));
+
+            Directory.CreateDirectory(stale);
+            CriuLab.Sh($"mount -t proc proc '{stale}'");
+            var second = await checkpointer.DumpAsync(server.Pid, Path.Combine(dir, "2"), () => { }, CancellationToken.None);
+            Assert.True(second.Bytes > 0);
+            Assert.False(Directory.Exists(stale));
+            Assert.True(launcher.IsAlive(server.Pid), "the program must keep running after the dumps");
+        }
+        finally
+        {
+            launcher.Kill(server.Pid);
+            CriuLab.Sh($"umount --lazy '{stale}' 2>/dev/null; rmdir '{stale}' 2>/dev/null; true");
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public async Task Whilefrozen_runs_while_the_program_is_frozen()
     {
