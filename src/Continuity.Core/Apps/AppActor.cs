@@ -18,8 +18,10 @@ public static class AppActorProtocol
     /// <summary>Asked of the primary by the management view. Replies <see cref="PrimaryStatus"/>.</summary>
     public sealed record GetPrimaryStatus(string App) : IControlMessage;
 
+    /// <param name="LastSwitch">The last takeover this node completed: the owner records it only when the node's report
+    /// reaches it, so a view that already finds this node serving shows it from here.</param>
     public sealed record PrimaryStatus(string App, string Node, AppRole Role, long Epoch, CheckpointInfo? Last, string? Alarm,
-        IReadOnlyCollection<string> Ready, bool Unprotected, long LastSeq, long LastReleased) : IControlMessage;
+        IReadOnlyCollection<string> Ready, bool Unprotected, long LastSeq, long LastReleased, SwitchInfo? LastSwitch = null) : IControlMessage;
 
     /// <summary>Sent to the primary's app actor. Replies AppsProtocol.CheckpointTaken or AppsProtocol.Rejected.</summary>
     public sealed record CheckpointNow(string App) : IControlMessage;
@@ -730,10 +732,10 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
     private void ReplyPrimaryStatus()
     {
-        var (app, node, role, epoch) = (_app.Name, _node, _role, _epoch);
+        var (app, node, role, epoch, lastSwitch) = (_app.Name, _node, _role, _epoch, _lastSwitch);
         if (_checkpointer is null || _capture is null)
         {
-            Sender.Tell(new AppActorProtocol.PrimaryStatus(app, node, role, epoch, null, null, [], true, 0, 0));
+            Sender.Tell(new AppActorProtocol.PrimaryStatus(app, node, role, epoch, null, null, [], true, 0, 0, lastSwitch));
             return;
         }
         // Shorter than the 3 s the view's builder gives this reply: a slow child costs its part of the status, not
@@ -749,7 +751,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
                 var alarms = (c?.Refusals ?? []).Select(r => RefusalAlarm(r, names.GetValueOrDefault(r.Node, r.Node))).Prepend(c?.Alarm).OfType<string>();
                 var alarm = string.Join("; ", alarms);
                 return new AppActorProtocol.PrimaryStatus(app, node, role, epoch, c?.Last, alarm.Length == 0 ? null : alarm, c?.Ready ?? [],
-                    k?.Unprotected ?? true, k?.LastSeq ?? 0, k?.LastReleased ?? 0);
+                    k?.Unprotected ?? true, k?.LastSeq ?? 0, k?.LastReleased ?? 0, lastSwitch);
             })
             .PipeTo(Sender);
     }

@@ -167,10 +167,17 @@ public sealed class AppsGuardian : ReceiveActor
             : standbys.All(s => s.Ready) ? "protected"
             : "degraded";
         return new AppView(app, owner.Epoch, owner.PrimaryNode, standbys, state, primary?.Last,
-            standbys.Select(s => s.LogDepth).DefaultIfEmpty(0).Max(), owner.LastSwitch,
+            standbys.Select(s => s.LogDepth).DefaultIfEmpty(0).Max(), NewerSwitch(owner.LastSwitch, primary?.LastSwitch),
             // Both: an owner's alarm (a lagging standby, say) must not hide the primary's (a standby refusing checkpoints).
             owner.Alarm is { } ownerAlarm && primary?.Alarm is { } primaryAlarm ? $"{ownerAlarm}; {primaryAlarm}" : owner.Alarm ?? primary?.Alarm);
     }
+
+    /// <summary>
+    /// The switch of the later epoch: a new primary serves (and is asked) before its report of the switch reaches the
+    /// owner, and a view that shows it serving must not show the switch before as the last one.
+    /// </summary>
+    private static SwitchInfo? NewerSwitch(SwitchInfo? owners, SwitchInfo? primarys) =>
+        primarys is not null && (owners is null || primarys.Epoch > owners.Epoch) ? primarys : owners;
 
     private static async Task<T?> AskOrNull<T>(IActorRef to, object message, TimeSpan timeout) where T : class
     {

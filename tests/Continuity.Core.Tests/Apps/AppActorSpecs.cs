@@ -212,7 +212,11 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
 
         // Epoch 3: the primary of epoch 2 and node-3 are gone; only the survivor is a standby.
         actor.Tell(new OwnerProtocol.TakeOver("kv", 3, [new StandbyRef("node-4", survivor.Ref)], false, "node-2", "primary removed"), owner.Ref);
-        owner.FishForMessage<OwnerProtocol.TookOver>(_ => true, TimeSpan.FromSeconds(10));
+        var tookOver = owner.FishForMessage<OwnerProtocol.TookOver>(_ => true, TimeSpan.FromSeconds(10));
+        // The management view asks the primary too: its switch shows before the owner has recorded it.
+        var status = actor.Ask<AppActorProtocol.PrimaryStatus>(new AppActorProtocol.GetPrimaryStatus("kv"), TimeSpan.FromSeconds(5)).Result;
+        Assert.Equal(tookOver.Switch, status.LastSwitch);
+        Assert.Equal((3L, "primary removed"), (status.LastSwitch!.Epoch, status.LastSwitch.Reason));
         crashed.ReceiveWhile(TimeSpan.FromMilliseconds(200), m => m); // what epoch 1 sent it
 
         var ids = _platform.Queue.Push([1]);

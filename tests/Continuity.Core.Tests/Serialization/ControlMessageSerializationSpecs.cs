@@ -122,7 +122,7 @@ public sealed class ControlMessageSerializationSpecs() : TestKit(TestConfig.Node
         ["JournalRecovered"] = _ => new OwnerProtocol.JournalRecovered("kv", "akka.tcp://continuity@10.0.0.2:4053"),
         ["GetPrimaryStatus"] = _ => new AppActorProtocol.GetPrimaryStatus("kv"),
         ["PrimaryStatus"] = _ => new AppActorProtocol.PrimaryStatus("kv", "n1", AppRole.Primary, 1, Newest, null,
-            new HashSet<string> { "n2", "n3" }.ToArray(), false, 5, 5),
+            new HashSet<string> { "n2", "n3" }.ToArray(), false, 5, 5, Switch),
         ["PrimaryStatus of a node with no checkpointer"] = _ => new AppActorProtocol.PrimaryStatus("kv", "n1", AppRole.Idle, 0,
             null, null, [], true, 0, 0),
         ["AppActorProtocol.CheckpointNow"] = _ => new AppActorProtocol.CheckpointNow("kv"),
