@@ -24,6 +24,10 @@ namespace Continuity.Core.Membership;
 /// alone downed all of them although the witnesses reached each one (chaos lab, replication-loss).
 /// </para>
 /// <para>
+/// And it shuts the node down as downed when a member says it has quarantined it (<see cref="QuarantinedByMemberWatch"/>),
+/// which nothing in Akka.NET does.
+/// </para>
+/// <para>
 /// Configure with <c>akka.cluster.downing-provider-class = "Continuity.Core.Membership.StableReachabilityDowningProvider, Continuity.Core"</c>;
 /// it reads the resolver's own <c>akka.cluster.split-brain-resolver</c> settings.
 /// </para>
@@ -62,6 +66,11 @@ public sealed class StableReachabilityDowningProvider : IDowningProvider
 /// the resolver downs them all. Once those are removed the records are consistent and the resolver decides the rest
 /// (a crashed or cut off member) as before.
 /// </para>
+/// <para>
+/// Pauses: a node that did not run for a while (a hang, a stopped process, a long GC) comes back with records from
+/// before, its timers long run out. It waits stable-after again before deciding on them, as after a change: in the
+/// chaos lab a primary hung past its removal downed three members of its 9.5 s old view in its first tick back.
+/// </para>
 /// </summary>
 internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
 {
@@ -73,6 +82,8 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
 
     private static readonly TimeSpan TickInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ServingAnnouncementInterval = TimeSpan.FromSeconds(2);
+    /// <summary>A gap between ticks this long means the node was not running, not merely busy.</summary>
+    private static readonly TimeSpan PauseThreshold = TickInterval * 3;
 
     private readonly Props _resolverProps;
     private readonly Cluster _cluster = Cluster.Get(Context.System);
@@ -85,6 +96,7 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
     private DateTime _lastHold = DateTime.MinValue;
     private DateTime? _unstableSince;
     private DateTime _lastAnnouncement = DateTime.MinValue;
+    private DateTime _lastTick = DateTime.UtcNow;
     // What each other member last announced it serves (DowningProtocol.ServingPrimaries).
     private readonly Dictionary<Address, int> _primariesByMember = new();
 
@@ -105,6 +117,7 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
     {
         _resolver = Context.ActorOf(_resolverProps, "split-brain-resolver");
         Context.Watch(_resolver);
+        Context.ActorOf(QuarantinedByMemberWatch.Props(), "quarantined-by-member");
         _cluster.Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsSnapshot,
             typeof(ClusterEvent.IClusterDomainEvent));
         RestartStableWait();
@@ -145,6 +158,16 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
                 _primariesByMember.Remove(removed.Member.Address);
                 break;
             case Tick:
+                var sinceLastTick = DateTime.UtcNow - _lastTick;
+                _lastTick = DateTime.UtcNow;
+                if (sinceLastTick >= PauseThreshold)
+                {
+                    _log.Warning("this node did not run for {0:0.0} s (a hang or a pause): its records of reachability are " +
+                                 "from before, so it waits stable-after again before it decides on any", sinceLastTick.TotalSeconds);
+                    RestartStableWait();
+                    HoldResolver();
+                    break;
+                }
                 if (DateTime.UtcNow - _lastAnnouncement >= ServingAnnouncementInterval) AnnounceServing();
                 if (!AnyIndirectlyConnected()) break;
                 if (DateTime.UtcNow - _lastHold >= _stableAfter / 2) HoldResolver();

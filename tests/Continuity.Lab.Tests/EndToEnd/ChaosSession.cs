@@ -27,14 +27,16 @@ public abstract class ChaosSession(ITestOutputHelper output, string prefix) : ID
 
     /// <summary>Runs each of <paramref name="covered"/> once (the plan deals each scenario of a round once:
     /// ChaosPlanTests) with <paramref name="seed"/>, and asserts the report shows no failure.</summary>
-    protected void RunEachOnceWithoutFailure(int seed, IReadOnlyList<string> covered)
+    /// <param name="faultLength">Every timed fault lasts this long instead of its seeded length.</param>
+    protected void RunEachOnceWithoutFailure(int seed, IReadOnlyList<string> covered, TimeSpan? faultLength = null)
     {
         var report = Path.Combine(_dir, "chaos.md");
         var stdout = new StringWriter();
         var stderr = new StringWriter();
         var code = Program.Run(
             ["--instance", Instance.ToString(), "--state-dir", Path.Combine(_dir, "lab"), "chaos", "--runs", covered.Count.ToString(),
-             "--seed", seed.ToString(), "--report", report, .. covered.SelectMany(s => new[] { "--scenario", s })],
+             "--seed", seed.ToString(), "--report", report, .. covered.SelectMany(s => new[] { "--scenario", s }),
+             .. faultLength is { } length ? new[] { "--fault-length", length.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) } : []],
             stdout, stderr);
         output.WriteLine(stdout.ToString());
         output.WriteLine(stderr.ToString());
