@@ -61,6 +61,7 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     private const int ResendBatch = 256;
     // Each standby's acknowledgement at the previous check: no progress over a whole interval means a lost batch.
     private readonly Dictionary<string, long> _ackedAtLastCheck = new();
+    private long _lastResendCheck;
 
     public ITimerScheduler Timers { get; set; } = null!;
 
@@ -236,6 +237,10 @@ public sealed class CaptureActor : ReceiveActor, IWithTimers
     /// standby that was only slow takes the copy of what it already received as a duplicate and ignores it.</summary>
     private void ResendLostBatches()
     {
+        // After a pause of the node (a hang, a stopped process) the scheduler delivers every missed check at once; no
+        // acknowledgement can arrive between them, and each would send the whole backlog again (40 times in the chaos lab).
+        if (_lastResendCheck != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(_lastResendCheck) < ResendAfter / 2) return;
+        _lastResendCheck = System.Diagnostics.Stopwatch.GetTimestamp();
         var newest = _nextSeq - 1;
         foreach (var (node, (standby, acked)) in _standbys)
         {

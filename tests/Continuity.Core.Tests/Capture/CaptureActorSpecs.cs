@@ -244,3 +244,31 @@ public sealed class CaptureActorSpecs() : TestKit(ConfigurationFactory.ParseStri
         Assert.Equal(4, b.ExpectMsg<ReplicationProtocol.Append>().FirstSeq);
     }
 }
+
+/// <summary>The capture's timers on Akka's test scheduler, advanced by many intervals in no time: what a node that was
+/// not running for a while (a hang, a stopped process) gets from the real scheduler when it resumes, every missed
+/// tick at once.</summary>
+public sealed class CaptureActorPauseSpecs() : TestKit(ConfigurationFactory.ParseString("""
+    akka.loglevel = INFO
+    akka.scheduler.implementation = "Akka.TestKit.TestScheduler, Akka.TestKit"
+    """))
+{
+    [Fact]
+    public void After_a_pause_a_standby_that_acknowledged_nothing_is_sent_its_backlog_once_not_once_per_missed_check()
+    {
+        var b = CreateTestProbe();
+        var queue = new FakePacketQueue();
+        Sys.ActorOf(Props.Create(() => new CaptureActor(TestConfig.App("kv", null), 1, 1, _ => queue, new[] { new StandbyRef("b", b.Ref) })));
+        AwaitCondition(() => queue.Started);
+        var scheduler = (Akka.TestKit.TestScheduler)Sys.Scheduler;
+        queue.Push([1], [2]);
+        b.ExpectMsg<ReplicationProtocol.Append>(); // never acknowledged
+        scheduler.Advance(TimeSpan.FromMilliseconds(250)); // the check before the pause notes where the standby stands
+
+        Thread.Sleep(300);
+        for (var i = 0; i < 40; i++) scheduler.Advance(TimeSpan.FromMilliseconds(250)); // 10 s of checks, all at once
+        var again = b.ExpectMsg<ReplicationProtocol.Append>(TimeSpan.FromSeconds(3));
+        Assert.Equal([1L, 2], again.Packets.Select(p => p.Seq));
+        b.ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+    }
+}
