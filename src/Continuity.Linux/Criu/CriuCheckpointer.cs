@@ -96,11 +96,13 @@ public sealed class CriuCheckpointer : ICheckpointer
         // Taken before criu reads the timestamps, so the advance on restore is never short.
         TcpTimestamps.RecordDumpTime(imageDir);
         RecordStdio(pid, imageDir);
-        RemoveStaleProcMountpoint(pid);
-
-        var control = Directory.CreateTempSubdirectory("continuity-criu-");
+        var workingDirectory = WorkingDirectoryOf(pid);
+        using var gate = workingDirectory is null ? null : await DumpGate.EnterAsync(workingDirectory, ct);
+        var control = (DirectoryInfo?)null;
         try
         {
+            if (workingDirectory is not null) RemoveStaleProcMountpoint(pid, workingDirectory);
+            control = Directory.CreateTempSubdirectory("continuity-criu-");
             var notifyPath = Path.Combine(control.FullName, "notify");
             var resumePath = Path.Combine(control.FullName, "resume");
             var scriptPath = Path.Combine(control.FullName, "action.sh");
@@ -158,12 +160,58 @@ public sealed class CriuCheckpointer : ICheckpointer
         {
             try
             {
-                control.Delete(recursive: true);
+                control?.Delete(recursive: true);
             }
             catch (IOException)
             {
             }
         }
+    }
+
+    /// <summary>
+    /// One dump at a time per working directory, across the processes of the machine: CRIU's parasite needs
+    /// <see cref="ProcMountpoint"/> there to itself, and programs often share one (those of several applications on a
+    /// node inherit the node's; the lab's nodes share a host). Two dumps at once collided ("Can't create a directory
+    /// (-17)"), and the removal of a leftover could take a live one from the other. An flock on a file named after the
+    /// directory (in /run/lock, not in the program's directory); the kernel drops it if the node dies mid-dump.
+    /// </summary>
+    private sealed class DumpGate : IDisposable
+    {
+        private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
+        private readonly FileStream _lock;
+
+        private DumpGate(FileStream lockFile) => _lock = lockFile;
+
+        public static async Task<DumpGate> EnterAsync(string workingDirectory, CancellationToken ct)
+        {
+            var name = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(workingDirectory)))[..16];
+            var dir = Directory.Exists("/run/lock") ? "/run/lock" : Path.GetTempPath();
+            var path = Path.Combine(dir, $"continuity-criu-dump-{name}.lock");
+            var waited = Stopwatch.StartNew();
+            while (true)
+            {
+                // FileShare.None is an exclusive flock on Linux; it fails at once rather than waits while another holds it.
+                try { return new DumpGate(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)); }
+                catch (IOException e) when (e is not (FileNotFoundException or DirectoryNotFoundException))
+                {
+                    if (waited.Elapsed > MaxWait)
+                        throw new CheckpointException($"Another dump of a program working in {workingDirectory} has held " +
+                            $"{path} for {MaxWait.TotalSeconds:0} s: a criu that hangs? (see `ps -C criu`, `fuser {path}`)", e);
+                    await Task.Delay(Poll, ct);
+                }
+            }
+        }
+
+        private static readonly TimeSpan MaxWait = TimeSpan.FromMinutes(2);
+
+        public void Dispose() => _lock.Dispose();
+    }
+
+    private static string? WorkingDirectoryOf(int pid)
+    {
+        try { return new FileInfo($"/proc/{pid}/cwd").LinkTarget is { Length: > 0 } cwd ? cwd : null; }
+        catch (IOException) { return null; } // gone: criu will say so
+        catch (UnauthorizedAccessException) { return null; }
     }
 
     /// <inheritdoc />
@@ -258,15 +306,12 @@ public sealed class CriuCheckpointer : ICheckpointer
     /// node crashed or its node process was killed) leaves the directory, and every later dump of a program working there
     /// fails ("Can't create a directory (-17)", "Can't get /proc fd"): on the chaos lab, whose programs all work in one
     /// directory, an application stayed unprotected from then on. Only CRIU uses the name; the leftover is removed, its
-    /// mount first if the parasite died before detaching it.
+    /// mount first if the parasite died before detaching it. Called inside the directory's <see cref="DumpGate"/>, so
+    /// what it finds there is never a dump under way.
     /// </summary>
-    private static void RemoveStaleProcMountpoint(int pid)
+    private static void RemoveStaleProcMountpoint(int pid, string workingDirectory)
     {
-        string? cwd;
-        try { cwd = new FileInfo($"/proc/{pid}/cwd").LinkTarget; }
-        catch (IOException) { return; } // gone: criu will say so
-        if (string.IsNullOrEmpty(cwd)) return;
-        var stale = Path.Combine(cwd, ProcMountpoint);
+        var stale = Path.Combine(workingDirectory, ProcMountpoint);
         if (!Directory.Exists(stale)) return;
         try { Directory.Delete(stale, recursive: false); }
         catch (IOException)

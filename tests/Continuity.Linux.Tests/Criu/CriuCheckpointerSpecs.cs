@@ -152,6 +152,38 @@ public sealed class CriuCheckpointerSpecs(ITestOutputHelper log)
         }
     }
 
+    /// <summary>Programs of several applications on one node share the node's working directory, where CRIU's
+    /// parasite mounts /proc: dumps of them at the same moment collided there.</summary>
+    [Fact]
+    public async Task Programs_sharing_a_working_directory_can_be_dumped_at_the_same_moment()
+    {
+        using var ns = new CriuLab.Netns("ctc-s");
+        CriuLab.Sh("ip -n ctc-s addr add 198.18.2.1/32 dev lo");
+        var launcher = new NamespacedLauncher(ns.Path);
+        var output = new ConcurrentQueue<string>();
+        var servers = new[] { 7100, 7101, 7102 }
+            .Select(port => launcher.Launch([CriuLab.CtKv, "--tcp", port.ToString(), "--bind", "198.18.2.1"], output.Enqueue)).ToList();
+        var dir = Directory.CreateTempSubdirectory("ctc-shared-cwd-").FullName;
+        try
+        {
+            Assert.Single(servers.Select(s => new FileInfo($"/proc/{s.Pid}/cwd").LinkTarget).Distinct());
+            CriuLab.Eventually(() => output.Count(l => l.Contains("listening")) >= 3, TimeSpan.FromSeconds(5), "three ct-kv to listen");
+            var checkpointer = new CriuCheckpointer(new CriuOptions { NetNsPath = ns.Path });
+            for (var round = 0; round < 3; round++)
+            {
+                var dumps = servers.Select(s => checkpointer.DumpAsync(s.Pid, Path.Combine(dir, $"{s.Pid}-{round}"), () => { }, CancellationToken.None));
+                var images = await Task.WhenAll(dumps);
+                Assert.All(images, i => Assert.True(i.Bytes > 0));
+            }
+            Assert.All(servers, s => Assert.True(launcher.IsAlive(s.Pid), "the programs must keep running after the dumps"));
+        }
+        finally
+        {
+            foreach (var s in servers) launcher.Kill(s.Pid);
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public async Task Whilefrozen_runs_while_the_program_is_frozen()
     {
