@@ -16,6 +16,9 @@ public static class PersistenceSettings
         if (backend is not ("sqlite" or "postgresql"))
             throw ConfigValues.Bad(config, JournalBackend.BackendKey, $"= \"{backend}\" is invalid: expected sqlite or postgresql");
         ConfigValues.Duration(config, Apps.AppActor.JournalRetryKey, TimeSpan.FromMilliseconds(100), "10s");
+        var acknowledge = ConfigValues.String(config, StandbyLog.AcknowledgeKey);
+        if (!StandbyLog.AcknowledgeModes.Contains(acknowledge))
+            throw ConfigValues.Bad(config, StandbyLog.AcknowledgeKey, $"= \"{acknowledge}\" is invalid: expected written or received");
         var mode = ConfigValues.String(config, SqliteJournal.JournalModeKey);
         if (!SqliteJournal.Modes.Contains(mode))
             throw ConfigValues.Bad(config, SqliteJournal.JournalModeKey, $"= \"{mode}\" is invalid: expected wal or delete");

@@ -44,10 +44,13 @@ public static class StandbyLogProtocol
 
 /// <summary>
 /// A standby's copy of an application's packet log. One event per Append batch (not per packet: the
-/// journal is round-trip bound), acknowledged only after the write, because the primary releases a
+/// journal is round-trip bound), acknowledged only after the write by default, because the primary releases a
 /// packet to the program once every standby acknowledged it: an ack before the write would let a
-/// standby crash lose a packet the program already consumed. The journal is per node (each standby
-/// keeps its own copy), so this actor never moves: it is a child of the node's app actor.
+/// standby crash lose a packet the program already consumed. With <c>continuity.persistence.acknowledge = received</c>
+/// a batch is acknowledged on arrival and written after; the log then treats itself as incomplete after a restart
+/// (not elected until a fresh checkpoint reaches it), and a takeover reads its tail only once every write is done.
+/// The journal is per node (each standby keeps its own copy), so this actor never moves: it is a child of the node's
+/// app actor.
 /// </summary>
 public sealed class StandbyLog : ReceivePersistentActor
 {
@@ -87,6 +90,15 @@ public sealed class StandbyLog : ReceivePersistentActor
 
     private sealed record ProbeWrite;
 
+    public const string AcknowledgeKey = "continuity.persistence.acknowledge";
+    public static IReadOnlyList<string> AcknowledgeModes { get; } = ["written", "received"];
+
+    // continuity.persistence.acknowledge = received: batches are acknowledged on arrival, before their write.
+    private readonly bool _ackOnArrival;
+    // Acknowledging on arrival, this log restarted with what its journal held: it may lack packets it acknowledged
+    // before the restart, so it is no successor until a checkpoint received since covers them.
+    private bool _unsureSinceRestart;
+
     /// <param name="nodeName">Stable name of this node: names the journal (survives restarts, unlike the address).</param>
     /// <param name="node">This node's cluster address: how the primary tells the acks of its standbys apart.</param>
     /// <param name="rejoining">Started again after a journal failure: proves a write works before reporting
@@ -99,10 +111,21 @@ public sealed class StandbyLog : ReceivePersistentActor
         // A retry of a journal already known to fail: its parent reports the retry; an ERROR per attempt would flood the log.
         _failureLevel = rejoining ? LogLevel.WarningLevel : LogLevel.ErrorLevel;
         PersistenceId = $"log-{app}-{nodeName}";
+        _ackOnArrival = Context.System.Settings.Config.GetString(AcknowledgeKey, "written") == "received";
 
         Recover<Append>(a => Apply(a, LastSequenceNr));
         Recover<CheckpointComplete>(k => ApplyCheckpoint(k, LastSequenceNr));
-        Recover<RecoveryCompleted>(_ => { if (_rejoining) Self.Tell(new ProbeWrite()); });
+        Recover<RecoveryCompleted>(_ =>
+        {
+            if (_ackOnArrival && LastSequenceNr > 0)
+            {
+                _unsureSinceRestart = true;
+                _log.Warning("[{0}] this log acknowledges packets on arrival (continuity.persistence.acknowledge = received) and " +
+                    "restarted: it may lack packets it acknowledged before, so this node is not elected until a fresh " +
+                    "checkpoint reaches it", _app);
+            }
+            if (_rejoining) Self.Tell(new ProbeWrite());
+        });
 
         // A read alone proves little on a full disk (reads work, writes do not): the node offers itself as a standby
         // again only once a write went through. Re-stating the newest checkpoint is idempotent and truncates older entries.
@@ -129,26 +152,37 @@ public sealed class StandbyLog : ReceivePersistentActor
         Command<CheckpointComplete>(k => Persist(k, e =>
         {
             ApplyCheckpoint(e, LastSequenceNr);
+            // Everything after its mark arrived since the restart, and is held here.
+            _unsureSinceRestart = false;
             Truncate();
         }));
         Command<DeleteMessagesSuccess>(s => _log.Debug("[{0}] log truncated up to journal entry {1}", _app, s.ToSequenceNr));
         Command<DeleteMessagesFailure>(f => _log.Warning(f.Cause, "[{0}] log truncation failed (retried at the next checkpoint)", _app));
-        Command<StandbyLogProtocol.GetTail>(_ =>
+        Command<StandbyLogProtocol.GetTail>(get =>
         {
-            // Before any checkpoint the oldest epoch held is the one a checkpoint will eventually cover.
-            var epoch = _checkpointEpoch > 0 || _tails.Count == 0 ? _checkpointEpoch : _tails.Keys.First();
-            Sender.Tell(new StandbyLogProtocol.Tail(epoch, _checkpointMark,
-                _tails.TryGetValue(epoch, out var t) ? t.ToArray() : Array.Empty<LoggedPacket>()));
+            var replyTo = Sender;
+            // Acknowledged on arrival, a batch joins the tail when written: the tail is read once every write is done.
+            if (_ackOnArrival) DeferAsync(get, _ => replyTo.Tell(TailNow()));
+            else replyTo.Tell(TailNow());
         });
         Command<StandbyLogProtocol.GetStatus>(_ =>
         {
             var epoch = _tails.Count > 0 ? _tails.Keys.Max() : _checkpointEpoch;
             var written = _lastSeq.GetValueOrDefault(epoch, _checkpointMark);
             // A resumed stream whose first batch has not arrived yet is a hole not marked yet.
-            Sender.Tell(new StandbyLogProtocol.Status(epoch, written, _tails.Values.Sum(t => t.Count), _hole is null && _streamFrom is null,
+            Sender.Tell(new StandbyLogProtocol.Status(epoch, written, _tails.Values.Sum(t => t.Count),
+                _hole is null && _streamFrom is null && !_unsureSinceRestart,
                 Math.Max(0, _receivedSeq.GetValueOrDefault(epoch) - written),
                 [_journalStage.Snapshot(Stages.Journal), _batchPackets.Snapshot(Stages.BatchPackets)]));
         });
+    }
+
+    private StandbyLogProtocol.Tail TailNow()
+    {
+        // Before any checkpoint the oldest epoch held is the one a checkpoint will eventually cover.
+        var epoch = _checkpointEpoch > 0 || _tails.Count == 0 ? _checkpointEpoch : _tails.Keys.First();
+        return new StandbyLogProtocol.Tail(epoch, _checkpointMark,
+            _tails.TryGetValue(epoch, out var t) ? t.ToArray() : Array.Empty<LoggedPacket>());
     }
 
     private string? _journalName;
@@ -208,7 +242,13 @@ public sealed class StandbyLog : ReceivePersistentActor
         // Batches keep arriving while earlier ones are still being written: continuity is judged on what was
         // received, acknowledgements on what was written.
         var last = Math.Max(persisted, _receivedSeq.GetValueOrDefault(a.Epoch));
-        if (a.LastSeq <= last) return; // a resend of a batch being written: its own write will acknowledge it
+        if (a.LastSeq <= last)
+        {
+            // A resend of a batch being written: its own write will acknowledge it, or its arrival already did (and
+            // that acknowledgement was lost, or the primary sent again before it came).
+            if (_ackOnArrival) Sender.Tell(new Appended(_app, a.Epoch, _node, last));
+            return;
+        }
         var resumes = _streamFrom is { } from && from.Epoch == a.Epoch && a.FirstSeq == from.Seq;
         if (a.FirstSeq > last + 1 && last > 0 && !_rejoining && !resumes)
         {
@@ -223,6 +263,7 @@ public sealed class StandbyLog : ReceivePersistentActor
         var replyTo = Sender;
         var receivedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         _batchPackets.Record(a.Packets.Count);
+        if (_ackOnArrival) replyTo.Tell(new Appended(_app, a.Epoch, _node, a.LastSeq));
         // PersistAsync: batches keep arriving while earlier ones are written; replies still follow the write, in order.
         PersistAsync(a, e =>
         {
@@ -230,7 +271,7 @@ public sealed class StandbyLog : ReceivePersistentActor
             Apply(e, LastSequenceNr);
             // Written after a fence: a takeover may already have read the tail without it, so its primary must not
             // release it. Kept in the journal all the same (harmless: a checkpoint of the new epoch truncates it).
-            if (!Fenced(e.Epoch)) replyTo.Tell(new Appended(_app, e.Epoch, _node, e.LastSeq));
+            if (!_ackOnArrival && !Fenced(e.Epoch)) replyTo.Tell(new Appended(_app, e.Epoch, _node, e.LastSeq));
         });
     }
 

@@ -37,6 +37,16 @@ public class PersistenceSettingsTests
     }
 
     [Fact]
+    public void Standbys_acknowledge_written_packets_by_default_and_an_unknown_choice_is_refused_with_its_line()
+    {
+        Assert.Equal("written", ContinuityConfigLoader.ReferenceConfig.GetString(StandbyLog.AcknowledgeKey));
+        Assert.Equal("sqlite", Validate("continuity.persistence.acknowledge = received"));
+        var e = Fails("continuity.persistence {\n  acknowledge = fsynced\n}\n");
+        Assert.StartsWith("node.hocon:2:", e.Message);
+        Assert.Contains("'continuity.persistence.acknowledge' = \"fsynced\" is invalid: expected written or received", e.Message);
+    }
+
+    [Fact]
     public void Postgresql_with_a_connection_string_is_valid_and_fills_in_journal_and_snapshot_store()
     {
         const string cs = $"Host=db1.example;Port=5433;Database=continuity_n1;Username=continuity;Password={Secret}";

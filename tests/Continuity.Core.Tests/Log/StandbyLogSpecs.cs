@@ -19,7 +19,7 @@ public sealed class StandbyLogSpecs : TestKit
 
     // The real journal of a node: Akka.Persistence.Sql on a SQLite file in the state directory, in the journal mode the
     // node sets (ContinuityApps.Start).
-    private static Config SqliteConfig(string dir)
+    internal static Config SqliteConfig(string dir)
     {
         Continuity.Core.Security.RootOnly.PrepareStateDir(dir);
         SqliteJournal.Apply(Path.Combine(dir, "journal.db"), TestConfig.Reference.GetString(SqliteJournal.JournalModeKey));
