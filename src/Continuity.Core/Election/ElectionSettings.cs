@@ -7,13 +7,13 @@ namespace Continuity.Core.Election;
 public static class ElectionSettings
 {
     public const string OwnerRemovalMarginKey = "continuity.election.owner-removal-margin";
-    private static readonly TimeSpan DefaultOwnerRemovalMargin = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan DefaultOwnerRemovalMargin = TimeSpan.FromMilliseconds(250);
 
     /// <summary>Refuses a margin Akka would read as "use the downing provider's" (zero: stable-after again) or one
     /// that is not shorter than stable-after, which would only lengthen failovers.</summary>
     public static void Validate(LoadedConfig config)
     {
-        var margin = ConfigValues.Duration(config, OwnerRemovalMarginKey, TimeSpan.FromMilliseconds(1), "1s");
+        var margin = ConfigValues.Duration(config, OwnerRemovalMarginKey, TimeSpan.FromMilliseconds(1), "250ms");
         var stableAfter = ConfigValues.StableAfter(config);
         if (margin >= stableAfter)
             throw ConfigValues.Bad(config, OwnerRemovalMarginKey,

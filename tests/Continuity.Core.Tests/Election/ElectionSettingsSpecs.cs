@@ -26,7 +26,7 @@ public sealed class ElectionSettingsSpecs
     [Theory]
     [InlineData("0s", "at least 1ms")]
     [InlineData("5s", "must be shorter than akka.cluster.split-brain-resolver.stable-after (5s)")]
-    [InlineData("soon", "expected a duration such as 1s")]
+    [InlineData("soon", "expected a duration such as 250ms")]
     public void A_margin_akka_would_misread_or_that_only_lengthens_failovers_is_refused_naming_the_key(string value, string problem)
     {
         var loaded = ContinuityConfigLoader.LoadFromString($"continuity.election.owner-removal-margin = {value}\n", "node.hocon");
