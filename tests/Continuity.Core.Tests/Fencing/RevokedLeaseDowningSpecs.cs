@@ -17,7 +17,7 @@ public sealed class RevokedLeaseDowningSpecs : TestKit, IAsyncLifetime
 {
     // Longer than failure detection (about 3 s), so that a downing that did not wait for the lease would come too soon.
     private static readonly FencingSettings Settings = new(true, TimeSpan.FromSeconds(6), TimeSpan.FromMilliseconds(300));
-    private readonly List<ActorSystem> _members = new();
+    private List<ActorSystem> _members = new();
 
     public RevokedLeaseDowningSpecs() : base(Config()) { }
 
@@ -30,26 +30,11 @@ public sealed class RevokedLeaseDowningSpecs : TestKit, IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _members.Add(Sys);
-        var first = Cluster.Get(Sys);
-        await first.JoinAsync(first.SelfAddress);
-        for (var i = 0; i < 2; i++)
-        {
-            var system = ActorSystem.Create(Sys.Name, Config());
-            await Cluster.Get(system).JoinAsync(first.SelfAddress);
-            _members.Add(system);
-        }
+        _members = await InProcessCluster.FormAsync(this, 2, _ => Config());
         foreach (var s in _members) s.ActorOf(LeaseKeeper.Props(Settings), LeaseKeeper.Name);
-        AwaitCondition(() => _members.All(s => Cluster.Get(s).State.Members.Count(m => m.Status == MemberStatus.Up) == 3
-                                                && Cluster.Get(s).State.Leader is not null),
-            TimeSpan.FromSeconds(30));
     }
 
-    public async Task DisposeAsync()
-    {
-        foreach (var s in _members.Skip(1))
-            await s.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
-    }
+    public Task DisposeAsync() => InProcessCluster.TerminateOthersAsync(_members);
 
     [Fact]
     public async Task A_member_cut_off_from_all_others_is_downed_once_its_lease_ran_out_without_waiting_for_stable_after()

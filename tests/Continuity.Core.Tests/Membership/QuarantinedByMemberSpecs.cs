@@ -15,7 +15,7 @@ namespace Continuity.Core.Tests.Membership;
 [Collection("cluster")]
 public sealed class QuarantinedByMemberSpecs : TestKit, IAsyncLifetime
 {
-    private readonly List<ActorSystem> _members = new();
+    private List<ActorSystem> _members = new();
 
     public QuarantinedByMemberSpecs() : base(Config()) { }
 
@@ -26,26 +26,9 @@ public sealed class QuarantinedByMemberSpecs : TestKit, IAsyncLifetime
         akka.coordinated-shutdown.run-by-actor-system-terminate = off
         """);
 
-    public async Task InitializeAsync()
-    {
-        _members.Add(Sys);
-        var first = Cluster.Get(Sys);
-        await first.JoinAsync(first.SelfAddress);
-        for (var i = 0; i < 2; i++)
-        {
-            var system = ActorSystem.Create(Sys.Name, Config());
-            await Cluster.Get(system).JoinAsync(first.SelfAddress);
-            _members.Add(system);
-        }
-        AwaitCondition(() => _members.All(s => Cluster.Get(s).State.Members.Count(m => m.Status == MemberStatus.Up) == 3),
-            TimeSpan.FromSeconds(30));
-    }
+    public async Task InitializeAsync() => _members = await InProcessCluster.FormAsync(this, 2, _ => Config());
 
-    public async Task DisposeAsync()
-    {
-        foreach (var s in _members.Skip(1))
-            await s.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
-    }
+    public Task DisposeAsync() => InProcessCluster.TerminateOthersAsync(_members);
 
     private static void Quarantine(ActorSystem node, Address by) =>
         node.EventStream.Publish(new ThisActorSystemQuarantinedEvent(Cluster.Get(node).SelfAddress, by));

@@ -17,7 +17,7 @@ public sealed class StableReachabilityDowningSpecs : TestKit, IAsyncLifetime
 {
     // Long enough that the staggered heal below lands well inside the windows it aims at on a loaded machine.
     private static readonly TimeSpan StableAfter = TimeSpan.FromSeconds(8);
-    private readonly List<ActorSystem> _members = new();
+    private List<ActorSystem> _members = new();
 
     public StableReachabilityDowningSpecs() : base(Config()) { }
 
@@ -30,27 +30,9 @@ public sealed class StableReachabilityDowningSpecs : TestKit, IAsyncLifetime
         akka.cluster.split-brain-resolver.down-all-when-unstable = 15s
         """);
 
-    public async Task InitializeAsync()
-    {
-        _members.Add(Sys);
-        var first = Cluster.Get(Sys);
-        await first.JoinAsync(first.SelfAddress);
-        for (var i = 0; i < 3; i++)
-        {
-            var system = ActorSystem.Create(Sys.Name, Config());
-            await Cluster.Get(system).JoinAsync(first.SelfAddress);
-            _members.Add(system);
-        }
-        AwaitCondition(() => _members.All(s => Cluster.Get(s).State.Members.Count(m => m.Status == MemberStatus.Up) == 4
-                                                && Cluster.Get(s).State.Leader is not null),
-            TimeSpan.FromSeconds(30));
-    }
+    public async Task InitializeAsync() => _members = await InProcessCluster.FormAsync(this, 3, _ => Config());
 
-    public async Task DisposeAsync()
-    {
-        foreach (var s in _members.Skip(1))
-            await s.Terminate().WaitAsync(TimeSpan.FromSeconds(10)).ContinueWith(_ => { });
-    }
+    public Task DisposeAsync() => InProcessCluster.TerminateOthersAsync(_members);
 
     [Fact]
     public async Task Members_whose_partition_heals_as_the_resolver_would_decide_are_not_downed()
