@@ -57,3 +57,33 @@ public sealed class StandbyLogAcknowledgeOnArrivalSpecs() : TestKit(
         AwaitAssert(() => Assert.True(StatusOf(restarted).Complete), TimeSpan.FromSeconds(10));
     }
 }
+
+/// <summary>The same with a journal whose writes the test holds (<see cref="Support.GatedJournal"/>, as a slow disk
+/// does), so that what happens before and after a write can be told apart.</summary>
+public sealed class StandbyLogAcknowledgeOnArrivalGatedSpecs() : TestKit(
+    ConfigurationFactory.ParseString("continuity.persistence.acknowledge = received")
+        .WithFallback(Support.GatedJournal.Config(GateName)).WithFallback(TestConfig.Node("akka.actor.provider = local")))
+{
+    private const string GateName = "standby-log-ack-on-arrival";
+
+    [Fact]
+    public void A_batch_is_acknowledged_before_its_write_and_the_tail_waits_for_the_write()
+    {
+        var gate = Support.GatedJournal.GateNamed(GateName);
+        var log = Sys.ActorOf(Props.Create(() => new StandbyLog("kv", "n1")));
+        log.Tell(new StandbyLogProtocol.GetStatus()); // recovered (reads are not held)
+        ExpectMsg<StandbyLogProtocol.Status>(TimeSpan.FromSeconds(10));
+        gate.Close();
+        try
+        {
+            log.Tell(new Append("kv", 1, 1, [new LoggedPacket(1, [1]), new LoggedPacket(2, [2])]));
+            Assert.Equal(2, ExpectMsg<Appended>(TimeSpan.FromSeconds(5)).Seq);
+
+            log.Tell(new StandbyLogProtocol.GetTail());
+            ExpectNoMsg(TimeSpan.FromMilliseconds(500)); // a takeover reading now would miss packets 1 and 2
+        }
+        finally { gate.Open(); }
+        var tail = ExpectMsg<StandbyLogProtocol.Tail>(TimeSpan.FromSeconds(5));
+        Assert.Equal([1L, 2], tail.AfterMark.Select(p => p.Seq));
+    }
+}
