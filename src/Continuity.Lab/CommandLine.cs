@@ -25,6 +25,12 @@ internal sealed record DownCommand : LabCommand;
 /// <param name="FaultLength">Every timed fault lasts this long instead of the plan's random length (to explore the
 /// lengths around a failure's, with the rest of its plan).</param>
 internal sealed record ChaosCommand(int Runs, int Seed, string? ReportFile, IReadOnlyList<string> Scenarios, TimeSpan? FaultLength = null) : LabCommand;
+/// <param name="Modes">Only these transports (names of Probe.TransportProbe.Modes); empty means every one.</param>
+internal sealed record ProbeCommand(string From, string To, int RoundTrips, int Rounds, IReadOnlyList<string> Modes, bool Json) : LabCommand;
+/// <summary>One end of a probe, run by <see cref="ProbeCommand"/> inside a host's namespace (not meant to be typed).</summary>
+/// <param name="Address">The echo: the address it listens on. The pinging end: the echo's IP:PORT.</param>
+/// <param name="Bind">The pinging end's own address.</param>
+internal sealed record ProbeEndCommand(bool Echo, string Mode, string Address, string? Bind, string? Certificate, int RoundTrips) : LabCommand;
 internal sealed record HelpCommand : LabCommand;
 
 /// <summary>A command line the lab cannot accept; the message says what is wrong.</summary>
@@ -83,6 +89,15 @@ internal static class CommandLine
                         crash-ack-verdict. The lab is taken down at the end. --fault-length
                         makes every timed fault (hang, partition, standby down, replication
                         faults) last that long instead of its seeded length.
+
+          probe FROM TO [--round-trips N] [--rounds R] [--mode M]... [--json]
+                        Time request/reply round trips (200-byte request, 40-byte reply) from
+                        host FROM to host TO over each transport, each end a process in its
+                        host's namespace, the modes alternated R rounds (default 2) of N
+                        (default 2000): tcp (the kernel alone), tls (.NET's SslStream with the
+                        lab's cluster certificate), remoting and remoting-tls (Akka.Remote as
+                        the nodes run it, without and with TLS). Prints p50/p90/p99/p99.9 and
+                        the ratio to tcp; what a replication round trip costs in the transport.
 
         Options:
           --instance N      Lab instance 0-255 (default: $CONTINUITY_LAB_INSTANCE or 0). Instance N
@@ -149,6 +164,8 @@ internal static class CommandLine
             "heal" => NoArgs(rest, "heal", new HealCommand()),
             "down" => NoArgs(rest, "down", new DownCommand()),
             "chaos" => ParseChaos(rest),
+            "probe" => ParseProbe(rest),
+            "probe-end" => ParseProbeEnd(rest),
             _ => throw new UsageException($"unknown command '{verb}'"),
         };
         return command with { StateDir = stateDir, Instance = instance };
@@ -260,6 +277,79 @@ internal static class CommandLine
         if (seed is null) throw new UsageException("chaos: --seed S is required, so that every run can be replayed (for example: chaos --runs 20 --seed 1)");
         return new ChaosCommand(runs.Value, seed.Value, report, scenarios, faultLength);
     }
+
+    private static ProbeCommand ParseProbe(List<string> args)
+    {
+        var hosts = new List<string>();
+        var roundTrips = 2000;
+        var rounds = 2;
+        var modes = new List<string>();
+        var json = false;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var a = args[i];
+            switch (a.Split('=', 2)[0])
+            {
+                case "--round-trips":
+                    roundTrips = Whole(TakeValue(args, ref i, "--round-trips"), "probe: --round-trips", 10, 1_000_000);
+                    break;
+                case "--rounds":
+                    rounds = Whole(TakeValue(args, ref i, "--rounds"), "probe: --rounds", 1, 100);
+                    break;
+                case "--mode":
+                    var mode = TakeValue(args, ref i, "--mode");
+                    if (!Probe.TransportProbe.Modes.Contains(mode))
+                        throw new UsageException($"probe: no mode '{mode}' (modes: {string.Join(", ", Probe.TransportProbe.Modes)})");
+                    if (!modes.Contains(mode)) modes.Add(mode);
+                    break;
+                case "--json":
+                    NoValue(a, "--json");
+                    json = true;
+                    break;
+                default:
+                    if (a.StartsWith('-')) throw new UsageException($"probe: unknown argument '{a}'");
+                    hosts.Add(ValidName(a));
+                    break;
+            }
+        }
+        if (hosts.Count != 2 || hosts[0] == hosts[1])
+            throw new UsageException("probe: name two different hosts, the pinging one first, as in: probe n1 n2");
+        return new ProbeCommand(hosts[0], hosts[1], roundTrips, rounds, modes, json);
+    }
+
+    private static ProbeEndCommand ParseProbeEnd(List<string> args)
+    {
+        if (args.Count == 0 || args[0] is not ("echo" or "ping"))
+            throw new UsageException("probe-end: expected 'echo' or 'ping' first (this command is run by 'probe')");
+        string? mode = null, address = null, bind = null, certificate = null;
+        var roundTrips = 2000;
+        for (var i = 1; i < args.Count; i++)
+        {
+            var a = args[i];
+            switch (a.Split('=', 2)[0])
+            {
+                case "--mode": mode = TakeValue(args, ref i, "--mode"); break;
+                case "--address": address = TakeValue(args, ref i, "--address"); break;
+                case "--bind": bind = TakeValue(args, ref i, "--bind"); break;
+                case "--certificate": certificate = TakeValue(args, ref i, "--certificate"); break;
+                case "--round-trips": roundTrips = Whole(TakeValue(args, ref i, "--round-trips"), "probe-end: --round-trips", 10, 1_000_000); break;
+                default: throw new UsageException($"probe-end: unknown argument '{a}'");
+            }
+        }
+        var echo = args[0] == "echo";
+        if (mode is null || !Probe.TransportProbe.Modes.Contains(mode))
+            throw new UsageException($"probe-end: --mode must be one of {string.Join(", ", Probe.TransportProbe.Modes)}");
+        if (address is null) throw new UsageException("probe-end: --address is required");
+        if (!echo && bind is null) throw new UsageException("probe-end: ping needs --bind (its own address)");
+        if (mode.EndsWith("tls", StringComparison.Ordinal) && certificate is null)
+            throw new UsageException($"probe-end: mode {mode} needs --certificate (the cluster's PKCS#12 file)");
+        return new ProbeEndCommand(echo, mode, address, bind, certificate, roundTrips);
+    }
+
+    private static int Whole(string text, string what, int min, int max) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+            ? n
+            : throw new UsageException($"{what} must be a whole number from {min} to {max}, got '{text}'");
 
     private static StatusCommand ParseStatus(List<string> args)
     {

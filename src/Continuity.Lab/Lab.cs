@@ -497,6 +497,8 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         return Os.RunInteractive("nsenter", [$"--net={Network.NetnsPath(ns)}", "--", .. c.Command]);
     }
 
+    public int Probe(ProbeCommand c) => new Probe.ProbeRunner(LoadState(), StateDir, output).Run(c);
+
     // ---------------------------------------------------------------- crash / revive
 
     public int Crash(CrashCommand c)

@@ -30,12 +30,15 @@ public static class Program
             return 0;
         }
 
+        // Runs inside a host's namespace on behalf of 'probe': no lab state, no lock, no tool checks.
+        if (command is ProbeEndCommand end) return Probe.TransportProbe.Run(end, output);
+
         try
         {
             Preflight();
             var topology = Lab.ResolveTopology(command.Instance);
             var lab = new Lab(Lab.ResolveStateDir(command.StateDir, topology), topology, output, error);
-            using var _ = command is StatusCommand or ExecCommand ? null : lab.Lock();
+            using var _ = command is StatusCommand or ExecCommand or ProbeCommand ? null : lab.Lock();
             return command switch
             {
                 UpCommand c => lab.Up(c),
@@ -47,6 +50,7 @@ public static class Program
                 HealCommand c => lab.Heal(c),
                 DownCommand => lab.Down(),
                 ChaosCommand c => new Chaos.ChaosRunner(lab, c, output).Run(),
+                ProbeCommand c => lab.Probe(c),
                 _ => throw new InvalidOperationException($"unhandled command {command.GetType().Name}"),
             };
         }
