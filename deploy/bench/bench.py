@@ -43,13 +43,13 @@ TARGETS = {
 PROFILES = {
     # smoke: proves the pipeline end to end (the test suite runs it); numbers mean little.
     "smoke": dict(rr_s=2, rr_conns=4, bulk_s=2, crashes=1, fail_conns=5, fail_interval_ms=50, alt_rounds=1, alt_conns=5, alt_timeout_s=8,
-                  ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1, sweep=None),
+                  ballast=0, mem_sizes=[0, 8], cp_samples=1, standbys=[2], reps=1, sweep=None, probe=(1, 200)),
     "quick": dict(rr_s=5, rr_conns=8, bulk_s=5, crashes=3, fail_conns=20, fail_interval_ms=50, alt_rounds=1, alt_conns=20, alt_timeout_s=30,
-                  ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1,
+                  ballast=16, mem_sizes=[16, 64], cp_samples=2, standbys=[1, 2], reps=1, probe=(2, 2000),
                   sweep=dict(crashes=1, memory=[10, 100, 1024], connections=[1, 100, 1000], intervals=["1s", "2s", "5s"])),
     # full: the stall target's conditions, a 256 MB program and 1000 connections (one request a second each).
     "full": dict(rr_s=20, rr_conns=8, bulk_s=15, crashes=20, fail_conns=1000, fail_interval_ms=1000, alt_rounds=3, alt_conns=200, alt_timeout_s=30,
-                 ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2,
+                 ballast=256, mem_sizes=[16, 64, 256], cp_samples=4, standbys=[1, 2], reps=2, probe=(3, 5000),
                  sweep=dict(crashes=3, memory=[10, 100, 1024], connections=[1, 100, 1000], intervals=["1s", "2s", "5s"])),
 }
 # The failover sweep (issue 5, item 2): one axis varied at a time around a base point, plus the stall target's point.
@@ -370,10 +370,22 @@ class Bench:
                     log(f"  {standbys} standby(s), bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
             v = self.app(nodes, "kv")
             res["checkpoint"] = v.get("lastCheckpoint") if v else None
+            if "transport" not in self.results:
+                self.results["transport"] = self.transport(primary, view["standbys"][0]["nodeName"])
         finally:
             plain.kill()
             plain.wait()
         self.results["cost"][str(standbys)] = res
+
+    def transport(self, primary, standby):
+        """The replication round trip's transport alone, between the primary's and a standby's namespaces while the lab
+        runs: raw TCP (the baseline), TLS, Akka.Remote, Akka.Remote with TLS (continuity-lab probe)."""
+        rounds, trips = self.p["probe"]
+        r = self.lab("probe", primary, standby, "--json", "--rounds", str(rounds), "--round-trips", str(trips), quiet=True)
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        for m in res["results"]:
+            log(f"  transport {primary} -> {standby}, {m['Mode']}: p50 {m['P50']} us, p99 {m['P99']} us")
+        return res
 
     # ------------------------------------------------------------------ b. failover
 

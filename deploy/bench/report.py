@@ -230,6 +230,7 @@ def write(r, out, fig_dir, root):
     # ---------------------------------------------------------------- where the time goes
     L += ["", "## Where the time goes", ""]
     L += stages_section(cost)
+    L += transport_section(r.get("transport"))
 
     # ---------------------------------------------------------------- b. failover
     fo_all = r.get("failover", [])
@@ -418,6 +419,51 @@ def stages_section(cost):
     return L
 
 
+TRANSPORT_TEXT = {
+    "tcp": "the kernel's TCP path alone (the baseline)",
+    "tls": ".NET's SslStream over it, with the cluster certificate pinned both ways",
+    "remoting": "Akka.Remote (DotNetty, batching off) without TLS, an actor answering an actor",
+    "remoting-tls": "Akka.Remote with TLS, as the nodes run it: the replication round trip's transport",
+}
+
+
+def transport_section(t):
+    """`continuity-lab probe` between the primary's and a standby's namespaces: what the transport alone costs."""
+    if not t:
+        return []
+    res = {m["Mode"]: m for m in t["results"]}
+    base = res.get("tcp")
+    L = ["", "### The transport alone", "",
+         f"`continuity-lab probe {t['from']} {t['to']}` in the same run, between the primary's and a standby's namespaces while "
+         f"the lab ran: a {t['requestBytes']}-byte request answered by a {t['replyBytes']}-byte reply, one at a time, each end "
+         "its own process, the transports alternated round by round:", ""]
+    for m in res:
+        L.append(f"- *{m}*: {TRANSPORT_TEXT.get(m, m)};")
+    L += ["", "| transport | round trips | p50 µs | p90 µs | p99 µs | p99.9 µs | mean µs | p50 ÷ tcp |",
+          "|---|---|---|---|---|---|---|---|"]
+    for m, x in res.items():
+        ratio = f"{x['P50'] / max(1, base['P50']):.1f}" if base else ""
+        L.append(f"| {m} | {fmt(x['RoundTrips'])} | {fmt(x['P50'])} | {fmt(x['P90'])} | {fmt(x['P99'])} | {fmt(x['P999'])} | "
+                 f"{fmt(x['Mean'])} | {ratio} |")
+    text = transport_bound(t)
+    if text:
+        L += ["", text]
+    return L
+
+
+def transport_bound(t):
+    """One sentence: how much of a round trip Akka.Remote adds over the network and TLS themselves."""
+    res = {m["Mode"]: m for m in (t or {}).get("results", [])}
+    if "remoting-tls" not in res or "tls" not in res:
+        return None
+    a, b = res["remoting-tls"], res["tls"]
+    return (f"Akka.Remote with TLS took {fmt(a['P50'])} µs at p50 and {fmt(a['P99'])} µs at p99 for a round trip that TLS over "
+            f"a plain socket made in {fmt(b['P50'])} µs and {fmt(b['P99'])} µs ({a['P50'] / max(1, b['P50']):.1f}× at p50): the "
+            "transport the packet log shares with the cluster's control messages costs more than the network and the "
+            "encryption themselves; a replication channel of its own (a socket per standby) is the change that would remove "
+            "that share.")
+
+
 def limits(r, fo, noisy):
     L = []
     sw = [sum((f.get("phases") or {}).get(k, 0) for k in PHASES) for f in fo]
@@ -425,7 +471,8 @@ def limits(r, fo, noisy):
     L.append("- **What bounds the added latency.** Every inbound packet is held in the kernel (NFQUEUE) until every standby "
              "has written it to its journal and acknowledged it over Akka remoting; a request/response therefore pays a round "
              "trip to the slowest standby plus a journal write, on two cores that also run the program, the client and three "
-             "node processes. The unprotected path has none of that. *Where the time goes* splits it per stage.")
+             "node processes. The unprotected path has none of that. *Where the time goes* splits it per stage."
+             + (" " + transport_bound(r.get("transport")) if transport_bound(r.get("transport")) else ""))
     L.append("- **What bounds the stall.** A crash is acted on only after the cluster removed the node (failure detector "
              "heartbeat 500 ms, acceptable pause 2 s, then the rest of the node's 4 s lease: about 4-6 s, see README) and the "
              "clients' TCP retransmission timers have backed off meanwhile (a client that sent during the outage tries again "

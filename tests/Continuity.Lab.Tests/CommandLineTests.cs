@@ -84,10 +84,34 @@ public class CommandLineTests
     [InlineData(new[] { "down", "--force" }, "unexpected argument '--force'")]
     [InlineData(new[] { "status", "--yaml" }, "unknown argument '--yaml'")]
     [InlineData(new[] { "status", "--state-dir" }, "--state-dir needs a value")]
+    [InlineData(new[] { "probe", "n1" }, "name two different hosts")]
+    [InlineData(new[] { "probe", "n1", "n1" }, "name two different hosts")]
+    [InlineData(new[] { "probe", "n1", "n2", "--mode", "udp" }, "no mode 'udp' (modes: tcp, tls, remoting, remoting-tls)")]
+    [InlineData(new[] { "probe", "n1", "n2", "--rounds", "0" }, "--rounds must be a whole number from 1 to 100")]
+    [InlineData(new[] { "probe", "n1", "n2", "--round-trips", "many" }, "--round-trips must be a whole number from 10 to 1000000")]
+    [InlineData(new[] { "probe-end", "listen" }, "expected 'echo' or 'ping'")]
+    [InlineData(new[] { "probe-end", "ping", "--mode", "tcp", "--address", "198.18.1.12:4000" }, "ping needs --bind")]
+    [InlineData(new[] { "probe-end", "echo", "--mode", "remoting-tls", "--address", "198.18.1.12" }, "needs --certificate")]
     public void Bad_arguments_are_rejected_with_a_message_naming_the_problem(string[] args, string expected)
     {
         var e = Assert.Throws<UsageException>(() => CommandLine.Parse(args));
         Assert.Contains(expected, e.Message);
+    }
+
+    [Fact]
+    public void Probe_takes_the_pinging_host_first_and_compares_every_transport_by_default()
+    {
+        var c = Assert.IsType<ProbeCommand>(Parse("probe", "n1", "n2"));
+        Assert.Equal(("n1", "n2"), (c.From, c.To));
+        Assert.Empty(c.Modes);
+        Assert.Equal((2000, 2), (c.RoundTrips, c.Rounds));
+        Assert.False(c.Json);
+
+        var only = Assert.IsType<ProbeCommand>(Parse("probe", "n2", "n3", "--mode", "tls", "--mode=remoting-tls", "--rounds", "3",
+            "--round-trips=500", "--json"));
+        Assert.Equal(["tls", "remoting-tls"], only.Modes);
+        Assert.Equal((500, 3), (only.RoundTrips, only.Rounds));
+        Assert.True(only.Json);
     }
 
     [Fact]

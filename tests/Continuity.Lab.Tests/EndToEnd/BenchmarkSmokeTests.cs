@@ -59,6 +59,12 @@ public sealed class BenchmarkSmokeTests(ITestOutputHelper output)
             foreach (var cell in TableCells(SectionText(text, "Cost while nothing fails")).Where(c => Number.IsMatch(c)))
                 Assert.True(double.TryParse(cell.Split(' ')[0], NumberStyles.Number, CultureInfo.InvariantCulture, out _), $"'{cell}' does not parse");
 
+            // The replication round trip's transport, measured apart from the stages: every transport timed.
+            var stages = SectionText(text, "Where the time goes");
+            Assert.Contains("### The transport alone", stages);
+            foreach (var transport in new[] { "tcp", "tls", "remoting", "remoting-tls" })
+                Assert.Matches(new Regex($@"\n\| {Regex.Escape(transport)} \| [\d,]+ \| [\d,]+ \| [\d,]+ \|"), stages);
+
             var plots = Regex.Matches(text, @"!\[[^\]]*\]\(([^)]+\.png)\)").Select(m => m.Groups[1].Value).ToList();
             Assert.NotEmpty(plots);
             foreach (var plot in plots)
