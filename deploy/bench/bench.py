@@ -371,7 +371,7 @@ class Bench:
             v = self.app(nodes, "kv")
             res["checkpoint"] = v.get("lastCheckpoint") if v else None
             if "transport" not in self.results:
-                self.results["transport"] = self.transport(primary, view["standbys"][0]["nodeName"])
+                self.results["transport"] = self.transport(primary, view["standbys"][0]["node"])
         finally:
             plain.kill()
             plain.wait()
