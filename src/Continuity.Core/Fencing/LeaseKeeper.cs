@@ -7,8 +7,9 @@ namespace Continuity.Core.Fencing;
 
 public static class LeaseProtocol
 {
-    /// <summary>From a node to every other member, each renew interval: do you still count me in the cluster?</summary>
-    public sealed record Vouch(long Round) : IControlMessage;
+    /// <summary>From a node to every other member, each renew interval: do you still count me in the cluster?
+    /// Sent to members that may be gone (that is the question), so undelivered ones are not dead letters worth a log line.</summary>
+    public sealed record Vouch(long Round) : IControlMessage, IDeadLetterSuppression;
 
     /// <summary>Yes: the answering member sees the asker Up and reachable (no member reported it unreachable).</summary>
     public sealed record Vouched(long Round) : IControlMessage;
@@ -17,7 +18,7 @@ public static class LeaseProtocol
     /// From the leader to every other member while <paramref name="Address"/> (incarnation <paramref name="Uid"/>) is
     /// unreachable: promise to vouch for it no more, so that its lease can be known to have run out.
     /// </summary>
-    public sealed record Revoke(string Address, long Uid) : IControlMessage;
+    public sealed record Revoke(string Address, long Uid) : IControlMessage, IDeadLetterSuppression;
 
     /// <summary>
     /// The promise, given only by a member whose own failure detector lost the subject too (silence otherwise).

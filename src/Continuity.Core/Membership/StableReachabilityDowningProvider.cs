@@ -262,8 +262,9 @@ internal sealed class ReachabilityRecordsWatch : UntypedActor, IWithTimers
 
 public static class DowningProtocol
 {
-    /// <summary>A member's providers tell each other how many applications their node is primary of.</summary>
-    public sealed record ServingPrimaries(int Count) : Serialization.IControlMessage;
+    /// <summary>A member's providers tell each other how many applications their node is primary of (to every member in
+    /// view, lost ones included: undelivered ones are expected, not dead letters worth a log line).</summary>
+    public sealed record ServingPrimaries(int Count) : Serialization.IControlMessage, Akka.Event.IDeadLetterSuppression;
 }
 
 /// <summary>
