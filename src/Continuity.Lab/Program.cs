@@ -31,7 +31,17 @@ public static class Program
         }
 
         // Runs inside a host's namespace on behalf of 'probe': no lab state, no lock, no tool checks.
-        if (command is ProbeEndCommand end) return Probe.TransportProbe.Run(end, output);
+        if (command is ProbeEndCommand end)
+        {
+            try { return Probe.TransportProbe.Run(end, output); }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or System.Security.Authentication.AuthenticationException
+                                          or System.Security.Cryptography.CryptographicException or Akka.Actor.ActorNotFoundException
+                                          or TimeoutException or FormatException)
+            {
+                error.WriteLine($"continuity-lab probe-end {(end.Echo ? "echo" : "ping")} {end.Mode}: {e.Message}");
+                return ExitFailure;
+            }
+        }
 
         try
         {

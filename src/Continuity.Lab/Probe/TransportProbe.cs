@@ -34,7 +34,7 @@ internal static class TransportProbe
 
     public static int Run(ProbeEndCommand c, TextWriter output)
     {
-        using var certificate = c.Mode.EndsWith("tls", StringComparison.Ordinal) ? ClusterCertificate.Load(c.Certificate!) : null;
+        using var certificate = c.Mode.EndsWith("tls", StringComparison.Ordinal) ? Certificate(c.Certificate!) : null;
         if (c.Echo)
         {
             if (c.Mode.StartsWith("remoting", StringComparison.Ordinal)) RemotingEcho(c, certificate, output);
@@ -47,6 +47,11 @@ internal static class TransportProbe
         output.WriteLine(JsonSerializer.Serialize(new ProbeSamples(c.Mode, samples)));
         return 0;
     }
+
+    private static X509Certificate2 Certificate(string path) =>
+        File.Exists(path)
+            ? ClusterCertificate.Load(path)
+            : throw new FileNotFoundException($"no cluster certificate at {path} (the lab makes one at 'up')", path);
 
     /// <summary>Round trips timed after this many untimed ones (connections, TLS sessions, JIT and pools warm).</summary>
     public static int WarmUp(int roundTrips) => Math.Min(500, Math.Max(10, roundTrips / 5));
@@ -109,7 +114,7 @@ internal static class TransportProbe
         return tls;
     }
 
-    private static ActorSystem RemotingSystem(ProbeEndCommand c, X509Certificate2? certificate, string hostname)
+    private static ActorSystem RemotingSystem(X509Certificate2? certificate, string hostname)
     {
         var config = ConfigurationFactory.ParseString($"""
             akka.actor.provider = remote
@@ -130,7 +135,7 @@ internal static class TransportProbe
 
     private static void RemotingEcho(ProbeEndCommand c, X509Certificate2? certificate, TextWriter output)
     {
-        var system = RemotingSystem(c, certificate, c.Address);
+        var system = RemotingSystem(certificate, c.Address);
         system.ActorOf(Props.Create(() => new Echo()), "echo");
         var address = ((ExtendedActorSystem)system).Provider.DefaultAddress;
         output.WriteLine($"{ListeningPrefix}{c.Address}:{address.Port}");
@@ -141,7 +146,7 @@ internal static class TransportProbe
 
     private static int[] RemotingPing(ProbeEndCommand c, X509Certificate2? certificate)
     {
-        var system = RemotingSystem(c, certificate, c.Bind!);
+        var system = RemotingSystem(certificate, c.Bind!);
         try
         {
             var scheme = certificate is null ? "akka.tcp" : "akka.ssl.tcp";
