@@ -42,8 +42,9 @@ public static class CheckpointerProtocol
 }
 
 /// <summary>
-/// The primary's checkpointer: periodically (and on demand) pauses the capture, dumps the program with CRIU while
-/// copying its state directories during the freeze, resumes the capture, and ships the image to every standby.
+/// The primary's checkpointer: periodically (and on demand) waits for its turn to dump (CRIU dumps one program at a
+/// time per working directory), pauses the capture, dumps the program with CRIU while copying its state directories
+/// during the freeze, resumes the capture, and ships the image to every standby.
 /// The mark of a checkpoint is the last packet released to the program before the pause: with verdicts stopped,
 /// the dumped program has seen exactly the packets up to the mark, so a standby replays exactly those after it.
 /// </summary>
@@ -53,6 +54,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private sealed record Dumped(CheckpointInfo Info, string ImageDir);
     private sealed record Archived(CheckpointInfo Info, string Archive, byte[] Sha256);
     private sealed record StepFailed(string Reason);
+    private sealed record TurnReady;
     private sealed record FinalTimeout(string Id);
 
     public const int ChunkSize = 256 * 1024;
@@ -90,6 +92,9 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     private string? _imageDir;
     private readonly HashSet<string> _awaitingStored = new();
     private IActorRef? _shipper;
+    // The right to dump, taken before the capture pauses: another program's dump in the same working directory may
+    // take seconds (or hang with its node), and the clients of this one must not wait for it with their input held.
+    private readonly DumpTurnHandoff _turn = new();
 
     public ITimerScheduler Timers { get; set; } = null!;
     public IStash Stash { get; set; } = null!;
@@ -108,6 +113,8 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         _shipWaitLimit = TimeSpan.FromTicks(Math.Max(3 * app.CheckpointInterval.Ticks, TimeSpan.FromSeconds(30).Ticks));
         Idle();
     }
+
+    protected override void PostStop() => _turn.Close();
 
     protected override void PreStart()
     {
@@ -192,7 +199,18 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     {
         _requester = requester == ActorRefs.NoSender || requester == Context.System.DeadLetters || requester == Self ? null : requester;
         _final = final;
-        _capture.Tell(new CaptureProtocol.Pause());
+        var turn = _turn;
+        var self = Self;
+        Task<IDumpTurn> waiting;
+        try { waiting = _criu.WaitForDumpTurnAsync(_pid(), CancellationToken.None); }
+        catch (Exception e) { waiting = Task.FromException<IDumpTurn>(e); }
+        waiting.ContinueWith(t =>
+        {
+            if (!t.IsCompletedSuccessfully)
+                self.Tell(new StepFailed(t.Exception?.GetBaseException().Message ?? "waiting for the turn to dump was cancelled"));
+            else if (turn.Offer(t.Result))
+                self.Tell(new TurnReady());
+        }, TaskScheduler.Default);
         Become(Taking);
     }
 
@@ -201,6 +219,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
         Common();
         Receive<Tick>(_ => { }); // a periodic checkpoint while one is running adds nothing
         Receive<CheckpointerProtocol.Take>(_ => Stash.Stash());
+        Receive<TurnReady>(_ => _capture.Tell(new CaptureProtocol.Pause()));
         Receive<CaptureProtocol.Paused>(p =>
         {
             _mark = p.Mark;
@@ -247,6 +266,7 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             var kept = _last is { } l
                 ? $"the previous checkpoint {l.Id} (mark {l.Mark}) stays the newest"
                 : "no checkpoint of this epoch exists yet";
+            _turn.Release();
             _alarm = $"checkpoint failed, {kept} and the log grows until a dump succeeds: {OneLine(f.Reason)}";
             _log.Error("[{0}] checkpoint failed, {1}: {2}", _app.Name, kept, f.Reason);
             // A partial image must never be mistaken for a checkpoint, and it holds disk space the next dump needs.
@@ -304,11 +324,21 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
     {
         Security.RootOnly.CreateDirectory(imageDir);
         var stateDirs = _app.StateDirs;
-        var image = await _criu.DumpAsync(_pid(), imageDir, () =>
+        var turn = _turn.TakeForDump();
+        CheckpointImage image;
+        try
         {
-            // CRIU records the size of every open file: the copy must be taken while the program is frozen.
-            CheckpointFiles.SaveStateDirs(imageDir, stateDirs);
-        }, CancellationToken.None).ConfigureAwait(false);
+            image = await turn.DumpAsync(imageDir, () =>
+            {
+                // CRIU records the size of every open file: the copy must be taken while the program is frozen.
+                CheckpointFiles.SaveStateDirs(imageDir, stateDirs);
+            }, CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Here, not in the actor: a checkpointer stopped mid-dump must still give the turn back when criu is done.
+            _turn.Release();
+        }
         // CRIU's images and logs get the umask's modes; they hold the program's memory.
         Security.RootOnly.Tree(imageDir);
         return new Dumped(new CheckpointInfo(_epoch, id, _mark, DateTimeOffset.UtcNow, image.Bytes, image.Freeze), imageDir);
@@ -346,5 +376,66 @@ public sealed class Checkpointer : ReceiveActor, IWithTimers, IWithUnboundedStas
             else if (File.Exists(path)) File.Delete(path);
         }
         catch (IOException e) { _log.Warning("[{0}] could not delete {1}: {2}", _app.Name, path, e.Message); }
+    }
+}
+
+/// <summary>
+/// Hands the dump turn from the task that waited for it to the checkpointer's dump, and gives it back exactly once:
+/// when the dump is done or failed, when the checkpoint failed before its dump, or when the checkpointer stops. A turn
+/// that arrives after the stop is given back at once, and one whose dump is running when the checkpointer stops is given
+/// back when criu is done: otherwise another program sharing the working directory would never dump again, or two
+/// dumps would meet in it.
+/// </summary>
+internal sealed class DumpTurnHandoff
+{
+    private readonly object _gate = new();
+    private IDumpTurn? _current;
+    private bool _dumping;
+    private bool _closed;
+
+    /// <summary>False (and the turn given back) once the checkpointer stopped.</summary>
+    public bool Offer(IDumpTurn turn)
+    {
+        lock (_gate)
+        {
+            if (!_closed)
+            {
+                _current = turn;
+                return true;
+            }
+        }
+        turn.Dispose();
+        return false;
+    }
+
+    public IDumpTurn TakeForDump()
+    {
+        lock (_gate)
+        {
+            _dumping = true;
+            return _current ?? throw new InvalidOperationException("a dump started without its turn");
+        }
+    }
+
+    public void Release()
+    {
+        IDumpTurn? turn;
+        lock (_gate)
+        {
+            turn = _current;
+            _current = null;
+            _dumping = false;
+        }
+        turn?.Dispose();
+    }
+
+    public void Close()
+    {
+        lock (_gate)
+        {
+            _closed = true;
+            if (_dumping) return;
+        }
+        Release();
     }
 }

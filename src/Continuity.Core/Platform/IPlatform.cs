@@ -141,6 +141,14 @@ public interface ICheckpointer
     /// running. <paramref name="whileFrozen"/> runs while the program is still frozen (copy its files then).</summary>
     Task<CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct);
 
+    /// <summary>
+    /// Waits, freezing nothing, until <paramref name="pid"/> may be dumped (an implementation may allow one dump at a
+    /// time among programs that share something, as CRIU does per working directory), and holds that right until the
+    /// turn is disposed. A caller that withholds the program's input for the length of a dump takes its turn first,
+    /// so that the wait for another program's dump is not part of the hold.
+    /// </summary>
+    Task<IDumpTurn> WaitForDumpTurnAsync(int pid, CancellationToken ct) => Task.FromResult<IDumpTurn>(new ImmediateDumpTurn(this, pid));
+
     /// <summary>Restores the program from <paramref name="imageDir"/>, detached; returns its new pid.</summary>
     Task<int> RestoreAsync(string imageDir, CancellationToken ct);
 
@@ -155,6 +163,23 @@ public interface ICheckpointer
             $"{GetType().Name} cannot restore TCP connections closed: implement RestoreAsync(string, TcpRestore, CancellationToken) " +
             "or use the Replay recovery policy."),
     };
+}
+
+/// <summary>The right to dump one program now (see <see cref="ICheckpointer.WaitForDumpTurnAsync"/>); disposing it gives
+/// the right back.</summary>
+public interface IDumpTurn : IDisposable
+{
+    /// <summary>Dumps the program the turn was taken for, as <see cref="ICheckpointer.DumpAsync"/> does.</summary>
+    Task<CheckpointImage> DumpAsync(string imageDir, Action whileFrozen, CancellationToken ct);
+}
+
+/// <summary>The turn of a checkpointer that never makes a dump wait.</summary>
+public sealed class ImmediateDumpTurn(ICheckpointer checkpointer, int pid) : IDumpTurn
+{
+    public Task<CheckpointImage> DumpAsync(string imageDir, Action whileFrozen, CancellationToken ct) =>
+        checkpointer.DumpAsync(pid, imageDir, whileFrozen, ct);
+
+    public void Dispose() { }
 }
 
 /// <summary>What a restore does with the TCP connections established at the checkpoint.</summary>

@@ -84,6 +84,32 @@ public sealed class CriuCheckpointer : ICheckpointer
     /// stopped.</remarks>
     public async Task<CheckpointImage> DumpAsync(int pid, string imageDir, Action whileFrozen, CancellationToken ct)
     {
+        using var turn = await WaitForDumpTurnAsync(pid, ct);
+        return await turn.DumpAsync(imageDir, whileFrozen, ct);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>One dump at a time per working directory (see <see cref="DumpGate"/>), across the machine's processes:
+    /// the turn holds the directory's gate. A program whose working directory cannot be read gets its turn at once
+    /// (criu will say what is wrong with it).</remarks>
+    public async Task<IDumpTurn> WaitForDumpTurnAsync(int pid, CancellationToken ct)
+    {
+        var workingDirectory = WorkingDirectoryOf(pid);
+        var gate = workingDirectory is null ? null : await DumpGate.EnterAsync(workingDirectory, ct);
+        return new DumpTurn(this, pid, workingDirectory, gate);
+    }
+
+    private sealed class DumpTurn(CriuCheckpointer criu, int pid, string? workingDirectory, DumpGate? gate) : IDumpTurn
+    {
+        public Task<CheckpointImage> DumpAsync(string imageDir, Action whileFrozen, CancellationToken ct) =>
+            criu.DumpInTurnAsync(pid, workingDirectory, imageDir, whileFrozen, ct);
+
+        public void Dispose() => gate?.Dispose();
+    }
+
+    private async Task<CheckpointImage> DumpInTurnAsync(int pid, string? workingDirectory, string imageDir, Action whileFrozen,
+        CancellationToken ct)
+    {
         ct.ThrowIfCancellationRequested();
         EnsureCriu();
         if (!ProcessNative.IsAlive(pid))
@@ -96,8 +122,6 @@ public sealed class CriuCheckpointer : ICheckpointer
         // Taken before criu reads the timestamps, so the advance on restore is never short.
         TcpTimestamps.RecordDumpTime(imageDir);
         RecordStdio(pid, imageDir);
-        var workingDirectory = WorkingDirectoryOf(pid);
-        using var gate = workingDirectory is null ? null : await DumpGate.EnterAsync(workingDirectory, ct);
         var control = (DirectoryInfo?)null;
         try
         {
