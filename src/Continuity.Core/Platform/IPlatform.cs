@@ -317,6 +317,11 @@ public interface ISocketTable
     /// <summary>The established TCP connections in the network namespace of process <paramref name="pid"/> whose local
     /// end is <paramref name="localAddress"/>, seen from that end (client = remote).</summary>
     IReadOnlyList<ConnectionKey> EstablishedTcp(int pid, IPAddress localAddress);
+
+    /// <summary>Bytes (as the kernel charges them) waiting unread in the receive queues of the UDP sockets, in the
+    /// network namespace of process <paramref name="pid"/>, bound to <paramref name="localAddress"/> or to any address
+    /// on one of <paramref name="ports"/>. Zero where the table cannot tell.</summary>
+    long UnreadDatagrams(int pid, IPAddress localAddress, IReadOnlyCollection<int> ports) => 0;
 }
 
 /// <summary>A TCP or UDP connection seen from the server: client endpoint and server endpoint.</summary>

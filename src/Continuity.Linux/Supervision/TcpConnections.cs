@@ -85,4 +85,17 @@ public sealed class ProcSocketTable : ISocketTable
 {
     public IReadOnlyList<ConnectionKey> EstablishedTcp(int pid, IPAddress localAddress) =>
         TcpConnections.OfProcess(pid, localAddress);
+
+    public long UnreadDatagrams(int pid, IPAddress localAddress, IReadOnlyCollection<int> ports)
+    {
+        try
+        {
+            return UdpReceiveQueues.Unread(localAddress, ports, TcpConnections.Read($"/proc/{pid}/net/udp")) +
+                   UdpReceiveQueues.Unread(localAddress, ports, TcpConnections.Read($"/proc/{pid}/net/udp6"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return 0; // the program is gone: the replay finds out on its own
+        }
+    }
 }

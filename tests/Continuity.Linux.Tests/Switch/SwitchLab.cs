@@ -189,7 +189,8 @@ internal sealed class SwitchLab : IDisposable
 
     /// <summary>The standby takes over with the real platform parts, each acting in cts-b.</summary>
     public async Task<SwitchReport> SwitchAsync(AppSpec app, long mark, IReadOnlyList<LoggedPacket> log,
-        SwitchOptions options, List<SwitchProgress> progress, Func<CancellationToken, Task>? beforeOpen = null)
+        SwitchOptions options, List<SwitchProgress> progress, Func<CancellationToken, Task>? beforeOpen = null,
+        IProgress<SwitchProgress>? observer = null)
     {
         var channel = NetNs.RunIn(Standby, () => new VethInjectionChannel(app.Vip, app.QueueNumber));
         _disposables.Add(channel);
@@ -202,7 +203,7 @@ internal sealed class SwitchLab : IDisposable
                 (_, line) => ServerOutput.Enqueue("restored: " + line)),
             channel, PacketInspector.Instance, sender, new ProcSocketTable());
         var report = await new Switchover(platform, options, _out)
-            .RunAsync(app, _imageDir, mark, log, beforeOpen, new SyncProgress(progress));
+            .RunAsync(app, _imageDir, mark, log, beforeOpen, new SyncProgress(progress, observer));
         _restoredPid = report.RestoredPid;
         CrashToOpen = _crashed?.Elapsed ?? TimeSpan.Zero;
         _out($"crash to open: {CrashToOpen.TotalMilliseconds:F0} ms");
@@ -210,11 +211,12 @@ internal sealed class SwitchLab : IDisposable
     }
 
     /// <summary>Progress&lt;T&gt; posts to the thread pool; the test wants the reports in order, at once.</summary>
-    private sealed class SyncProgress(List<SwitchProgress> sink) : IProgress<SwitchProgress>
+    private sealed class SyncProgress(List<SwitchProgress> sink, IProgress<SwitchProgress>? observer) : IProgress<SwitchProgress>
     {
         public void Report(SwitchProgress value)
         {
             lock (sink) sink.Add(value);
+            observer?.Report(value);
         }
     }
 

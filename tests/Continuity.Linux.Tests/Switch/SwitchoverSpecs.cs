@@ -146,6 +146,65 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
         Assert.True(long.Parse(result["udp_replies"]) > 8 * 20 * 3, client.Output);
     }
 
+    /// <summary>UDP has no flow control: datagrams replayed into a restored program that does not run for a while (a
+    /// loaded machine: the chaos lab at load 20) met a full receive queue and were dropped, and a flow's count came out
+    /// short. The replay waits for the program to read instead. Here the restored program is stopped for 1.5 s as the
+    /// replay starts, with some 500 datagrams to go: more than a socket's default receive queue holds.</summary>
+    [Fact]
+    public async Task Datagrams_replayed_into_a_program_that_stops_reading_for_a_while_are_all_received()
+    {
+        using var lab = new SwitchLab(output.WriteLine);
+        var app = SwitchLab.App(RecoveryPolicy.Replay);
+        lab.StartPrimary(app);
+        var client = lab.StartClient(
+            $"--connections 1 --interval-ms 8 --duration-s 0 --timeout-s 30 --verbose --udp-flows 8 --udp-port {SwitchLab.UdpPort}");
+        WaitForTraffic(client);
+
+        var mark = await lab.CheckpointAsync(app);
+        await Task.Delay(TimeSpan.FromMilliseconds(700));
+        var log = lab.Crash();
+        output.WriteLine($"UDP datagrams to replay: {log.Count(l => l.Seq > mark && l.Packet[9] == 17)}");
+
+        var standbyNet = Continuity.Linux.Namespaces.NetNs.RunIn(SwitchLab.Standby, () => new FileInfo("/proc/thread-self/ns/net").LinkTarget);
+        var stopped = 0;
+        var progress = new StopOnFirstReplayReport(() =>
+        {
+            // The restored ct-kv: the only one in the standby's namespace.
+            foreach (var dir in Directory.GetDirectories("/proc").Where(d => int.TryParse(Path.GetFileName(d), out _)))
+            {
+                try
+                {
+                    if (File.ReadAllText(Path.Combine(dir, "comm")).Trim() != "ct-kv" ||
+                        new FileInfo(Path.Combine(dir, "ns", "net")).LinkTarget != standbyNet) continue;
+                    var pid = int.Parse(Path.GetFileName(dir));
+                    CriuLab.kill(pid, CriuLab.SIGSTOP);
+                    stopped = pid;
+                    _ = Task.Delay(1500).ContinueWith(_ => CriuLab.kill(pid, CriuLab.SIGCONT));
+                    return;
+                }
+                catch (IOException) { }
+            }
+        });
+        var report = await lab.SwitchAsync(app, mark, log, new SwitchOptions(), [], observer: progress);
+        output.WriteLine($"switch: {report}");
+        Assert.True(stopped > 0, "the restored program was not found to be stopped");
+
+        var result = FinishAfterSwitch(client);
+        Assert.Equal("0", result["udp_mismatches"]);
+        Assert.Equal("0", result["udp_timeouts"]);
+        Assert.Equal("1", result["ok"]);
+    }
+
+    private sealed class StopOnFirstReplayReport(Action stop) : IProgress<SwitchProgress>
+    {
+        private int _done;
+
+        public void Report(SwitchProgress value)
+        {
+            if (value.Phase == SwitchPhase.Replay && value.Replayed > 0 && Interlocked.Exchange(ref _done, 1) == 0) stop();
+        }
+    }
+
     [Fact]
     public async Task Connections_opened_after_the_checkpoint_are_reset_cleanly_not_left_hanging()
     {
