@@ -129,6 +129,11 @@ internal sealed class FakeTakeover : ITakeover
 {
     public readonly TaskCompletionSource<TakeoverCall> Called = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public int LeftoversCleared;
+    /// <summary>Set: the takeover raises the VIP with its inbound traffic blocked, as a switch does first, then fails
+    /// with this message (a restore that failed).</summary>
+    public string? FailAfterVip;
+    public FakeVip? Vip;
+    public FakeFilter? Filter;
 
     public void ClearLeftovers(AppSpec app) => Interlocked.Increment(ref LeftoversCleared);
 
@@ -137,6 +142,12 @@ internal sealed class FakeTakeover : ITakeover
     {
         var files = Directory.Exists(checkpointDir) ? Directory.GetFiles(checkpointDir, "*", SearchOption.AllDirectories).Length : 0;
         if (files == 0) throw new InvalidOperationException($"empty checkpoint dir {checkpointDir}");
+        if (FailAfterVip is { } failure)
+        {
+            Filter?.BlockInbound(app.Vip);
+            Vip?.Add(app.Vip, app.VipPrefixLength);
+            throw new InvalidOperationException(failure);
+        }
         await beforeOpen();
         Called.TrySetResult(new TakeoverCall(checkpointDir, mark, logAfterMark));
         return new TakeoverReport(4242, logAfterMark.Count, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(20),
@@ -155,7 +166,12 @@ internal sealed class FakePlatform
     public readonly FakeFence Fence;
     public readonly List<FakePacketQueue> Queues = new();
 
-    public FakePlatform() => Fence = new FakeFence(Vip);
+    public FakePlatform()
+    {
+        Fence = new FakeFence(Vip);
+        Takeover.Vip = Vip;
+        Takeover.Filter = Filter;
+    }
 
     /// <summary>Free share of the disk this node reports for its state (the supervision rule for a full disk).</summary>
     public volatile int DiskFreePercent = 80;

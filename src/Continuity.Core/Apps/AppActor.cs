@@ -155,20 +155,26 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     /// have left the VIP on an interface and the queue and block rules in place: the node would answer ARP for the
     /// VIP, taking clients away from the real primary, and drop what they send. Each removal is a no-op when absent.
     /// </summary>
-    private void ClearLeftovers()
+    private void ClearLeftovers() =>
+        Clear([("the program", KillLeftoverProgram), .. TakeoverResources()], "left by an earlier run of this node");
+
+    /// <summary>What a takeover sets up before it serves, each removal a no-op when absent: the VIP (up with its inbound
+    /// traffic blocked until the replay is done), the queue rules, the injection channel and the VIP's fence.</summary>
+    private (string What, Action Undo)[] TakeoverResources() =>
+    [
+        ("the VIP", () => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength)),
+        ("the queue rules", () => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber)),
+        ("the block rule", () => _platform.Filter.UnblockInbound(_app.Vip)),
+        ("an interrupted takeover's injection channel", () => _platform.Takeover.ClearLeftovers(_app)),
+        ("the VIP's fence", () => _platform.Fence.Disarm(_app.Vip, _app.QueueNumber)),
+    ];
+
+    private void Clear((string What, Action Undo)[] steps, string whose)
     {
-        foreach (var (what, undo) in new (string, Action)[]
-                 {
-                     ("the program", KillLeftoverProgram),
-                     ("the VIP", () => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength)),
-                     ("the queue rules", () => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber)),
-                     ("the block rule", () => _platform.Filter.UnblockInbound(_app.Vip)),
-                     ("an interrupted takeover's injection channel", () => _platform.Takeover.ClearLeftovers(_app)),
-                     ("the VIP's fence", () => _platform.Fence.Disarm(_app.Vip, _app.QueueNumber)),
-                 })
+        foreach (var (what, undo) in steps)
         {
             try { undo(); }
-            catch (Exception e) { _log.Warning("[{0}] clearing {1} left by an earlier run of this node failed: {2}", _app.Name, what, e.Message); }
+            catch (Exception e) { _log.Warning("[{0}] clearing {1} {2} failed: {3}", _app.Name, what, whose, e.Message); }
         }
     }
 
@@ -474,6 +480,12 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
     {
         _log.Error("[{0}] takeover of epoch {1} failed: {2}", _app.Name, _epoch, reason);
         StopPrimaryResources();
+        // The switch raised the VIP (inbound blocked) before it failed: left up, this node would answer ARP for it
+        // beside the next successor and drop what the clients that picked it send (chaos lab, node-kill seed
+        // 1272505995: a connection unanswered for 100 s after a restore failed).
+        Clear(TakeoverResources(), "left by the failed takeover");
+        _vipUp = false;
+        _fenceArmed = false;
         Role = AppRole.Idle;
         _owner?.Tell(new OwnerProtocol.TakeoverFailed(_app.Name, _epoch, _node, reason));
         _takeover = null;

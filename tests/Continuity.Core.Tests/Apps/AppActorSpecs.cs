@@ -228,6 +228,31 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
     }
 
     [Fact]
+    public void A_takeover_that_fails_after_raising_the_vip_takes_it_down_again()
+    {
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomeStandby("kv", 2, "node-2"), owner.Ref);
+        var src = TestConfig.TempDir();
+        File.WriteAllText(Path.Combine(src, "core-1.img"), "image");
+        var tar = new MemoryStream();
+        System.Formats.Tar.TarFile.CreateFromDirectory(src, tar, includeBaseDirectory: false);
+        var archive = tar.ToArray();
+        actor.Tell(new ReplicationProtocol.CheckpointChunk("kv", 2, "e2-a", 0, 0, 1, archive,
+            System.Security.Cryptography.SHA256.HashData(archive)), CreateTestProbe().Ref);
+        AwaitCondition(() => StatusOf(actor).Newest?.Id == "e2-a", TimeSpan.FromSeconds(10));
+
+        _platform.Takeover.FailAfterVip = "criu restore failed (exit 1)";
+        actor.Tell(new OwnerProtocol.TakeOver("kv", 3, [], false, "node-2", "primary removed"), owner.Ref);
+        Assert.Contains("criu restore failed", owner.FishForMessage<OwnerProtocol.TakeoverFailed>(_ => true, TimeSpan.FromSeconds(10)).Reason);
+
+        // Nothing of the switch is left to answer ARP for the VIP or to drop what clients send to it.
+        AwaitCondition(() => !_platform.Vip.Up, TimeSpan.FromSeconds(3));
+        Assert.Equal("unblock", _platform.Filter.Calls.Last(c => c is "block" or "unblock"));
+        Assert.Equal(AppRole.Idle, StatusOf(actor).Role);
+    }
+
+    [Fact]
     public void Packets_arriving_during_a_checkpoint_wait_in_the_queue_and_the_vip_is_never_blocked()
     {
         var actor = AppActor();
