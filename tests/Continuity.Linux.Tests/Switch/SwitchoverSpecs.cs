@@ -267,7 +267,7 @@ public sealed class SwitchoverSpecs(ITestOutputHelper output)
         Assert.Equal(0, report.SynsUnanswered);
         Assert.Equal(300, report.ConnectionsReset);
         // Its summary, not its exit: the exit can be seen before the last lines of its output are read (a loaded machine).
-        CriuLab.Eventually(() => late.HasExited && late.Output.Contains("BENCH "), TimeSpan.FromSeconds(10),
+        CriuLab.Eventually(() => late.HasExited && late.Output.Contains("BENCH "), TimeSpan.FromSeconds(30),
             "the late client to see its connections reset and print its summary");
         output.WriteLine(late.Output.Split('\n')[^1]);
         Assert.Contains(" resets=300 ", late.Output);
