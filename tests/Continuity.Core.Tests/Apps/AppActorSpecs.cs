@@ -111,6 +111,19 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         Assert.DoesNotContain(4242, _platform.Launcher.Killed);
     }
 
+    /// <summary>A one-chunk checkpoint of <paramref name="epoch"/>, shipped to the standby <paramref name="actor"/> until it holds it.</summary>
+    private void StoreCheckpoint(IActorRef actor, long epoch, string id)
+    {
+        var src = TestConfig.TempDir();
+        File.WriteAllText(Path.Combine(src, "core-1.img"), "image");
+        var tar = new MemoryStream();
+        System.Formats.Tar.TarFile.CreateFromDirectory(src, tar, includeBaseDirectory: false);
+        var archive = tar.ToArray();
+        actor.Tell(new ReplicationProtocol.CheckpointChunk("kv", epoch, id, 0, 0, 1, archive,
+            System.Security.Cryptography.SHA256.HashData(archive)), CreateTestProbe().Ref); // the primary hears back, not us
+        AwaitCondition(() => StatusOf(actor).Newest?.Id == id, TimeSpan.FromSeconds(10));
+    }
+
     private OwnerProtocol.NodeStatus StatusOf(IActorRef actor)
     {
         actor.Tell(new OwnerProtocol.GetNodeStatus("kv"));
@@ -201,14 +214,7 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         owner.ExpectMsg<OwnerProtocol.Started>();
         // Epoch 2: a planned switch made it a standby; it holds the checkpoint of that epoch.
         actor.Tell(new OwnerProtocol.BecomeStandby("kv", 2, "node-2"), owner.Ref);
-        var src = TestConfig.TempDir();
-        File.WriteAllText(Path.Combine(src, "core-1.img"), "image");
-        var tar = new MemoryStream();
-        System.Formats.Tar.TarFile.CreateFromDirectory(src, tar, includeBaseDirectory: false);
-        var archive = tar.ToArray();
-        actor.Tell(new ReplicationProtocol.CheckpointChunk("kv", 2, "e2-a", 0, 0, 1, archive,
-            System.Security.Cryptography.SHA256.HashData(archive)), CreateTestProbe().Ref); // the primary hears back, not us
-        AwaitCondition(() => StatusOf(actor).Newest?.Id == "e2-a", TimeSpan.FromSeconds(10));
+        StoreCheckpoint(actor, 2, "e2-a");
 
         // Epoch 3: the primary of epoch 2 and node-3 are gone; only the survivor is a standby.
         actor.Tell(new OwnerProtocol.TakeOver("kv", 3, [new StandbyRef("node-4", survivor.Ref)], false, "node-2", "primary removed"), owner.Ref);
@@ -233,14 +239,7 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         var actor = AppActor();
         var owner = CreateTestProbe();
         actor.Tell(new OwnerProtocol.BecomeStandby("kv", 2, "node-2"), owner.Ref);
-        var src = TestConfig.TempDir();
-        File.WriteAllText(Path.Combine(src, "core-1.img"), "image");
-        var tar = new MemoryStream();
-        System.Formats.Tar.TarFile.CreateFromDirectory(src, tar, includeBaseDirectory: false);
-        var archive = tar.ToArray();
-        actor.Tell(new ReplicationProtocol.CheckpointChunk("kv", 2, "e2-a", 0, 0, 1, archive,
-            System.Security.Cryptography.SHA256.HashData(archive)), CreateTestProbe().Ref);
-        AwaitCondition(() => StatusOf(actor).Newest?.Id == "e2-a", TimeSpan.FromSeconds(10));
+        StoreCheckpoint(actor, 2, "e2-a");
 
         _platform.Takeover.FailAfterVip = "criu restore failed (exit 1)";
         actor.Tell(new OwnerProtocol.TakeOver("kv", 3, [], false, "node-2", "primary removed"), owner.Ref);
