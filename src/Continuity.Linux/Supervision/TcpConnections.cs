@@ -90,8 +90,7 @@ public sealed class ProcSocketTable : ISocketTable
     {
         try
         {
-            return UdpReceiveQueues.Unread(localAddress, ports, TcpConnections.Read($"/proc/{pid}/net/udp")) +
-                   UdpReceiveQueues.Unread(localAddress, ports, TcpConnections.Read($"/proc/{pid}/net/udp6"));
+            return UdpReceiveQueues.UnreadIn($"/proc/{pid}/net", localAddress, ports);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

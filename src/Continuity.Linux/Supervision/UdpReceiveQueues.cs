@@ -10,8 +10,12 @@ namespace Continuity.Linux.Supervision;
 public static class UdpReceiveQueues
 {
     public static long Unread(IPAddress address, IReadOnlyCollection<int> ports) =>
-        Unread(address, ports, TcpConnections.Read("/proc/thread-self/net/udp")) +
-        Unread(address, ports, TcpConnections.Read("/proc/thread-self/net/udp6"));
+        UnreadIn("/proc/thread-self/net", address, ports);
+
+    /// <summary>The same, from the tables of another namespace's <paramref name="netDirectory"/> (/proc/PID/net).</summary>
+    public static long UnreadIn(string netDirectory, IPAddress address, IReadOnlyCollection<int> ports) =>
+        Unread(address, ports, TcpConnections.Read(Path.Combine(netDirectory, "udp"))) +
+        Unread(address, ports, TcpConnections.Read(Path.Combine(netDirectory, "udp6")));
 
     /// <summary>The rx_queue column summed over one table's sockets (its text, header included) bound to
     /// <paramref name="address"/> or to the wildcard address, on one of <paramref name="ports"/>.</summary>
