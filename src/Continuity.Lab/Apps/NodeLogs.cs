@@ -6,11 +6,20 @@ namespace Continuity.Lab.Apps;
 /// <summary>Copies of the lab's node logs that outlive the lab: a failure is judged after 'down' or the next 'up'.</summary>
 internal static class NodeLogs
 {
-    /// <summary>Copies every node*.log under <paramref name="stateDir"/> to build/test-results/lab-logs/<paramref name="label"/>, returns that directory.</summary>
+    /// <summary>
+    /// Copies every node*.log and every CRIU restore.log under <paramref name="stateDir"/> to
+    /// build/test-results/lab-logs/<paramref name="label"/>, returns that directory.
+    /// </summary>
+    /// <remarks>A restore log lives in the checkpoint's directory on the node's state tmpfs and goes with the lab; the
+    /// node's log quotes only its error lines, and a failed restore is explained by the lines before them.</remarks>
     public static string Keep(string repoRoot, string stateDir, string label)
     {
         var kept = Path.Combine(repoRoot, "build", "test-results", "lab-logs", label);
-        foreach (var log in Directory.Exists(stateDir) ? Directory.GetFiles(stateDir, "node*.log", SearchOption.AllDirectories) : [])
+        var logs = Directory.Exists(stateDir)
+            ? Directory.GetFiles(stateDir, "node*.log", SearchOption.AllDirectories)
+                .Concat(Directory.GetFiles(stateDir, "restore.log", SearchOption.AllDirectories))
+            : [];
+        foreach (var log in logs)
         {
             var to = Path.Combine(kept, Path.GetRelativePath(stateDir, log));
             Directory.CreateDirectory(Path.GetDirectoryName(to)!);

@@ -16,6 +16,33 @@ public class NodeLogsTests : IDisposable
     }
 
     [Fact]
+    public void Kept_logs_include_the_criu_restore_logs_of_every_node()
+    {
+        var stateDir = Directory.CreateTempSubdirectory("ct-state-").FullName;
+        var repo = Directory.CreateTempSubdirectory("ct-repo-").FullName;
+        try
+        {
+            var image = Path.Combine(stateDir, "n2", "state", "apps", "kv", "checkpoints", "e4-1", "image");
+            Directory.CreateDirectory(image);
+            File.WriteAllText(Path.Combine(stateDir, "n2", "node.log"), "[ERROR] restore failed");
+            File.WriteAllText(Path.Combine(image, "restore.log"), "Error (criu/sk-inet.c): Can't connect inet socket back");
+            File.WriteAllText(Path.Combine(image, "pages-1.img"), "not a log");
+
+            var kept = NodeLogs.Keep(repo, stateDir, "run1");
+
+            Assert.Equal("[ERROR] restore failed", File.ReadAllText(Path.Combine(kept, "n2", "node.log")));
+            Assert.Contains("Can't connect inet socket back",
+                File.ReadAllText(Path.Combine(kept, "n2", "state", "apps", "kv", "checkpoints", "e4-1", "image", "restore.log")));
+            Assert.Empty(Directory.GetFiles(kept, "*.img", SearchOption.AllDirectories));
+        }
+        finally
+        {
+            Directory.Delete(stateDir, recursive: true);
+            Directory.Delete(repo, recursive: true);
+        }
+    }
+
+    [Fact]
     public void A_digest_merges_the_notable_lines_of_every_node_in_time_order_since_the_run_began()
     {
         NodeLog("n1",
