@@ -56,6 +56,8 @@ PROFILES = {
 SWEEP_BASE = dict(ballast=100, conns=100, interval=CHECKPOINT_INTERVAL)
 SWEEP_TARGET = dict(ballast=256, conns=1000, interval=CHECKPOINT_INTERVAL)
 SWEEP_NO_SWITCH_S = 120   # as the failover section: a takeover not done by then is reported as such
+# The log path's saturation run: uploads on this many connections, each with this many 16 KiB lines in flight (8 MiB).
+WIDE_BULK = dict(conns=8, window=64)
 SECTIONS = ["cost", "failover", "alternatives", "checkpoints", "sweep"]
 
 
@@ -368,6 +370,16 @@ class Bench:
                     r["queue_pps"] = (q1 - q0) / (t1 - t0)
                     res["bulk"][side].append(r)
                     log(f"  {standbys} standby(s), bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
+                # The log path's own ceiling: one connection's window bounds the upload above by window over hold time,
+                # so several connections with deep windows offer more than the path can take.
+                for side in ("unprotected", "protected"):
+                    q0, t0 = self.queue_packets(primary), time.time()
+                    r = self.run_client("bulk", targets[side], WIDE_BULK["conns"], self.p["bulk_s"],
+                                        extra=["--line-bytes", "16384", "--window", str(WIDE_BULK["window"])])
+                    q1, t1 = self.queue_packets(primary), time.time()
+                    r["queue_pps"] = (q1 - q0) / (t1 - t0)
+                    res.setdefault("bulk_wide", {"unprotected": [], "protected": []})[side].append(r)
+                    log(f"  {standbys} standby(s), wide bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
             v = self.app(nodes, "kv")
             res["checkpoint"] = v.get("lastCheckpoint") if v else None
             if "transport" not in self.results:
