@@ -339,6 +339,10 @@ internal sealed class Lab(string stateDir, Topology topology, TextWriter output,
         // The chaos runner arms the node's fail points by dropping files here (see FailpointsDir).
         lines.Add($"export {Linux.Failpoints.FileFailpoints.EnvironmentVariable}={q(FailpointsDir(nodeDir))}");
         lines.Add($"echo $$ > {q(Path.Combine(nodeDir, "node.pid"))}");
+        // Its programs inherit this working directory, where CRIU mounts its /proc while it dumps them: nodes of one lab
+        // (and labs side by side) sharing one would take turns to dump as the programs of one node do, and a node stuck
+        // in a dump would stall the checkpoints of every other node (chaos lab, two labs, seed 209778441).
+        lines.Add($"cd {q(nodeDir)}");
         lines.Add($"exec nsenter --net={q(Network.NetnsPath(node.Namespace))} -- {q(nodeProgram)} --config {q(Path.Combine(nodeDir, "node.hocon"))}");
         return string.Join("\n", lines) + "\n";
     }

@@ -19,7 +19,14 @@ internal sealed class FakePacketQueue : IPacketQueue
     public bool Started => _onBatch is not null;
     public bool Disposed { get; private set; }
 
-    public void Start(Action<IReadOnlyList<HeldPacket>> onBatch) => _onBatch = onBatch;
+    /// <summary>When set, Start throws InvalidOperationException with this message (the queue failed as the capture started).</summary>
+    public volatile string? FailStartWith;
+
+    public void Start(Action<IReadOnlyList<HeldPacket>> onBatch)
+    {
+        if (FailStartWith is { } message) throw new InvalidOperationException(message);
+        _onBatch = onBatch;
+    }
 
     /// <summary>Delivers a batch as the reader thread would; returns the kernel ids given to the packets.</summary>
     public uint[] Push(params byte[][] packets)
@@ -176,7 +183,13 @@ internal sealed class FakePlatform
     /// <summary>Free share of the disk this node reports for its state (the supervision rule for a full disk).</summary>
     public volatile int DiskFreePercent = 80;
 
-    public PlatformServices Services => new(_ => { lock (Queues) { Queues.Add(Queue); } return Queue; }, _ => Criu, Filter, Vip, Launcher, Takeover)
+    /// <summary>Opening the packet queue shows in <see cref="FakeFilter.Calls"/> as "open-queue", among the rules.</summary>
+    public PlatformServices Services => new(_ =>
+    {
+        lock (Queues) { Queues.Add(Queue); }
+        Filter.Calls.Enqueue("open-queue");
+        return Queue;
+    }, _ => Criu, Filter, Vip, Launcher, Takeover)
     {
         Disk = _ => new Continuity.Core.Supervision.DiskSpace(DiskFreePercent, 100),
         OpenConnections = _ => 7,

@@ -147,6 +147,18 @@ public class NodeConfigTests : IDisposable
     }
 
     [Fact]
+    public void The_node_script_runs_the_node_in_its_own_directory_so_no_two_nodes_programs_share_a_working_directory()
+    {
+        var hosts = Topology.Default.Hosts(2, witnesses: 0);
+        var scripts = hosts.Select(h => Lab.BuildNodeScript(h, $"/lab/{h.Name}", "/repo/bin/continuity-node", [])).ToList();
+        for (var i = 0; i < hosts.Count; i++)
+        {
+            var lines = scripts[i].TrimEnd().Split('\n');
+            Assert.Equal($"cd '/lab/{hosts[i].Name}'", lines[^2]);
+        }
+    }
+
+    [Fact]
     public void The_node_script_mounts_no_state_of_its_own_so_a_restarted_node_process_keeps_its_files()
     {
         var n1 = Topology.Default.Hosts(1, witnesses: 0)[0];

@@ -459,15 +459,41 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
 
         var ran = DateTimeOffset.UtcNow - p.StartedAt;
         var reason = $"{_app.Command[0]} (pid {p.Pid}) {exit.Status} after {Took(ran)}; {exit.Output}";
-        _log.Error("[{0}] the program {1}. This node stops serving epoch {2} (VIP and queue rules removed) and reports it to the owner.",
-            _app.Name, reason, _epoch);
         // Gone and reaped: its pid may already be someone else's, so it is not signalled.
         _process = null;
+        StopServing($"the program {reason}", reason, $"the program ended during the switch: {reason}");
+    }
+
+    /// <summary>
+    /// A capture that stopped on its own (its queue failed) leaves nothing to log the program's input: packets to the
+    /// VIP would wait in a queue nobody reads while the view said "protected". Started again in place it would number
+    /// packets afresh within the same epoch, so the node stops serving instead, as when the program exits: the program
+    /// is stopped, and the standby the owner elects restores its checkpoint and replays the log, which holds everything
+    /// the program was given.
+    /// </summary>
+    private void OnCaptureStopped()
+    {
+        _capture = null;
+        if (_role is not (AppRole.Primary or AppRole.Releasing)) return;
+        const string reason = "the packet capture stopped (its queue failed: see the error before this line), so nothing " +
+            "logs the program's input any more";
+        StopServing(reason, reason, $"during the switch, {reason}");
+    }
+
+    /// <summary>Stops serving the current epoch after a failure and tells the owner, which elects a successor or starts the
+    /// program again within its restart limits.</summary>
+    /// <param name="failure">What happened, as the node's log says it.</param>
+    /// <param name="reason">What the owner is told (and shows as the application's alarm).</param>
+    /// <param name="releaseFailure">What a planned switch in progress is told.</param>
+    private void StopServing(string failure, string reason, string releaseFailure)
+    {
+        _log.Error("[{0}] {1}. This node stops serving epoch {2} (VIP and queue rules removed) and reports it to the owner.",
+            _app.Name, failure, _epoch);
         StopPrimaryResources();
         Role = AppRole.Idle;
         if (_releaseRequester is not null)
         {
-            _releaseRequester.Tell(new OwnerProtocol.Failed(_app.Name, $"the program ended during the switch: {reason}"));
+            _releaseRequester.Tell(new OwnerProtocol.Failed(_app.Name, releaseFailure));
             _releaseRequester = null;
         }
         _owner?.Tell(new OwnerProtocol.ProgramFailed(_app.Name, _epoch, _node, reason));
@@ -555,6 +581,9 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             // A log that stops without saying why (it always says why on a journal failure) is treated the same way.
             if (t.ActorRef.Equals(_standbyLog))
                 OnJournalFailed(t.ActorRef, new StandbyLogProtocol.JournalFailed(JournalBackend.Describe(Context.System.Settings.Config), "the packet log stopped"));
+            // One stopped on purpose is no longer watched (StopPrimaryResources).
+            else if (t.ActorRef.Equals(_capture))
+                OnCaptureStopped();
         });
         Receive<RetryJournal>(_ => OnRetryJournal());
         Receive<StandbyLogProtocol.JournalWorks>(_ =>
@@ -805,8 +834,23 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         if (_capture is not null) return;
         var (app, epoch, factory, standbys, failpoints, unread) =
             (_app, _epoch, _platform.PacketQueue, _standbys, _platform.Failpoints, _platform.UnreadDatagrams);
-        _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, factory, standbys, failpoints, unread)),
-            $"capture-{epoch}");
+        // Opened here, before the queue rule sends it packets, not in the capture's PreStart, which runs later on
+        // another thread: a queue still being configured when packets arrive fails its configuration (chaos lab,
+        // partition-primary seed 472958722: "nfq_set_queue_flags failed ... (errno 0)" once a takeover had opened the
+        // VIP; the capture stopped and the program's input went to nobody for 100 s).
+        var opened = factory(app);
+        Func<AppSpec, IPacketQueue> queues = a => Interlocked.Exchange(ref opened, null) ?? factory(a);
+        try
+        {
+            _capture = Context.ActorOf(Akka.Actor.Props.Create(() => new CaptureActor(app, epoch, 1, queues, standbys, failpoints, unread)),
+                $"capture-{epoch}");
+        }
+        catch
+        {
+            opened?.Dispose();
+            throw;
+        }
+        Context.Watch(_capture);
         _platform.Filter.QueueInbound(_app.Traffic, _app.QueueNumber);
         _queueing = true;
     }
@@ -891,7 +935,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
             Try(() => _platform.Filter.StopQueueing(_app.Traffic, _app.QueueNumber), "removing the queue rule");
             _queueing = false;
         }
-        if (_capture is not null) { Context.Stop(_capture); _capture = null; }
+        if (_capture is not null) { Context.Unwatch(_capture); Context.Stop(_capture); _capture = null; }
         if (_vipUp)
         {
             Try(() => _platform.VirtualIp.Remove(_app.Vip, _app.VipPrefixLength), "removing the VIP");

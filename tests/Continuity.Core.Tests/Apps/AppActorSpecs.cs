@@ -155,6 +155,39 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
     }
 
     [Fact]
+    public void The_packet_queue_is_open_before_the_queue_rule_sends_it_packets()
+    {
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        AwaitCondition(() => _platform.Filter.Calls.Contains("open-queue"));
+        var calls = _platform.Filter.Calls.ToList();
+        Assert.True(calls.IndexOf("open-queue") < calls.IndexOf("queue"), string.Join(", ", calls));
+    }
+
+    [Fact]
+    public void A_primary_whose_packet_capture_stops_stops_serving_and_tells_the_owner()
+    {
+        _platform.Queue.FailStartWith = "nfq_set_queue_flags failed for NFQUEUE 100: Success (errno 0)";
+        var actor = AppActor();
+        var owner = CreateTestProbe();
+        actor.Tell(new OwnerProtocol.BecomePrimary("kv", 1, []), owner.Ref);
+        owner.ExpectMsg<OwnerProtocol.Started>();
+        var pid = _platform.Launcher.LastPid;
+
+        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>(TimeSpan.FromSeconds(5));
+        Assert.Equal((1L, "node-1"), (failed.Epoch, failed.Node));
+        Assert.Contains("packet capture stopped", failed.Reason);
+        // Nothing pretends to serve it any more, and the program no standby would know the input of is stopped.
+        Assert.False(_platform.Vip.Up);
+        Assert.Contains("stop-queue", _platform.Filter.Calls);
+        Assert.Contains(pid, _platform.Launcher.Killed);
+        Assert.Equal(AppRole.Idle, StatusOf(actor).Role);
+        owner.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // reported once
+    }
+
+    [Fact]
     public void A_program_whose_exit_status_is_unknown_is_still_reported()
     {
         var actor = AppActor();
