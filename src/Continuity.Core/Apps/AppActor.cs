@@ -839,6 +839,7 @@ public sealed class AppActor : ReceiveActor, IWithUnboundedStash, IWithTimers
         // partition-primary seed 472958722: "nfq_set_queue_flags failed ... (errno 0)" once a takeover had opened the
         // VIP; the capture stopped and the program's input went to nobody for 100 s).
         var opened = factory(app);
+        // The capture's first start takes this queue; a restart of it opens a new one, with the rule already in.
         Func<AppSpec, IPacketQueue> queues = a => Interlocked.Exchange(ref opened, null) ?? factory(a);
         try
         {
