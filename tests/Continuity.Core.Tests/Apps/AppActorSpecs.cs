@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using Continuity.Core.Apps;
 using Continuity.Core.Capture;
@@ -142,16 +143,23 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
 
         _platform.Launcher.End(pid, new ProgramExit(3, ["loading /etc/kv.conf", "fatal: port 7000 is in use"]));
 
-        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>(TimeSpan.FromSeconds(5));
-        Assert.Equal((1L, "node-1"), (failed.Epoch, failed.Node));
+        var failed = ExpectStoppedServing(actor, owner);
         Assert.StartsWith($"/bin/kv (pid {pid}) exited with code 3 after ", failed.Reason);
         Assert.EndsWith("; last output: loading /etc/kv.conf | fatal: port 7000 is in use", failed.Reason);
-        // Nothing pretends to serve it any more: no VIP, no queue rule, and the dead pid is not signalled.
+        Assert.DoesNotContain(pid, _platform.Launcher.Killed); // the dead pid is not signalled
+    }
+
+    /// <summary>The primary of epoch 1 reported its failure to <paramref name="owner"/>, once, and nothing pretends to
+    /// serve the application any more: no VIP, no queue rule, the node idle.</summary>
+    private OwnerProtocol.ProgramFailed ExpectStoppedServing(IActorRef actor, TestProbe owner)
+    {
+        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>(TimeSpan.FromSeconds(5));
+        Assert.Equal((1L, "node-1"), (failed.Epoch, failed.Node));
         Assert.False(_platform.Vip.Up);
         Assert.Contains("stop-queue", _platform.Filter.Calls);
-        Assert.DoesNotContain(pid, _platform.Launcher.Killed);
         Assert.Equal(AppRole.Idle, StatusOf(actor).Role);
         owner.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // reported once
+        return failed;
     }
 
     [Fact]
@@ -176,15 +184,10 @@ public sealed class AppActorSpecs() : TestKit(ConfigurationFactory.ParseString("
         owner.ExpectMsg<OwnerProtocol.Started>();
         var pid = _platform.Launcher.LastPid;
 
-        var failed = owner.ExpectMsg<OwnerProtocol.ProgramFailed>(TimeSpan.FromSeconds(5));
-        Assert.Equal((1L, "node-1"), (failed.Epoch, failed.Node));
+        var failed = ExpectStoppedServing(actor, owner);
         Assert.Contains("packet capture stopped", failed.Reason);
-        // Nothing pretends to serve it any more, and the program no standby would know the input of is stopped.
-        Assert.False(_platform.Vip.Up);
-        Assert.Contains("stop-queue", _platform.Filter.Calls);
+        // The program, whose input from here on no standby would know, is stopped.
         Assert.Contains(pid, _platform.Launcher.Killed);
-        Assert.Equal(AppRole.Idle, StatusOf(actor).Role);
-        owner.ExpectNoMsg(TimeSpan.FromMilliseconds(300)); // reported once
     }
 
     [Fact]
