@@ -362,22 +362,15 @@ class Bench:
                         f"p99.9 {r['p999_us']} us, failed {r['failed']}")
                 for side in ("unprotected", "protected"):
                     before = self.stage_counts(nodes, "kv") if side == "protected" else None
-                    q0, t0 = self.queue_packets(primary), time.time()
-                    r = self.run_client("bulk", targets[side], 1, self.p["bulk_s"], extra=["--line-bytes", "16384", "--window", "16"])
-                    q1, t1 = self.queue_packets(primary), time.time()
+                    r = self.upload(primary, targets[side], 1, 16)
                     if side == "protected":
                         res.setdefault("stages_bulk", []).append(stage_delta(before, self.stage_counts(nodes, "kv"), primary))
-                    r["queue_pps"] = (q1 - q0) / (t1 - t0)
                     res["bulk"][side].append(r)
                     log(f"  {standbys} standby(s), bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
                 # The log path's own ceiling: one connection's window bounds the upload above by window over hold time,
                 # so several connections with deep windows offer more than the path can take.
                 for side in ("unprotected", "protected"):
-                    q0, t0 = self.queue_packets(primary), time.time()
-                    r = self.run_client("bulk", targets[side], WIDE_BULK["conns"], self.p["bulk_s"],
-                                        extra=["--line-bytes", "16384", "--window", str(WIDE_BULK["window"])])
-                    q1, t1 = self.queue_packets(primary), time.time()
-                    r["queue_pps"] = (q1 - q0) / (t1 - t0)
+                    r = self.upload(primary, targets[side], WIDE_BULK["conns"], WIDE_BULK["window"])
                     res.setdefault("bulk_wide", {"unprotected": [], "protected": []})[side].append(r)
                     log(f"  {standbys} standby(s), wide bulk {side}: {r['mbps']:.1f} MB/s (queue {r['queue_pps']:.0f} packets/s)")
             v = self.app(nodes, "kv")
@@ -393,6 +386,15 @@ class Bench:
             plain.kill()
             plain.wait()
         self.results["cost"][str(standbys)] = res
+
+    def upload(self, primary, target, conns, window):
+        """A bulk upload of 16 KiB lines, window lines in flight per connection; with the packets/s it pushed through
+        the primary's queue meanwhile (queue_pps)."""
+        q0, t0 = self.queue_packets(primary), time.time()
+        r = self.run_client("bulk", target, conns, self.p["bulk_s"], extra=["--line-bytes", "16384", "--window", str(window)])
+        q1, t1 = self.queue_packets(primary), time.time()
+        r["queue_pps"] = (q1 - q0) / (t1 - t0)
+        return r
 
     def transport(self, primary, standby):
         """The replication round trip's transport alone, between the primary's and a standby's namespaces while the lab
